@@ -1,0 +1,17 @@
+//! The `#[cached]` attribute of `syntra-cache`. Use it through the `syntra-cache` crate, which
+//! documents the arguments; the expansion calls into `::syntra_cache::__private`.
+
+#![forbid(unsafe_code)]
+
+mod attr;
+mod expand;
+mod key;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Caches the result of an `async fn`; see the `syntra-cache` crate for the arguments.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(args.into(), item.into()).into()
+}

@@ -1,0 +1,399 @@
+//! The [`Cache`] handle, its builder and configuration from the environment.
+
+use crate::error::{BuildError, CacheError, StoreError};
+use crate::metrics::{Registry, Stats};
+use crate::store::breaker::{Breaker, BreakerConfig};
+use crate::store::memory::MemoryTier;
+use crate::store::tiered::Tiered;
+use crate::store::Store;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Default namespace: every key starts with it.
+pub const DEFAULT_NAMESPACE: &str = "syntra";
+/// Default capacity of the memory tier, in entries.
+pub const DEFAULT_MEMORY_CAPACITY: u64 = 10_000;
+
+/// A cache: namespace, tiers, policies and counters. Cheap to clone (an `Arc`).
+///
+/// ```
+/// # fn main() -> Result<(), syntra_cache_runtime::BuildError> {
+/// use syntra_cache_runtime::Cache;
+/// let cache = Cache::builder().namespace("syntra").memory_capacity(50_000).build()?;
+/// # let _ = cache; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) namespace: String,
+    pub(crate) tiers: Tiered,
+    pub(crate) metrics: Registry,
+    pub(crate) enabled: bool,
+    pub(crate) flights: crate::policy::flight::Flights,
+    pub(crate) lock: crate::policy::LockConfig,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.inner.namespace)
+            .field("tiers", &self.inner.tiers)
+            .field("enabled", &self.inner.enabled)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A builder with the defaults: namespace `syntra`, memory tier of 10,000 entries, no Redis.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// An in-memory cache with the defaults.
+    pub fn memory() -> Cache {
+        CacheBuilder::default().build().expect("default settings are valid")
+    }
+
+    /// A cache configured from the environment (see [`CacheBuilder::from_env`]).
+    pub fn from_env() -> Result<Cache, BuildError> {
+        CacheBuilder::from_env()?.build()
+    }
+
+    /// The key namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Whether the cache is used at all (`SYNTRA_CACHE_DISABLED` turns it off).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    /// Whether a remote (Redis) tier is configured.
+    pub fn has_remote(&self) -> bool {
+        self.inner.tiers.remote.is_some()
+    }
+
+    /// Whether the remote tier's circuit breaker is open (the store is being skipped).
+    pub fn remote_circuit_open(&self) -> bool {
+        self.inner.tiers.remote.as_ref().is_some_and(|r| r.is_open())
+    }
+
+    /// A snapshot of the counters of every cached method called through this cache.
+    pub fn stats(&self) -> Stats {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The full key (`namespace:` + `key`).
+    pub fn full_key(&self, key: &str) -> String {
+        format!("{}:{key}", self.inner.namespace)
+    }
+
+    /// Removes one entry by its key without the namespace (`coingecko:price:bitcoin_usd`) from
+    /// every tier; whether it existed. To remove the entry of a call, see
+    /// [`invalidate`](crate::invalidate).
+    pub async fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        Ok(self.inner.tiers.remove(&self.full_key(key)).await?)
+    }
+
+    /// Removes every entry whose key (without the namespace) starts with `prefix`, e.g.
+    /// `"coingecko:price:"`; how many were removed.
+    pub async fn remove_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
+        Ok(self.inner.tiers.remove_prefix(&self.full_key(prefix)).await?)
+    }
+
+    pub(crate) async fn remove_full(&self, full_key: &str) -> Result<bool, StoreError> {
+        self.inner.tiers.remove(full_key).await
+    }
+}
+
+/// Builds a [`Cache`].
+#[derive(Clone)]
+pub struct CacheBuilder {
+    namespace: String,
+    memory_capacity: u64,
+    local_tier: bool,
+    local_ttl_cap: Option<Duration>,
+    redis_url: Option<String>,
+    store: Option<Arc<dyn Store>>,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    breaker: BreakerConfig,
+    enabled: bool,
+    lock: crate::policy::LockConfig,
+}
+
+impl std::fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("memory_capacity", &self.memory_capacity)
+            .field("redis", &self.redis_url.as_ref().map(|_| "<configured>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespace: DEFAULT_NAMESPACE.into(),
+            memory_capacity: DEFAULT_MEMORY_CAPACITY,
+            local_tier: true,
+            local_ttl_cap: None,
+            redis_url: None,
+            store: None,
+            op_timeout: Duration::from_millis(250),
+            connect_timeout: Duration::from_millis(500),
+            breaker: BreakerConfig::default(),
+            enabled: true,
+            lock: crate::policy::LockConfig::default(),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// The key namespace (`syntra` gives `syntra:coingecko:price:bitcoin_usd`).
+    /// Letters, digits, `_`, `-`, `.` and `:` only.
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = ns.into();
+        self
+    }
+
+    /// Capacity of the in-process tier in entries; 0 turns the tier off.
+    pub fn memory_capacity(mut self, entries: u64) -> Self {
+        self.memory_capacity = entries;
+        self
+    }
+
+    /// Whether the memory tier sits in front of Redis (default: yes). Without Redis the memory
+    /// tier is the cache, whatever this says.
+    pub fn local_tier(mut self, on: bool) -> Self {
+        self.local_tier = on;
+        self
+    }
+
+    /// Longest time a value read from Redis is kept in the memory tier (default: the rest of its
+    /// Redis TTL). Bounds how long another instance's invalidation goes unseen.
+    pub fn local_ttl_cap(mut self, cap: Duration) -> Self {
+        self.local_ttl_cap = Some(cap);
+        self
+    }
+
+    /// Use Redis at `url`: `redis://[user:password@]host:port/db`, `rediss://` for TLS.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Use a custom remote [`Store`] instead of Redis.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Bound on every remote operation (default 250 ms). A slower answer counts as a failure.
+    pub fn op_timeout(mut self, t: Duration) -> Self {
+        self.op_timeout = t;
+        self
+    }
+
+    /// Bound on one connection attempt to Redis (default 500 ms).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Circuit breaker: consecutive failures that open it (default 3) and its cool-down
+    /// (default 2 s).
+    pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker = BreakerConfig { threshold, cooldown };
+        self
+    }
+
+    /// Cross-instance stampede lock: how long the lock holder may take before others compute
+    /// themselves (default 5 s), and how long waiters wait for its value (default 3 s).
+    pub fn stampede_lock(mut self, lease: Duration, wait: Duration) -> Self {
+        self.lock = crate::policy::LockConfig { lease, wait, ..self.lock };
+        self
+    }
+
+    /// Turns caching off entirely: every call runs its body (for debugging and comparisons).
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Reads the environment on top of the defaults:
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `SYNTRA_CACHE_REDIS_URL` | `redis://[user:pass@]host:port/db` or `rediss://…`; unset or empty: memory only | unset |
+    /// | `SYNTRA_CACHE_NAMESPACE` | key namespace | `syntra` |
+    /// | `SYNTRA_CACHE_MEMORY_CAPACITY` | memory tier entries (0 = off) | 10000 |
+    /// | `SYNTRA_CACHE_LOCAL_TIER` | memory tier in front of Redis (`true`/`false`) | `true` |
+    /// | `SYNTRA_CACHE_LOCAL_TTL_CAP_MS` | cap on memory copies of Redis values | none |
+    /// | `SYNTRA_CACHE_TIMEOUT_MS` | bound on each Redis operation | 250 |
+    /// | `SYNTRA_CACHE_CONNECT_TIMEOUT_MS` | bound on each connection attempt | 500 |
+    /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
+    /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
+    /// | `SYNTRA_CACHE_DISABLED` | `1`/`true`: bypass the cache | unset |
+    pub fn from_env() -> Result<Self, BuildError> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env) with a custom variable source (for tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, BuildError> {
+        let mut b = CacheBuilder::default();
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(url) = get("SYNTRA_CACHE_REDIS_URL") {
+            b.redis_url = Some(url);
+        }
+        if let Some(ns) = get("SYNTRA_CACHE_NAMESPACE") {
+            b.namespace = ns;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_MEMORY_CAPACITY") {
+            b.memory_capacity = parse("SYNTRA_CACHE_MEMORY_CAPACITY", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_LOCAL_TIER") {
+            b.local_tier = parse_bool("SYNTRA_CACHE_LOCAL_TIER", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_LOCAL_TTL_CAP_MS") {
+            b.local_ttl_cap = Some(Duration::from_millis(parse("SYNTRA_CACHE_LOCAL_TTL_CAP_MS", &v)?));
+        }
+        if let Some(v) = get("SYNTRA_CACHE_TIMEOUT_MS") {
+            b.op_timeout = Duration::from_millis(parse("SYNTRA_CACHE_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("SYNTRA_CACHE_CONNECT_TIMEOUT_MS") {
+            b.connect_timeout = Duration::from_millis(parse("SYNTRA_CACHE_CONNECT_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("SYNTRA_CACHE_BREAKER_THRESHOLD") {
+            b.breaker.threshold = parse("SYNTRA_CACHE_BREAKER_THRESHOLD", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_BREAKER_COOLDOWN_MS") {
+            b.breaker.cooldown = Duration::from_millis(parse("SYNTRA_CACHE_BREAKER_COOLDOWN_MS", &v)?);
+        }
+        if let Some(v) = get("SYNTRA_CACHE_DISABLED") {
+            b.enabled = !parse_bool("SYNTRA_CACHE_DISABLED", &v)?;
+        }
+        Ok(b)
+    }
+
+    /// Builds the cache. Does not connect to Redis: the first call does, so the application
+    /// starts while Redis is down.
+    pub fn build(self) -> Result<Cache, BuildError> {
+        if self.namespace.is_empty()
+            || !self.namespace.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.:".contains(&c))
+        {
+            return Err(BuildError::Invalid {
+                setting: "namespace",
+                reason: format!("{:?}: use letters, digits, `_`, `-`, `.` and `:`", self.namespace),
+            });
+        }
+        if self.op_timeout.is_zero() {
+            return Err(BuildError::Invalid { setting: "op_timeout", reason: "must be > 0".into() });
+        }
+        if self.breaker.threshold == 0 {
+            return Err(BuildError::Invalid { setting: "breaker threshold", reason: "must be >= 1".into() });
+        }
+        let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
+            (Some(s), _) => Some(s),
+            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout)?),
+            (None, None) => None,
+        };
+        let local = (self.memory_capacity > 0 && (self.local_tier || store.is_none()))
+            .then(|| MemoryTier::new(self.memory_capacity));
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                namespace: self.namespace,
+                tiers: Tiered {
+                    local,
+                    remote: store.map(|s| Breaker::new(s, self.breaker)),
+                    local_ttl_cap: self.local_ttl_cap,
+                },
+                metrics: Registry::default(),
+                enabled: self.enabled,
+                flights: Default::default(),
+                lock: self.lock,
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(url: &str, op_timeout: Duration, connect_timeout: Duration) -> Result<Arc<dyn Store>, BuildError> {
+    use crate::store::redis::{RedisConfig, RedisStore};
+    Ok(Arc::new(RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &str, _: Duration, _: Duration) -> Result<Arc<dyn Store>, BuildError> {
+    Err(BuildError::RedisDisabled)
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, BuildError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e: T::Err| BuildError::Env { var, value: v.into(), reason: e.to_string() })
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, BuildError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(BuildError::Env { var, value: v.into(), reason: "expected true or false".into() }),
+    }
+}
+
+static DEFAULT: OnceLock<Cache> = OnceLock::new();
+
+/// The process-wide cache used by `#[cached]` functions without `cache = ...`: the one given to
+/// [`set_default`], else one built from the environment on first use. A bad environment is
+/// logged and falls back to the in-memory default, so a typo never takes the bot down.
+pub fn default_cache() -> &'static Cache {
+    DEFAULT.get_or_init(|| match Cache::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(target: "syntra_cache", error = %e, "Cache configuration invalid; using the in-memory default");
+            Cache::memory()
+        }
+    })
+}
+
+/// Installs the process-wide default cache; fails if it was already used or set.
+pub fn set_default(cache: Cache) -> Result<(), CacheError> {
+    DEFAULT.set(cache).map_err(|_| CacheError::DefaultAlreadySet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_parsing() {
+        let vars = |k: &str| match k {
+            "SYNTRA_CACHE_NAMESPACE" => Some("bot".into()),
+            "SYNTRA_CACHE_MEMORY_CAPACITY" => Some("5".into()),
+            "SYNTRA_CACHE_DISABLED" => Some("no".into()),
+            _ => None,
+        };
+        let c = CacheBuilder::from_vars(vars).unwrap().build().unwrap();
+        assert_eq!(c.namespace(), "bot");
+        assert!(c.is_enabled() && !c.has_remote());
+        let bad = CacheBuilder::from_vars(|k| (k == "SYNTRA_CACHE_TIMEOUT_MS").then(|| "soon".into()));
+        assert!(matches!(bad, Err(BuildError::Env { var: "SYNTRA_CACHE_TIMEOUT_MS", .. })));
+        assert!(Cache::builder().namespace("a b").build().is_err());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_url_errors_hide_passwords() {
+        let err = Cache::builder().redis("redis://user:hunter2@[bad").build().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let ok = Cache::builder().redis("redis://user:hunter2@127.0.0.1:1/0").build().unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Counters per service and method, and their snapshot ([`Cache::stats`](crate::Cache::stats)).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+const SUB: usize = 4; // buckets per power of two: ±19% resolution
+const BUCKETS: usize = 64 * SUB;
+
+/// Lock-free counters of one cached method.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) stale: AtomicU64,
+    pub(crate) upstream_calls: AtomicU64,
+    pub(crate) upstream_errors: AtomicU64,
+    pub(crate) cache_errors: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    latency: Histogram,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Counters {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            upstream_calls: AtomicU64::new(0),
+            upstream_errors: AtomicU64::new(0),
+            cache_errors: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            latency: Histogram::new(),
+        }
+    }
+
+    pub(crate) fn record_latency(&self, d: Duration) {
+        self.latency.record(d);
+    }
+}
+
+#[derive(Debug)]
+struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram { buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(), sum_ns: AtomicU64::new(0) }
+    }
+
+    fn index(ns: u64) -> usize {
+        if ns < SUB as u64 {
+            return ns as usize;
+        }
+        let log = 63 - ns.leading_zeros() as usize;
+        let frac = ((ns >> (log - 2)) & (SUB as u64 - 1)) as usize;
+        (log * SUB + frac).min(BUCKETS - 1)
+    }
+
+    fn lower_bound(i: usize) -> u64 {
+        if i < SUB {
+            return i as u64;
+        }
+        let (log, frac) = (i / SUB, (i % SUB) as u64);
+        (1u64 << log) + (frac << (log - 2))
+    }
+
+    fn record(&self, d: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.buckets[Self::index(ns)].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    fn snapshot(&self) -> LatencySnapshot {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let quantile = |q: f64| {
+            if total == 0 {
+                return Duration::ZERO;
+            }
+            let target = ((total as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= target {
+                    // midpoint of the bucket
+                    let lo = Self::lower_bound(i);
+                    let hi = Self::lower_bound(i + 1).max(lo + 1);
+                    return Duration::from_nanos((lo + hi) / 2);
+                }
+            }
+            Duration::ZERO
+        };
+        LatencySnapshot {
+            count: total,
+            mean: if total == 0 { Duration::ZERO } else { Duration::from_nanos(self.sum_ns.load(Relaxed) / total) },
+            p50: quantile(0.50),
+            p99: quantile(0.99),
+        }
+    }
+}
+
+/// Latency of calls through a cached method (hits and misses alike), from a log-linear histogram.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySnapshot {
+    /// Calls measured.
+    pub count: u64,
+    /// Mean latency.
+    pub mean: Duration,
+    /// Median (±19%).
+    pub p50: Duration,
+    /// 99th percentile (±19%).
+    pub p99: Duration,
+}
+
+/// Counters of one cached method, as read by [`Cache::stats`](crate::Cache::stats).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MethodStats {
+    /// The service (`coingecko`), from the key template, the impl's type or the module.
+    pub service: String,
+    /// The method (`price`).
+    pub method: String,
+    /// Calls answered from the cache (fresh values).
+    pub hits: u64,
+    /// Calls that found no usable value and ran the function body (or waited for another caller).
+    pub misses: u64,
+    /// Misses where an expired value was found.
+    pub expired: u64,
+    /// Calls answered with a stale value (the body failed or the budget said no).
+    pub stale: u64,
+    /// Times the function body ran: the upstream calls the cache did not save.
+    pub upstream_calls: u64,
+    /// Body runs whose result was not cacheable (`Err`, or `None` without `none_ttl`).
+    pub upstream_errors: u64,
+    /// Store failures (Redis down, timeouts, undecodable values); the body ran instead.
+    pub cache_errors: u64,
+    /// Misses that waited for a concurrent caller's result instead of calling upstream.
+    pub coalesced: u64,
+    /// Early (background or probabilistic) refreshes.
+    pub refreshes: u64,
+    /// Latency of all calls.
+    pub latency: LatencySnapshot,
+}
+
+impl MethodStats {
+    /// Hits over all calls (0 when there were none).
+    pub fn hit_rate(&self) -> f64 {
+        let calls = self.hits + self.misses + self.stale;
+        if calls == 0 {
+            0.0
+        } else {
+            (self.hits + self.stale) as f64 / calls as f64
+        }
+    }
+
+    /// Calls that did not reach upstream.
+    pub fn calls_saved(&self) -> u64 {
+        (self.hits + self.misses + self.stale).saturating_sub(self.upstream_calls)
+    }
+}
+
+/// A snapshot of every cached method's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// One row per (service, method), sorted.
+    pub methods: Vec<MethodStats>,
+}
+
+impl Stats {
+    /// The row of one method, if it was called.
+    pub fn get(&self, service: &str, method: &str) -> Option<&MethodStats> {
+        self.methods.iter().find(|m| m.service == service && m.method == method)
+    }
+
+    /// Sums of every counter, per service (`method` = `"*"`), sorted by service.
+    pub fn by_service(&self) -> Vec<MethodStats> {
+        let mut out: Vec<MethodStats> = Vec::new();
+        for m in &self.methods {
+            match out.iter_mut().find(|s| s.service == m.service) {
+                Some(s) => add(s, m),
+                None => {
+                    let mut s = MethodStats { service: m.service.clone(), method: "*".into(), ..Default::default() };
+                    add(&mut s, m);
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// Sums of every counter over all methods.
+    pub fn total(&self) -> MethodStats {
+        let mut t = MethodStats { service: "*".into(), method: "*".into(), ..Default::default() };
+        for m in &self.methods {
+            add(&mut t, m);
+        }
+        t
+    }
+}
+
+fn add(into: &mut MethodStats, m: &MethodStats) {
+    into.hits += m.hits;
+    into.misses += m.misses;
+    into.expired += m.expired;
+    into.stale += m.stale;
+    into.upstream_calls += m.upstream_calls;
+    into.upstream_errors += m.upstream_errors;
+    into.cache_errors += m.cache_errors;
+    into.coalesced += m.coalesced;
+    into.refreshes += m.refreshes;
+    // Latency quantiles do not add up; keep the worst.
+    into.latency.count += m.latency.count;
+    into.latency.p50 = into.latency.p50.max(m.latency.p50);
+    into.latency.p99 = into.latency.p99.max(m.latency.p99);
+}
+
+/// The counters of one [`Cache`](crate::Cache), keyed by (service, method).
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    map: RwLock<HashMap<(&'static str, &'static str), Arc<Counters>>>,
+}
+
+impl Registry {
+    pub(crate) fn counters(&self, service: &'static str, method: &'static str) -> Arc<Counters> {
+        if let Some(c) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(&(service, method)) {
+            return c.clone();
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.entry((service, method)).or_insert_with(|| Arc::new(Counters::new())).clone()
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let mut methods: Vec<MethodStats> = map
+            .iter()
+            .map(|((s, m), c)| MethodStats {
+                service: (*s).to_owned(),
+                method: (*m).to_owned(),
+                hits: c.hits.load(Relaxed),
+                misses: c.misses.load(Relaxed),
+                expired: c.expired.load(Relaxed),
+                stale: c.stale.load(Relaxed),
+                upstream_calls: c.upstream_calls.load(Relaxed),
+                upstream_errors: c.upstream_errors.load(Relaxed),
+                cache_errors: c.cache_errors.load(Relaxed),
+                coalesced: c.coalesced.load(Relaxed),
+                refreshes: c.refreshes.load(Relaxed),
+                latency: c.latency.snapshot(),
+            })
+            .collect();
+        methods.sort_by(|a, b| (&a.service, &a.method).cmp(&(&b.service, &b.method)));
+        Stats { methods }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_close() {
+        let h = Histogram::new();
+        for i in 1..=1000u64 {
+            h.record(Duration::from_micros(i));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 1000);
+        let p50 = s.p50.as_micros() as f64;
+        assert!((400.0..600.0).contains(&p50), "{p50}");
+        let p99 = s.p99.as_micros() as f64;
+        assert!((800.0..1200.0).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn registry_sums() {
+        let r = Registry::default();
+        r.counters("a", "x").hits.fetch_add(3, Relaxed);
+        r.counters("a", "y").misses.fetch_add(1, Relaxed);
+        r.counters("a", "y").upstream_calls.fetch_add(1, Relaxed);
+        let s = r.snapshot();
+        assert_eq!(s.get("a", "x").unwrap().hits, 3);
+        let t = s.total();
+        assert_eq!((t.hits, t.misses, t.calls_saved()), (3, 1, 3));
+        assert_eq!(s.by_service().len(), 1);
+    }
+}

@@ -1,0 +1,82 @@
+//! Acting on one cached call from outside, by the same arguments: `key_of`, `invalidate`,
+//! `refresh`. They work for every form `#[cached]` supports (free fns, inherent and trait
+//! methods) because they steer the call itself through a task-local scope instead of needing
+//! companion functions.
+
+use crate::error::CacheError;
+use crate::Cache;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+#[derive(Clone)]
+pub(crate) enum Mode {
+    Normal,
+    Refresh,
+    Capture(Arc<Mutex<Option<CallKey>>>),
+}
+
+tokio::task_local! {
+    static MODE: Mode;
+}
+
+pub(crate) fn mode() -> Mode {
+    MODE.try_with(|m| m.clone()).unwrap_or(Mode::Normal)
+}
+
+/// Runs `fut` with no steering (the body of a steered call must not inherit it).
+pub(crate) async fn unsteered<F: Future>(fut: F) -> F::Output {
+    if MODE.try_with(|_| ()).is_ok() {
+        MODE.scope(Mode::Normal, fut).await
+    } else {
+        fut.await
+    }
+}
+
+/// The key of a cached call and the cache it goes to.
+#[derive(Debug, Clone)]
+pub struct CallKey {
+    /// The full key, namespace included (`syntra:coingecko:price:bitcoin_usd`).
+    pub key: String,
+    /// The cache the call uses.
+    pub cache: Cache,
+}
+
+/// The key a call would use, without running it: `key_of(svc.price("bitcoin", "usd"))`.
+///
+/// The future is polled once, inside a scope where the `#[cached]` wrapper records its key and
+/// stops; the function body never runs. Fails with [`CacheError::NotCached`] if the future does
+/// not reach a `#[cached]` function on its first poll.
+pub fn key_of<F: Future>(call: F) -> Result<CallKey, CacheError> {
+    let slot = Arc::new(Mutex::new(None));
+    {
+        let mut fut = pin!(MODE.scope(Mode::Capture(slot.clone()), call));
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(_) = fut.as_mut().poll(&mut cx) {
+            return Err(CacheError::NotCached);
+        }
+    }
+    let captured = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    captured.ok_or(CacheError::NotCached)
+}
+
+/// Removes the cached entry of a call from every tier, without running it:
+/// `invalidate(svc.price("bitcoin", "usd")).await?`. Returns whether an entry existed.
+pub async fn invalidate<F: Future>(call: F) -> Result<bool, CacheError> {
+    let CallKey { key, cache } = key_of(call)?;
+    Ok(cache.remove_full(&key).await?)
+}
+
+/// Runs a call bypassing the cached value and stores the fresh result:
+/// `refresh(svc.price("bitcoin", "usd")).await`. Cached calls made by its body are not forced.
+pub async fn refresh<F: Future>(call: F) -> F::Output {
+    MODE.scope(Mode::Refresh, call).await
+}
+
+pub(crate) fn capture(slot: &Mutex<Option<CallKey>>, key: String, cache: &Cache) {
+    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if s.is_none() {
+        *s = Some(CallKey { key, cache: cache.clone() });
+    }
+}

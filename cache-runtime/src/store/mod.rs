@@ -1,0 +1,67 @@
+//! Stores: where cached values live.
+//!
+//! - [`Store`]: the byte-level trait of a shared, remote tier ([`RedisStore`](redis::RedisStore)
+//!   or your own), wrapped by [`Breaker`](breaker::Breaker) so an outage is skipped quickly.
+//! - [`MemoryTier`](memory::MemoryTier): the in-process tier. It keeps *decoded* values, so a
+//!   hit costs a clone, not a decode; it is the embedded default when no Redis is configured.
+//! - [`Tiered`](tiered::Tiered): the memory tier in front of a remote store; memory entries
+//!   never outlive the remote entry they were read from.
+
+use crate::error::StoreError;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub mod breaker;
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod tiered;
+
+/// A boxed, `Send` future (keeps [`Store`] object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A shared store of encoded values with per-entry expiry.
+///
+/// Implementations bound their own latency (a slow store is a failed store) and report
+/// failures as [`StoreError`]; the cache turns every error into a miss.
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs (`"redis"`).
+    fn name(&self) -> &'static str;
+    /// The stored bytes of `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Stores `value` under `key` for `ttl`.
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Removes `key`; whether it existed.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Removes every key starting with `prefix`; how many were removed.
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Sets `key` to `token` for `ttl` only if it does not exist (a lock); whether it was set.
+    fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Deletes `key` only if it still holds `token` (releases a lock); whether it did.
+    fn delete_if_eq<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        (**self).get(key)
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).set(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        (**self).delete(key)
+    }
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (**self).delete_prefix(prefix)
+    }
+    fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>> {
+        (**self).set_nx(key, token, ttl)
+    }
+    fn delete_if_eq<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        (**self).delete_if_eq(key, token)
+    }
+}

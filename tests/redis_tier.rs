@@ -1,0 +1,261 @@
+//! The `#[cached]` macro against a real redis-server: hits, misses, expiry, return-type rules,
+//! codecs, tiers, invalidation, foreign values and security.
+
+mod common;
+
+use common::{redis_cache, redis_only, RedisServer};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+use syntra_cache::{cached, Cache};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Price {
+    id: String,
+    vs: String,
+    value: f64,
+}
+
+struct CoinGecko {
+    cache: Cache,
+    calls: AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ApiError(u16);
+
+impl CoinGecko {
+    fn new(cache: Cache) -> Self {
+        CoinGecko { cache, calls: AtomicUsize::new(0), fail: Default::default() }
+    }
+
+    #[cached(ttl = 90, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+    async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+        let n = self.calls.fetch_add(1, SeqCst);
+        if self.fail.load(SeqCst) {
+            return Err(ApiError(429));
+        }
+        Ok(Price { id: id.into(), vs: vs.into(), value: 100.0 + n as f64 })
+    }
+
+    #[cached(ttl = "1s", key = "coingecko:short:<id>", cache = self.cache)]
+    async fn short_lived(&self, id: &str) -> Result<Price, ApiError> {
+        let n = self.calls.fetch_add(1, SeqCst);
+        Ok(Price { id: id.into(), vs: "usd".into(), value: n as f64 })
+    }
+
+    #[cached(ttl = 60, key = "coingecko:search:<q>", cache = self.cache, format = "msgpack")]
+    async fn search(&self, q: &str) -> Result<Vec<String>, ApiError> {
+        self.calls.fetch_add(1, SeqCst);
+        Ok(vec![format!("{q}-1"), format!("{q}-2")])
+    }
+
+    #[cached(ttl = 60, key = "coingecko:coin:<id>", cache = self.cache)]
+    async fn coin(&self, id: &str) -> Option<Price> {
+        self.calls.fetch_add(1, SeqCst);
+        (id != "nope").then(|| Price { id: id.into(), vs: "usd".into(), value: 1.0 })
+    }
+
+    #[cached(ttl = 60, none_ttl = 30, key = "coingecko:coin_neg:<id>", cache = self.cache)]
+    async fn coin_neg(&self, id: &str) -> Option<Price> {
+        self.calls.fetch_add(1, SeqCst);
+        (id != "nope").then(|| Price { id: id.into(), vs: "usd".into(), value: 1.0 })
+    }
+
+    #[cached(ttl = 60, key = "coingecko:global", cache = self.cache)]
+    async fn global(&self) -> u64 {
+        self.calls.fetch_add(1, SeqCst) as u64
+    }
+}
+
+fn calls(s: &CoinGecko) -> usize {
+    s.calls.load(SeqCst)
+}
+
+#[tokio::test]
+async fn miss_then_hit_with_readable_json_and_ttl() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_only(&redis, "syntra"));
+    let a = svc.price("bitcoin", "usd").await.unwrap();
+    let b = svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(calls(&svc), 1, "second call must be a hit");
+    let raw = redis.get_bytes("syntra:coingecko:price:bitcoin_usd").expect("key follows the seed scheme");
+    let doc: serde_json::Value = serde_json::from_slice(&raw).expect("stored value is one JSON document");
+    assert_eq!(doc["data"]["id"], "bitcoin");
+    assert_eq!(doc["ttl"], 90_000);
+    let pttl = redis.pttl("syntra:coingecko:price:bitcoin_usd");
+    assert!((85_000..=90_000).contains(&pttl), "PTTL {pttl}");
+    let _ = svc.price("bitcoin", "eur").await.unwrap();
+    assert_eq!(calls(&svc), 2, "other arguments, other key");
+    let stats = svc.cache.stats();
+    let m = stats.get("coingecko", "price").unwrap();
+    assert_eq!((m.hits, m.misses, m.upstream_calls), (1, 2, 2));
+}
+
+#[tokio::test]
+async fn entries_expire() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_cache(&redis, "exp"));
+    svc.short_lived("x").await.unwrap();
+    svc.short_lived("x").await.unwrap();
+    assert_eq!(calls(&svc), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    svc.short_lived("x").await.unwrap();
+    assert_eq!(calls(&svc), 2, "expired in both tiers");
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_cache(&redis, "err"));
+    svc.fail.store(true, SeqCst);
+    assert_eq!(svc.price("bitcoin", "usd").await, Err(ApiError(429)));
+    assert_eq!(redis.get_bytes("err:coingecko:price:bitcoin_usd"), None);
+    svc.fail.store(false, SeqCst);
+    assert!(svc.price("bitcoin", "usd").await.is_ok());
+    assert_eq!(calls(&svc), 2);
+    let m = svc.cache.stats();
+    assert_eq!(m.get("coingecko", "price").unwrap().upstream_errors, 1);
+}
+
+#[tokio::test]
+async fn option_caches_some_and_none_only_when_asked() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_only(&redis, "opt"));
+    assert!(svc.coin("btc").await.is_some());
+    assert!(svc.coin("btc").await.is_some());
+    assert_eq!(calls(&svc), 1);
+    assert!(svc.coin("nope").await.is_none());
+    assert!(svc.coin("nope").await.is_none());
+    assert_eq!(calls(&svc), 3, "None is not cached without none_ttl");
+    assert!(svc.coin_neg("nope").await.is_none());
+    assert!(svc.coin_neg("nope").await.is_none());
+    assert_eq!(calls(&svc), 4, "None cached with none_ttl");
+    let pttl = redis.pttl("opt:coingecko:coin_neg:nope");
+    assert!((25_000..=30_000).contains(&pttl), "none_ttl applies: {pttl}");
+}
+
+#[tokio::test]
+async fn msgpack_format_round_trips() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_only(&redis, "mp"));
+    let a = svc.search("btc").await.unwrap();
+    assert_eq!(svc.search("btc").await.unwrap(), a);
+    assert_eq!(calls(&svc), 1);
+    let raw = redis.get_bytes("mp:coingecko:search:btc").unwrap();
+    assert_eq!(raw[0] & 0xf0, 0x90, "MessagePack array envelope");
+    assert!(serde_json::from_slice::<serde_json::Value>(&raw).is_err());
+}
+
+#[tokio::test]
+async fn plain_return_and_no_argument_key() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_only(&redis, "plain"));
+    assert_eq!(svc.global().await, 0);
+    assert_eq!(svc.global().await, 0);
+    assert!(redis.get_bytes("plain:coingecko:global").is_some());
+}
+
+#[tokio::test]
+async fn memory_tier_in_front_of_redis_never_outlives_it() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_cache(&redis, "tier"));
+    svc.price("bitcoin", "usd").await.unwrap();
+    let _: () = redis.cmd(&["DEL", "tier:coingecko:price:bitcoin_usd"]);
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), 1, "served by the memory tier");
+
+    // A value written by another instance is read from Redis and then kept in memory only for
+    // what is left of its Redis TTL.
+    let writer = CoinGecko::new(redis_only(&redis, "tier"));
+    writer.short_lived("y").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    svc.short_lived("y").await.unwrap();
+    assert_eq!(calls(&svc), 1, "hit through Redis");
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    svc.short_lived("y").await.unwrap();
+    assert_eq!(calls(&svc), 2, "memory copy expired with the Redis entry");
+}
+
+#[tokio::test]
+async fn invalidate_and_refresh_by_the_same_arguments() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_cache(&redis, "inv"));
+    let first = svc.price("bitcoin", "usd").await.unwrap();
+    let key = syntra_cache::key_of(svc.price("bitcoin", "usd")).unwrap();
+    assert_eq!(key.key, "inv:coingecko:price:bitcoin_usd");
+    assert_eq!(calls(&svc), 1, "key_of does not run the body");
+
+    let refreshed = syntra_cache::refresh(svc.price("bitcoin", "usd")).await.unwrap();
+    assert_ne!(refreshed, first);
+    assert_eq!(svc.price("bitcoin", "usd").await.unwrap(), refreshed, "refresh stored the new value");
+    assert_eq!(calls(&svc), 2);
+
+    assert!(syntra_cache::invalidate(svc.price("bitcoin", "usd")).await.unwrap());
+    assert_eq!(redis.get_bytes("inv:coingecko:price:bitcoin_usd"), None);
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), 3, "invalidated in both tiers");
+
+    svc.price("ethereum", "usd").await.unwrap();
+    assert_eq!(svc.cache.remove_prefix("coingecko:price:").await.unwrap(), 2);
+    assert!(matches!(syntra_cache::key_of(async { 1 }), Err(syntra_cache::CacheError::NotCached)));
+}
+
+#[tokio::test]
+async fn foreign_or_corrupted_values_are_misses_that_get_overwritten() {
+    let redis = RedisServer::start();
+    let svc = CoinGecko::new(redis_only(&redis, "bad"));
+    let key = "bad:coingecko:price:bitcoin_usd";
+    for junk in [&b"not json"[..], b"{\"id\":\"bitcoin\"}", b"\x93\x01\x02", b"{\"syntra\":1,\"ty\":\"0000\",\"at\":0,\"ttl\":1,\"data\":5}"] {
+        redis.set_bytes(key, junk);
+        let before = calls(&svc);
+        let p = svc.price("bitcoin", "usd").await.unwrap();
+        assert_eq!(p.id, "bitcoin");
+        assert_eq!(calls(&svc), before + 1, "junk {junk:?} must be a miss");
+        let raw = redis.get_bytes(key).unwrap();
+        assert!(serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["data"].is_object(), "overwritten");
+    }
+    // A value of another type under the same key (e.g. a schema change) is a miss, not a wrong type.
+    struct Other {
+        cache: Cache,
+    }
+    impl Other {
+        #[cached(ttl = 90, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+        async fn price(&self, id: &str, vs: &str) -> Result<Vec<u8>, ApiError> {
+            Ok(format!("{id}{vs}").into_bytes())
+        }
+    }
+    let other = Other { cache: redis_only(&redis, "bad") };
+    assert_eq!(other.price("bitcoin", "usd").await.unwrap(), b"bitcoinusd".to_vec());
+    assert!(svc.cache.stats().get("coingecko", "price").unwrap().cache_errors >= 4);
+}
+
+#[tokio::test]
+async fn password_protected_redis() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/0", redis.port());
+    let cache = Cache::builder().namespace("auth").redis(url).local_tier(false).build().unwrap();
+    assert!(!format!("{cache:?}").contains("s3cret"), "the password never reaches logs");
+    let svc = CoinGecko::new(cache);
+    svc.price("bitcoin", "usd").await.unwrap();
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), 1, "authenticated hit");
+
+    // Wrong password: calls still answer (degraded), counted as cache errors.
+    let bad = format!("redis://:wrong@127.0.0.1:{}/0", redis.port());
+    let svc = CoinGecko::new(Cache::builder().namespace("auth2").redis(bad).local_tier(false).build().unwrap());
+    assert!(svc.price("bitcoin", "usd").await.is_ok());
+    assert!(svc.cache.stats().total().cache_errors >= 1);
+}
+
+#[tokio::test]
+async fn acl_user_and_database_in_url() {
+    let redis = RedisServer::start_with(&["--user", "bot on >botpw ~syntra:* +@all", "--user", "default off"]);
+    let url = format!("redis://bot:botpw@127.0.0.1:{}/3", redis.port());
+    let svc = CoinGecko::new(Cache::builder().namespace("syntra").redis(url).local_tier(false).build().unwrap());
+    svc.price("bitcoin", "usd").await.unwrap();
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), 1);
+}
