@@ -252,7 +252,7 @@ async fn password_protected_redis() {
 
 #[tokio::test]
 async fn acl_user_and_database_in_url() {
-    let redis = RedisServer::start_with(&["--user", "bot on >botpw ~syntra:* +@all", "--user", "default off"]);
+    let redis = RedisServer::start_with(&["--user", "bot", "on", ">botpw", "~syntra:*", "+@all", "--user", "default", "off"]);
     let url = format!("redis://bot:botpw@127.0.0.1:{}/3", redis.port());
     let svc = CoinGecko::new(Cache::builder().namespace("syntra").redis(url).local_tier(false).build().unwrap());
     svc.price("bitcoin", "usd").await.unwrap();

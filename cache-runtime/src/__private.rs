@@ -1,9 +1,9 @@
 //! Items the `#[cached]` expansion calls. Not public API: no semver guarantees.
 #![allow(missing_docs)]
 
-use crate::codec::{self, Format, Meta};
+use crate::codec::{self, Meta};
 use crate::error::TtlError;
-use crate::key::{self, Next};
+use crate::key;
 use crate::metrics::Counters;
 use crate::policy::flight::{self, Join, Shared};
 use crate::scope::{self, Mode};
@@ -17,10 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use crate::cache::default_cache;
-pub use crate::codec::Format as FormatKind;
-pub use crate::key::Next as NextKind;
+pub use crate::codec::Format;
+pub use crate::key::Next;
 pub use crate::policy::ttl::{ttl, IntoTtl};
-pub use crate::store::tiered::Found as FoundKind;
 
 /// Where a site's service name comes from.
 #[derive(Debug, Clone, Copy)]

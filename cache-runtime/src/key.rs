@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn enums_render_variant_names() {
-        #[derive(Serialize)]
+        #[derive(serde::Serialize)]
         enum Interval {
             #[serde(rename = "1h")]
             H1,

@@ -102,7 +102,7 @@ fn simple_price(ctx: &Ctx, q: &Query) -> Reply {
     Reply::ok(&Value::Object(out))
 }
 
-fn per_currency(f: impl Fn(&str) -> Option<f64>, round: fn(f64) -> Value) -> Value {
+fn per_currency(f: impl Fn(&str) -> Option<f64>, round: impl Fn(f64) -> Value) -> Value {
     let mut m = Map::new();
     for v in VS_CURRENCIES {
         if let Some(x) = f(v) {

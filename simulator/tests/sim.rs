@@ -1,0 +1,394 @@
+//! Behaviour of the simulator over real HTTP (a tiny raw HTTP/1.1 client, no extra deps).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use syntra_sim::{Fault, Limits, SimConfig, Simulator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Resp {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Value,
+    raw: String,
+}
+
+async fn get_h(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        raw: body.to_string(),
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Resp {
+    get_h(addr, path, &[]).await
+}
+
+fn frozen(seed: u64, limits: Limits) -> SimConfig {
+    SimConfig {
+        seed,
+        limits,
+        clock_speed: 0.0,
+        latency: Duration::ZERO,
+        ..SimConfig::default()
+    }
+}
+
+const CMC_KEY: (&str, &str) = ("X-CMC_PRO_API_KEY", "test-key");
+
+/// One request per endpoint of every provider, with the headers it needs.
+const PATHS: &[&str] = &[
+    "/coingecko/api/v3/simple/price?ids=bitcoin,ethereum&vs_currencies=usd,eur&include_24hr_change=true",
+    "/coingecko/api/v3/coins/bitcoin?localization=false&market_data=false",
+    "/coingecko/api/v3/coins/solana?localization=false&tickers=false&community_data=false&developer_data=false",
+    "/coingecko/api/v3/coins/ethereum/market_chart?vs_currency=usd&days=7",
+    "/coingecko/api/v3/search/trending",
+    "/coingecko/api/v3/global",
+    "/coingecko/api/v3/search?query=bit",
+    "/binance/api/v3/klines?symbol=BTCUSDT&interval=1h&limit=100",
+    "/binance/api/v3/ticker/price?symbol=ETHUSDT",
+    "/binance/fapi/v1/fundingRate?symbol=BTCUSDT&limit=3",
+    "/binance/fapi/v1/premiumIndex?symbol=BTCUSDT",
+    "/binance/fapi/v1/openInterest?symbol=BTCUSDT",
+    "/dexscreener/latest/dex/search?q=bitcoin",
+    "/dexscreener/token-pairs/v1/solana/JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN",
+    "/dexscreener/tokens/v1/ethereum/0x2260fac5e5542a773aa44fbcfedf7c193bc2c599,0x6982508145454Ce325dDbF47a25d4ec3d2311933",
+    "/dexscreener/token-profiles/latest/v1",
+    "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC,ETH",
+    "/cryptopanic/api/v1/posts/?auth_token=t0k&currencies=BTC&public=true",
+    "/feargreed/fng/?limit=3",
+];
+
+async fn snapshot(sim: &Simulator) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in PATHS {
+        let r = get_h(sim.addr(), p, &[CMC_KEY]).await;
+        assert_eq!(r.status, 200, "{p}: {}", r.raw);
+        out.push(r.raw);
+    }
+    out
+}
+
+#[tokio::test]
+async fn same_seed_same_bytes_other_seed_other_prices() {
+    let a = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
+    let b = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
+    let c = Simulator::start(frozen(8, Limits::unlimited())).await.unwrap();
+    let (sa, sb, sc) = (snapshot(&a).await, snapshot(&b).await, snapshot(&c).await);
+    assert_eq!(sa, sb);
+    // Repeated calls on one simulator are identical while its clock stands still.
+    assert_eq!(sa, snapshot(&a).await);
+    assert_ne!(sa[0], sc[0], "another seed moves prices differently");
+
+    // Moving the clock moves prices, deterministically.
+    a.advance(Duration::from_secs(3_600));
+    b.advance(Duration::from_secs(3_600));
+    let (pa, pb) = (get(a.addr(), PATHS[0]).await, get(b.addr(), PATHS[0]).await);
+    assert_eq!(pa.raw, pb.raw);
+    assert_ne!(pa.raw, sa[0]);
+}
+
+#[tokio::test]
+async fn responses_have_the_real_shapes() {
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+
+    let p = get(a, PATHS[0]).await.body;
+    assert!(p["bitcoin"]["usd"].as_f64().unwrap() > 1_000.0);
+    assert!(p["ethereum"]["eur"].is_number());
+    assert!(p["bitcoin"]["usd_24h_change"].is_number());
+
+    let coin = get(a, PATHS[1]).await.body;
+    assert_eq!(coin["id"], "bitcoin");
+    assert_eq!(coin["symbol"], "btc");
+    assert!(coin["description"]["en"].as_str().unwrap().contains("Bitcoin"));
+    assert!(coin.get("market_data").is_none());
+    assert!(coin.get("localization").is_none());
+    let md = get(a, PATHS[2]).await.body;
+    assert!(md["market_data"]["current_price"]["usd"].is_number());
+    assert!(md["market_data"]["market_cap"]["usd"].is_number());
+    assert!(md["market_data"]["price_change_percentage_24h"].is_number());
+
+    let chart = get(a, PATHS[3]).await.body;
+    let prices = chart["prices"].as_array().unwrap();
+    assert!(prices.len() >= 7 * 24, "hourly for 7 days: {}", prices.len());
+    assert!(prices[0][0].is_i64() && prices[0][1].is_f64());
+    assert_eq!(chart["market_caps"].as_array().unwrap().len(), prices.len());
+
+    assert_eq!(get(a, PATHS[4]).await.body["coins"].as_array().unwrap().len(), 7);
+    assert!(get(a, PATHS[5]).await.body["data"]["total_market_cap"]["usd"].is_number());
+    assert_eq!(get(a, PATHS[6]).await.body["coins"][0]["id"], "bitcoin");
+
+    let k = get(a, PATHS[7]).await.body;
+    let k = k.as_array().unwrap();
+    assert_eq!(k.len(), 100);
+    assert_eq!(k[0].as_array().unwrap().len(), 12);
+    assert!(k[0][0].is_i64() && k[0][1].is_string() && k[0][6].is_i64());
+    assert_eq!(
+        k[1][0].as_i64().unwrap() - k[0][0].as_i64().unwrap(),
+        3_600_000
+    );
+    let t = get(a, PATHS[8]).await.body;
+    assert_eq!(t["symbol"], "ETHUSDT");
+    assert!(t["price"].as_str().unwrap().parse::<f64>().unwrap() > 100.0);
+    let f = get(a, PATHS[9]).await.body;
+    assert_eq!(f.as_array().unwrap().len(), 3);
+    assert!(f[0]["fundingRate"].is_string() && f[0]["fundingTime"].is_i64());
+    assert!(get(a, PATHS[10]).await.body["lastFundingRate"].is_string());
+    assert!(get(a, PATHS[11]).await.body["openInterest"].is_string());
+
+    let s = get(a, PATHS[12]).await.body;
+    assert_eq!(s["schemaVersion"], "1.0.0");
+    let pairs = s["pairs"].as_array().unwrap();
+    assert!(!pairs.is_empty());
+    assert!(pairs.iter().any(|p| p["baseToken"]["symbol"] == "WBTC"));
+    assert!(pairs[0]["priceUsd"].is_string() && pairs[0]["liquidity"]["usd"].is_number());
+    let tp = get(a, PATHS[13]).await.body;
+    assert!(tp.as_array().unwrap().iter().all(|p| p["baseToken"]["symbol"] == "JUP"));
+    let tk = get(a, PATHS[14]).await.body;
+    assert!(tk.as_array().unwrap().len() >= 3);
+
+    let q = get_h(a, PATHS[16], &[CMC_KEY]).await.body;
+    assert_eq!(q["status"]["error_code"], 0);
+    assert!(q["data"]["BTC"]["quote"]["USD"]["price"].is_number());
+
+    let n = get(a, PATHS[17]).await.body;
+    let results = n["results"].as_array().unwrap();
+    assert_eq!(results.len(), 20);
+    assert!(results.iter().all(|r| r["currencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["code"] == "BTC")));
+
+    let fng = get(a, PATHS[18]).await.body;
+    assert_eq!(fng["name"], "Fear and Greed Index");
+    assert_eq!(fng["data"].as_array().unwrap().len(), 3);
+    assert!(fng["data"][0]["time_until_update"].is_string());
+    assert!(fng["data"][1].get("time_until_update").is_none());
+}
+
+#[tokio::test]
+async fn errors_use_the_providers_shapes() {
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    let r = get(a, "/coingecko/api/v3/coins/not-a-coin").await;
+    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("coin not found")));
+    let r = get(a, "/coingecko/api/v3/coins/not-a-coin/market_chart?vs_currency=usd&days=1").await;
+    assert_eq!(r.status, 404);
+    let r = get(a, "/binance/api/v3/klines?symbol=NOPEUSDT&interval=1h").await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (400, Some(-1121)));
+    let r = get(a, "/binance/api/v3/klines?symbol=BTCUSDT&interval=7m").await;
+    assert_eq!(r.body["code"], -1120);
+
+    // CoinMarketCap and CryptoPanic need credentials.
+    let r = get(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC").await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (401, Some(1002)));
+    let r = get(a, "/cryptopanic/api/v1/posts/?currencies=BTC").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(sim.authenticated("coinmarketcap"), 0);
+    get_h(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC", &[CMC_KEY]).await;
+    get_h(a, "/coingecko/api/v3/ping", &[("x-cg-demo-api-key", "k")]).await;
+    assert_eq!(sim.authenticated("coinmarketcap"), 1);
+    assert_eq!(sim.authenticated("coingecko"), 1);
+}
+
+#[tokio::test]
+async fn coingecko_minute_limit_answers_429_with_retry_after() {
+    let limits = Limits {
+        coingecko_per_minute: Some(3),
+        ..Limits::unlimited()
+    };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let path = "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd";
+    for _ in 0..3 {
+        assert_eq!(get(a, path).await.status, 200);
+    }
+    let r = get(a, path).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.body["status"]["error_code"], 429);
+    let retry: u64 = r.headers["retry-after"].parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Other providers are not affected.
+    assert_eq!(get(a, "/feargreed/fng/").await.status, 200);
+    // The next window admits calls again.
+    sim.advance(Duration::from_secs(retry));
+    assert_eq!(get(a, path).await.status, 200);
+    assert_eq!(sim.count("coingecko", "/simple/price"), 5);
+    assert_eq!(sim.rejected(), 1);
+    assert_eq!(sim.rejected_for("coingecko"), 1);
+}
+
+#[tokio::test]
+async fn coingecko_monthly_and_cmc_daily_limits() {
+    let limits = Limits {
+        coingecko_per_month: Some(2),
+        coinmarketcap_per_day: Some(1),
+        ..Limits::unlimited()
+    };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    assert_eq!(get(a, "/coingecko/api/v3/global").await.status, 200);
+    assert_eq!(get(a, "/coingecko/api/v3/global").await.status, 200);
+    let r = get(a, "/coingecko/api/v3/global").await;
+    assert_eq!(r.status, 429);
+    let retry: u64 = r.headers["retry-after"].parse().unwrap();
+    assert!(retry > 60, "a monthly window: {retry}");
+
+    let cmc = "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC";
+    assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
+    let r = get_h(a, cmc, &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1009)));
+    assert!(r.headers["retry-after"].parse::<u64>().unwrap() <= 86_400);
+    sim.advance(Duration::from_secs(86_400));
+    assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
+}
+
+#[tokio::test]
+async fn binance_weight_limit_and_header() {
+    let limits = Limits {
+        binance_weight_per_minute: Some(12),
+        ..Limits::unlimited()
+    };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let k500 = "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500"; // weight 5
+    let r = get(a, k500).await;
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "5"));
+    let r = get(a, k500).await;
+    assert_eq!(r.headers["x-mbx-used-weight-1m"], "10");
+    let r = get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await; // weight 2
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "12"));
+    let r = get(a, "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10").await; // weight 1
+    assert_eq!(r.status, 429);
+    assert_eq!(r.body["code"], -1003);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.headers["x-mbx-used-weight-1m"], "12");
+    assert_eq!(syntra_sim::klines_weight(99), 1);
+    assert_eq!(syntra_sim::klines_weight(100), 2);
+    assert_eq!(syntra_sim::klines_weight(1000), 5);
+    assert_eq!(syntra_sim::klines_weight(1001), 10);
+}
+
+#[tokio::test]
+async fn counts_are_exact() {
+    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    for _ in 0..4 {
+        get(a, "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd").await;
+    }
+    get(a, "/coingecko/api/v3/coins/bitcoin").await;
+    get(a, "/coingecko/api/v3/coins/ethereum?market_data=true").await;
+    get(a, "/coingecko/api/v3/coins/nope").await;
+    for i in 1..=3 {
+        get(a, &format!("/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit={i}")).await;
+    }
+    get(a, "/dexscreener/latest/dex/search?q=pepe").await;
+    get(a, "/feargreed/fng/?limit=1").await;
+    get(a, "/feargreed/fng?limit=1").await;
+
+    let calls = sim.calls();
+    assert_eq!(calls.get("coingecko", "/simple/price"), 4);
+    assert_eq!(calls.get("coingecko", "/coins/{id}"), 3);
+    assert_eq!(calls.endpoint("coingecko", "/coins/{id}").failed, 1);
+    assert_eq!(calls.get("binance", "/api/v3/klines"), 3);
+    assert_eq!(calls.get("dexscreener", "/latest/dex/search"), 1);
+    assert_eq!(calls.get("feargreed", "/fng/"), 2);
+    assert_eq!(calls.provider("coingecko"), 7);
+    assert_eq!(calls.total(), 13);
+    assert_eq!(calls.rejected(), 0);
+    assert_eq!(sim.count("binance", "/api/v3/ticker/price"), 0);
+    assert!(calls.to_string().contains("/simple/price"));
+
+    sim.reset_counts();
+    assert_eq!(sim.total(), 0);
+    get(a, "/coingecko/api/v3/global").await;
+    assert_eq!(sim.count("coingecko", "/global"), 1);
+}
+
+#[tokio::test]
+async fn counts_are_exact_under_concurrency() {
+    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    let tasks: Vec<_> = (0..40)
+        .map(|_| tokio::spawn(async move { get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await.status }))
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(sim.count("binance", "/api/v3/ticker/price"), 40);
+}
+
+#[tokio::test]
+async fn fault_injection() {
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    let path = "/binance/api/v3/ticker/price?symbol=BTCUSDT";
+    sim.set_fail("binance", Some(503));
+    let r = get(a, path).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "1");
+    // Only that provider fails.
+    assert_eq!(get(a, "/feargreed/fng/").await.status, 200);
+    sim.set_fail("binance", Some(429));
+    let r = get(a, path).await;
+    assert_eq!(r.status, 429);
+    sim.set_fault(
+        "coingecko",
+        Some(Fault {
+            status: 429,
+            retry_after: Some(17),
+        }),
+    );
+    let r = get(a, "/coingecko/api/v3/global").await;
+    assert_eq!((r.status, r.headers["retry-after"].as_str()), (429, "17"));
+    sim.set_fail("binance", None);
+    sim.set_fail("coingecko", None);
+    assert_eq!(get(a, path).await.status, 200);
+    let c = sim.calls().endpoint("binance", "/api/v3/ticker/price");
+    assert_eq!((c.total, c.rejected, c.failed), (3, 1, 1));
+    assert_eq!(sim.rejected(), 2);
+}
+
+#[tokio::test]
+async fn latency_and_shutdown() {
+    let sim = Simulator::start(SimConfig {
+        latency: Duration::from_millis(60),
+        ..SimConfig::seeded(5)
+    })
+    .await
+    .unwrap();
+    let a = sim.addr();
+    let t0 = std::time::Instant::now();
+    assert_eq!(get(a, "/feargreed/fng/").await.status, 200);
+    assert!(t0.elapsed() >= Duration::from_millis(60));
+    sim.set_latency(Duration::ZERO);
+    assert!(sim.base_url("coingecko").ends_with("/coingecko/api/v3"));
+    sim.shutdown().await;
+    // The listener is gone.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(TcpStream::connect(a).await.is_err());
+}

@@ -1,0 +1,13 @@
+use syntra_cache::cached;
+
+#[cached(ttl = 0, key = "users:name:<id>")]
+async fn name(id: u64) -> Result<String, String> {
+    Ok(id.to_string())
+}
+
+#[cached(ttl = "0s", key = "users:email:<id>")]
+async fn email(id: u64) -> Result<String, String> {
+    Ok(id.to_string())
+}
+
+fn main() {}
