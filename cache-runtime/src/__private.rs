@@ -8,6 +8,7 @@ use crate::metrics::Counters;
 use crate::policy::flight::{self, Join, Shared};
 use crate::scope::{self, Mode};
 use crate::store::tiered::{Found, LookupError};
+use crate::store::Store as _;
 use crate::Cache;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -174,12 +175,14 @@ pub struct Policy<R = ()> {
     ttl: Result<Duration, TtlError>,
     none_ttl: Option<Result<Duration, TtlError>>,
     stale: Duration,
+    refresh: Duration,
+    jitter: f64,
     share: Option<Sharer<R>>,
 }
 
 impl<R> Policy<R> {
     pub fn new(ttl: Result<Duration, TtlError>) -> Self {
-        Policy { ttl, none_ttl: None, stale: Duration::ZERO, share: None }
+        Policy { ttl, none_ttl: None, stale: Duration::ZERO, refresh: Duration::ZERO, jitter: 0.0, share: None }
     }
     pub fn none_ttl(mut self, ttl: Result<Duration, TtlError>) -> Self {
         self.none_ttl = Some(ttl);
@@ -189,6 +192,23 @@ impl<R> Policy<R> {
     pub fn stale(mut self, window: Result<Duration, TtlError>) -> Self {
         self.stale = window.unwrap_or(Duration::ZERO);
         self
+    }
+    /// Early refresh: a hit this close to expiry recomputes the value (one caller per cluster).
+    pub fn refresh(mut self, window: Result<Duration, TtlError>) -> Self {
+        self.refresh = window.unwrap_or(Duration::ZERO);
+        self
+    }
+    /// TTL jitter: each write shortens the TTL by a random fraction up to `fraction` (0..=0.5).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = if fraction.is_finite() { fraction.clamp(0.0, 0.5) } else { 0.0 };
+        self
+    }
+    fn jittered(&self, ttl: Duration) -> Duration {
+        if self.jitter == 0.0 {
+            return ttl;
+        }
+        let cut = ttl.mul_f64(self.jitter * rand::random::<f64>());
+        (ttl - cut).max(Duration::from_millis(1))
     }
     /// How single-flight followers get a copy of an uncached outcome (an error).
     pub fn share(mut self, share: Option<Sharer<R>>) -> Self {
@@ -315,7 +335,7 @@ impl Drop for Timer<'_> {
     }
 }
 
-/// The cache-checked call: memory tier, then (single-flight) remote tier, lock, body.
+/// The cache-checked call: memory tier, then (single-flight) remote tier, stampede lock, body.
 pub async fn cached<R, F>(site: &'static Site, cache: &Cache, key: String, policy: Policy<R>, body: F) -> R
 where
     R: Outcome,
@@ -341,71 +361,100 @@ where
             return body.await;
         }
     };
-    let refresh = matches!(mode, Mode::Refresh);
-    let mut stale: Option<R::Value> = None;
-    if !refresh {
-        match cache.inner.tiers.get_local::<R::Value>(&key) {
-            Some(Found::Fresh(v, _)) => {
-                bump(&counters.hits);
-                tracing::debug!(target: "syntra_cache", key = %key, service = site.service(None), method = site.info.method, "Cache HIT: {key}");
-                return R::from_value(v);
-            }
-            Some(Found::Negative(_)) => {
-                if let Some(r) = R::negative() {
-                    bump(&counters.hits);
-                    tracing::debug!(target: "syntra_cache", key = %key, service = site.service(None), method = site.info.method, "Cache HIT (negative): {key}");
-                    return r;
+    let call = Call { site, cache, counters: &counters, key, ttl, policy: &policy };
+    if matches!(mode, Mode::Refresh) {
+        return call.compute(None, None, None, false, body).await;
+    }
+    let mut stale = None;
+    match cache.inner.tiers.get_local::<R::Value>(&call.key) {
+        Some(Found::Fresh(v, meta)) => {
+            if call.refresh_due(&meta) {
+                if let Join::Leader(l) = cache.inner.flights.join(&call.key) {
+                    return call.early_refresh(l, v, body).await;
                 }
             }
-            Some(Found::Stale(v, _)) => stale = Some(v),
-            _ => {}
+            call.hit("Cache HIT");
+            return R::from_value(v);
         }
+        Some(Found::Negative(_)) => {
+            if let Some(r) = R::negative() {
+                call.hit("Cache HIT (negative)");
+                return r;
+            }
+        }
+        Some(Found::Stale(v, _)) => stale = Some(v),
+        _ => {}
     }
-    miss(site, cache, &counters, key, ttl, &policy, refresh, stale, body).await
+    call.miss(stale, body).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn miss<R, F>(
+/// One call's context.
+struct Call<'a, R: Outcome> {
     site: &'static Site,
-    cache: &Cache,
-    counters: &Counters,
+    cache: &'a Cache,
+    counters: &'a Counters,
     key: String,
     ttl: Duration,
-    policy: &Policy<R>,
-    refresh: bool,
-    mut stale: Option<R::Value>,
-    body: F,
-) -> R
-where
-    R: Outcome,
-    F: Future<Output = R>,
-{
-    let service = site.service(None);
-    let method = site.info.method;
-    let tiers = &cache.inner.tiers;
-    let leader = if refresh {
-        None
-    } else {
-        match cache.inner.flights.join(&key) {
+    policy: &'a Policy<R>,
+}
+
+/// What the cross-instance stampede lock said.
+enum Locked<V> {
+    /// This instance holds the lock (with its token).
+    Held(String),
+    /// Another instance computed the value meanwhile.
+    Value(V),
+    /// Another instance cached a negative entry meanwhile.
+    Negative,
+    /// No lock (no remote tier, Redis trouble, or the wait ran out): compute anyway.
+    Proceed,
+}
+
+impl<'a, R: Outcome> Call<'a, R> {
+    fn service(&self) -> &'static str {
+        self.site.service(None)
+    }
+
+    fn hit(&self, what: &'static str) {
+        bump(&self.counters.hits);
+        tracing::debug!(target: "syntra_cache", key = %self.key, service = self.service(), method = self.site.info.method, "{what}: {}", self.key);
+    }
+
+    fn refresh_due(&self, meta: &Meta) -> bool {
+        !self.policy.refresh.is_zero() && meta.fresh_left(codec::now_ms()) <= self.policy.refresh
+    }
+
+    fn fingerprint(&self) -> Option<String> {
+        self.cache.inner.tiers.remote.as_ref().map(|_| codec::fingerprint::<R::Value>(self.site.info.version))
+    }
+
+    fn lock_key(&self) -> String {
+        format!("{}#lock", self.key)
+    }
+
+    async fn miss<F: Future<Output = R>>(self, mut stale: Option<R::Value>, body: F) -> R {
+        let (service, method) = (self.service(), self.site.info.method);
+        let tiers = &self.cache.inner.tiers;
+        let leader = match self.cache.inner.flights.join(&self.key) {
             Join::Leader(l) => Some(l),
             Join::Follower(rx) => {
-                bump(&counters.coalesced);
+                bump(&self.counters.coalesced);
                 match flight::wait(rx).await {
                     Some(Shared::Value(v)) => {
                         if let Some(v) = v.downcast_ref::<R::Value>() {
-                            bump(&counters.hits);
+                            bump(&self.counters.hits);
                             return R::from_value(v.clone());
                         }
                     }
                     Some(Shared::Negative) => {
                         if let Some(r) = R::negative() {
-                            bump(&counters.hits);
+                            bump(&self.counters.hits);
                             return r;
                         }
                     }
                     Some(Shared::Outcome(r)) => {
-                        if let Some(r) = policy.share.and_then(|s| (s.unpack)(&*r)) {
-                            bump(&counters.misses);
+                        if let Some(r) = self.policy.share.and_then(|s| (s.unpack)(&*r)) {
+                            bump(&self.counters.misses);
                             return r;
                         }
                     }
@@ -413,87 +462,195 @@ where
                 }
                 None
             }
+        };
+        let ty = self.fingerprint();
+        if let Some(ty) = &ty {
+            match tiers.get_remote::<R::Value>(&self.key, ty).await {
+                Ok(Found::Fresh(v, meta)) => {
+                    if self.refresh_due(&meta) {
+                        if let Some(l) = leader {
+                            return self.early_refresh(l, v, body).await;
+                        }
+                    }
+                    self.hit("Cache HIT");
+                    if let Some(l) = leader {
+                        l.publish(Shared::Value(Arc::new(v.clone())));
+                    }
+                    return R::from_value(v);
+                }
+                Ok(Found::Negative(_)) => {
+                    if let Some(r) = R::negative() {
+                        self.hit("Cache HIT (negative)");
+                        if let Some(l) = leader {
+                            l.publish(Shared::Negative);
+                        }
+                        return r;
+                    }
+                }
+                Ok(Found::Stale(v, meta)) => {
+                    bump(&self.counters.expired);
+                    tracing::debug!(target: "syntra_cache", key = %self.key, service, method, ttl_s = meta.ttl.as_secs(), "Cache EXPIRED: {} - TTL was {}s", self.key, meta.ttl.as_secs());
+                    stale = Some(v);
+                }
+                Ok(Found::Miss { expired: true }) => {
+                    bump(&self.counters.expired);
+                    tracing::debug!(target: "syntra_cache", key = %self.key, service, method, "Cache EXPIRED: {}", self.key);
+                }
+                Ok(Found::Miss { expired: false }) => {}
+                Err(LookupError::Store(e)) => store_error(self.counters, &self.key, service, method, &e),
+                Err(LookupError::Decode(e)) => {
+                    bump(&self.counters.cache_errors);
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service, method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
+                }
+            }
         }
-    };
-    let ty = tiers.remote.as_ref().map(|_| codec::fingerprint::<R::Value>(site.info.version));
-    if let (Some(ty), false) = (&ty, refresh) {
-        match tiers.get_remote::<R::Value>(&key, ty).await {
-            Ok(Found::Fresh(v, _)) => {
-                bump(&counters.hits);
-                tracing::debug!(target: "syntra_cache", key = %key, service, method, "Cache HIT: {key}");
+        let token = match self.lock_or_wait(ty.as_deref()).await {
+            Locked::Held(token) => Some(token),
+            Locked::Proceed => None,
+            Locked::Value(v) => {
+                bump(&self.counters.coalesced);
+                self.hit("Cache HIT (after waiting for another instance)");
                 if let Some(l) = leader {
                     l.publish(Shared::Value(Arc::new(v.clone())));
                 }
                 return R::from_value(v);
             }
-            Ok(Found::Negative(_)) => {
+            Locked::Negative => {
                 if let Some(r) = R::negative() {
-                    bump(&counters.hits);
+                    bump(&self.counters.coalesced);
+                    self.hit("Cache HIT (negative, after waiting for another instance)");
                     if let Some(l) = leader {
                         l.publish(Shared::Negative);
                     }
                     return r;
                 }
+                None
             }
-            Ok(Found::Stale(v, meta)) => {
-                bump(&counters.expired);
-                tracing::debug!(target: "syntra_cache", key = %key, service, method, ttl_s = meta.ttl.as_secs(), "Cache EXPIRED: {key} - TTL was {}s", meta.ttl.as_secs());
-                stale = Some(v);
+        };
+        bump(&self.counters.misses);
+        tracing::debug!(target: "syntra_cache", key = %self.key, service, method, "Cache MISS: {} - fetching from API", self.key);
+        self.compute(leader, token, stale, false, body).await
+    }
+
+    /// Takes the cross-instance lock, or waits (bounded) for the instance holding it.
+    async fn lock_or_wait(&self, ty: Option<&str>) -> Locked<R::Value> {
+        let (Some(remote), Some(ty)) = (&self.cache.inner.tiers.remote, ty) else { return Locked::Proceed };
+        let cfg = self.cache.inner.lock;
+        let lock_key = self.lock_key();
+        let token = random_token();
+        let deadline = Instant::now() + cfg.wait;
+        let mut poll = cfg.poll;
+        loop {
+            match remote.set_nx(&lock_key, &token, cfg.lease).await {
+                Ok(true) => return Locked::Held(token),
+                Ok(false) => {}
+                Err(_) => return Locked::Proceed,
             }
-            Ok(Found::Miss { expired: true }) => {
-                bump(&counters.expired);
-                tracing::debug!(target: "syntra_cache", key = %key, service, method, "Cache EXPIRED: {key}");
+            if Instant::now() + poll > deadline {
+                tracing::debug!(target: "syntra_cache", key = %self.key, "Cache LOCK wait ran out; computing without the lock");
+                return Locked::Proceed;
             }
-            Ok(Found::Miss { expired: false }) => {}
-            Err(LookupError::Store(e)) => store_error(counters, &key, service, method, &e),
-            Err(LookupError::Decode(e)) => {
-                bump(&counters.cache_errors);
-                tracing::warn!(target: "syntra_cache", key = %key, service, method, error = %e, "Cache ERROR: {key} - unusable value ({e}); it will be overwritten");
+            tokio::time::sleep(poll).await;
+            poll = (poll * 3 / 2).min(Duration::from_millis(200));
+            match self.cache.inner.tiers.get_remote::<R::Value>(&self.key, ty).await {
+                Ok(Found::Fresh(v, _)) => return Locked::Value(v),
+                Ok(Found::Negative(_)) => return Locked::Negative,
+                Err(LookupError::Store(_)) => return Locked::Proceed,
+                _ => {}
             }
         }
     }
-    bump(&counters.misses);
-    tracing::debug!(target: "syntra_cache", key = %key, service, method, "Cache MISS: {key} - fetching from API");
-    bump(&counters.upstream_calls);
-    let out = scope::unsteered(body).await;
-    let meta = |negative: bool, ttl: Duration| Meta::now(ttl, policy.stale, negative);
-    let shared = match out.verdict() {
-        Verdict::Keep(v) => {
-            if let Err(e) = tiers.put(&key, Some(v), meta(false, ttl), site.info.format, ty.as_deref().unwrap_or("")).await {
-                store_error(counters, &key, service, method, &e);
+
+    /// A fresh value is close to expiry: this caller (one per process, and one per cluster
+    /// through the lock) recomputes it; everyone else keeps being served the cached value.
+    async fn early_refresh<F: Future<Output = R>>(self, leader: flight::Leader<'_>, current: R::Value, body: F) -> R {
+        let token = match &self.cache.inner.tiers.remote {
+            Some(remote) => {
+                let token = random_token();
+                match remote.set_nx(&self.lock_key(), &token, self.cache.inner.lock.lease).await {
+                    Ok(true) => Some(token),
+                    _ => {
+                        // Another instance is refreshing (or Redis is unwell): serve what we have.
+                        self.hit("Cache HIT");
+                        leader.publish(Shared::Value(Arc::new(current.clone())));
+                        return R::from_value(current);
+                    }
+                }
             }
-            Shared::Value(Arc::new(v.clone()))
-        }
-        Verdict::Negative => match policy.none_ttl {
-            Some(Ok(none_ttl)) => {
-                let r = tiers.put::<R::Value>(&key, None, meta(true, none_ttl), site.info.format, ty.as_deref().unwrap_or(""));
-                if let Err(e) = r.await {
-                    store_error(counters, &key, service, method, &e);
+            None => None,
+        };
+        bump(&self.counters.refreshes);
+        tracing::debug!(target: "syntra_cache", key = %self.key, service = self.service(), method = self.site.info.method, "Cache REFRESH: {} - recomputing before expiry", self.key);
+        self.compute(Some(leader), token, Some(current), true, body).await
+    }
+
+    /// Runs the body, stores a cacheable result, releases the lock and hands the result to
+    /// single-flight followers.
+    async fn compute<F: Future<Output = R>>(
+        self,
+        leader: Option<flight::Leader<'_>>,
+        token: Option<String>,
+        mut stale: Option<R::Value>,
+        early: bool,
+        body: F,
+    ) -> R {
+        let (service, method) = (self.service(), self.site.info.method);
+        let tiers = &self.cache.inner.tiers;
+        let ty = self.fingerprint().unwrap_or_default();
+        bump(&self.counters.upstream_calls);
+        let out = scope::unsteered(body).await;
+        let format = self.site.info.format;
+        let shared = match out.verdict() {
+            Verdict::Keep(v) => {
+                let meta = Meta::now(self.policy.jittered(self.ttl), self.policy.stale, false);
+                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, &ty).await {
+                    store_error(self.counters, &self.key, service, method, &e);
+                }
+                Shared::Value(Arc::new(v.clone()))
+            }
+            Verdict::Negative if matches!(self.policy.none_ttl, Some(Ok(_))) => {
+                let none_ttl = self.policy.none_ttl.clone().and_then(Result::ok).unwrap_or(self.ttl);
+                let meta = Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true);
+                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, &ty).await {
+                    store_error(self.counters, &self.key, service, method, &e);
                 }
                 Shared::Negative
             }
-            _ => {
-                bump(&counters.upstream_errors);
-                share(policy, &out)
-            }
-        },
-        Verdict::Skip => {
-            bump(&counters.upstream_errors);
-            if let (Some(v), false) = (stale.take(), policy.stale.is_zero()) {
-                bump(&counters.stale);
-                tracing::warn!(target: "syntra_cache", key = %key, service, method, "Cache STALE: {key} - upstream failed, serving the last good value");
-                if let Some(l) = leader {
-                    l.publish(Shared::Value(Arc::new(v.clone())));
+            Verdict::Negative | Verdict::Skip => {
+                bump(&self.counters.upstream_errors);
+                // An early refresh that fails keeps serving the still-fresh value; otherwise a
+                // stale value is served only inside its stale-if-error window.
+                let usable = if early { stale.take() } else { stale.take().filter(|_| !self.policy.stale.is_zero()) };
+                if let (Some(v), Verdict::Skip) = (usable, out.verdict()) {
+                    if !early {
+                        bump(&self.counters.stale);
+                        tracing::warn!(target: "syntra_cache", key = %self.key, service, method, "Cache STALE: {} - upstream failed, serving the last good value", self.key);
+                    }
+                    self.release(token).await;
+                    if let Some(l) = leader {
+                        l.publish(Shared::Value(Arc::new(v.clone())));
+                    }
+                    return R::from_value(v);
                 }
-                return R::from_value(v);
+                share(self.policy, &out)
             }
-            share(policy, &out)
+        };
+        self.release(token).await;
+        if let Some(l) = leader {
+            l.publish(shared);
         }
-    };
-    if let Some(l) = leader {
-        l.publish(shared);
+        out
     }
-    out
+
+    async fn release(&self, token: Option<String>) {
+        if let (Some(token), Some(remote)) = (token, &self.cache.inner.tiers.remote) {
+            let _ = remote.delete_if_eq(&self.lock_key(), &token).await;
+        }
+    }
+}
+
+fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn share<R>(policy: &Policy<R>, out: &R) -> Shared {

@@ -336,7 +336,7 @@ impl Market {
     /// Coin price in USD at unix second `t`.
     pub fn coin_usd(&self, coin: &Coin, t: i64) -> f64 {
         // Stablecoins hug the peg and are independent of the path scale.
-        coin.base_usd * (coin.vol * 4.0 * self.walk(key(coin.id), t)).exp()
+        coin.base_usd * (coin.vol * 2.5 * self.walk(key(coin.id), t)).exp()
     }
 
     /// Units of `vs` per 1 USD.
@@ -378,7 +378,7 @@ impl Market {
             let basis = 1.0 + 0.001 * value_noise(self.seed, key(token.address), 7, t as f64 / 30.0);
             self.coin_usd(coin, t) * basis
         } else {
-            token.base_usd * (token.vol * 4.0 * self.walk(key(token.address), t)).exp()
+            token.base_usd * (token.vol * 2.5 * self.walk(key(token.address), t)).exp()
         }
     }
 
