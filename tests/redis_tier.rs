@@ -259,3 +259,33 @@ async fn acl_user_and_database_in_url() {
     svc.price("bitcoin", "usd").await.unwrap();
     assert_eq!(calls(&svc), 1);
 }
+
+#[tokio::test]
+async fn tls_rediss_url() {
+    let dir = std::env::temp_dir().join(format!("syntra-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    sh(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", &d("ca.key"), "-out", &d("ca.crt")]);
+    sh(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &d("srv.key"), "-out", &d("srv.csr")]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    sh(&["x509", "-req", "-in", &d("srv.csr"), "-CA", &d("ca.crt"), "-CAkey", &d("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &d("ext.cnf"), "-out", &d("srv.crt")]);
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (crt, key, ca) = (d("srv.crt"), d("srv.key"), d("ca.crt"));
+    let _redis = RedisServer::start_with(&[
+        "--tls-port", &tls_port, "--tls-cert-file", &crt, "--tls-key-file", &key, "--tls-ca-cert-file", &ca,
+        "--tls-auth-clients", "no", "--requirepass", "tls-pw",
+    ]);
+    // rustls-native-certs reads the trusted roots from SSL_CERT_FILE.
+    std::env::set_var("SSL_CERT_FILE", &ca);
+    let url = format!("rediss://:tls-pw@127.0.0.1:{tls_port}/0");
+    let svc = CoinGecko::new(Cache::builder().namespace("tls").redis(url).local_tier(false).build().unwrap());
+    svc.price("bitcoin", "usd").await.unwrap();
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), 1, "hit over TLS");
+    assert_eq!(svc.cache.stats().total().cache_errors, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
