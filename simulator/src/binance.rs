@@ -112,12 +112,7 @@ fn klines(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
         None => 500,
         Some(l) => match l.parse::<i64>() {
             Ok(l) if (1..=1500).contains(&l) => l,
-            _ => {
-                return Err(err(
-                    -1130,
-                    "Data sent for parameter 'limit' is not valid.",
-                ))
-            }
+            _ => return Err(err(-1130, "Data sent for parameter 'limit' is not valid.")),
         },
     };
     let now = ctx.now_s();
@@ -161,8 +156,7 @@ fn klines(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
         hi *= 1.0 + wick;
         lo *= 1.0 - wick;
         let usd = m.coin_usd(base, open);
-        let vol_base = m.volume_usd(base, open) * 0.3 / usd * (end - open).max(1) as f64
-            / 86_400.0
+        let vol_base = m.volume_usd(base, open) * 0.3 / usd * (end - open).max(1) as f64 / 86_400.0
             * m.wobble(sym.symbol, open, step as f64 / 2.0, 0.5);
         let avg = (po + pc + hi + lo) / 4.0;
         let taker = 0.5 + 0.08 * (m.wobble(sym.symbol, open + 7, 1.0, 1.0) - 1.0);
@@ -197,7 +191,9 @@ fn ticker_price(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
         let names: Vec<String> = serde_json::from_str(list).map_err(|_| mandatory("symbols"))?;
         let mut out = Vec::new();
         for n in names {
-            out.push(one(binance_symbol(&n).ok_or_else(|| err(-1121, "Invalid symbol."))?));
+            out.push(one(
+                binance_symbol(&n).ok_or_else(|| err(-1121, "Invalid symbol."))?
+            ));
         }
         return Ok(Reply::ok(&Value::Array(out)));
     }
@@ -209,7 +205,10 @@ fn ticker_price(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
 const FUNDING_PERIOD: i64 = 8 * 3_600;
 
 fn funding_at(ctx: &Ctx, sym: &Symbol, t: i64) -> f64 {
-    let w = ctx.market.wobble(sym.symbol, t, 3.0 * FUNDING_PERIOD as f64, 1.0) - 1.0;
+    let w = ctx
+        .market
+        .wobble(sym.symbol, t, 3.0 * FUNDING_PERIOD as f64, 1.0)
+        - 1.0;
     round_dp(0.0001 + 0.00025 * w, 8)
 }
 
@@ -279,7 +278,11 @@ fn premium_index(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
         return Ok(Reply::ok(&one(symbol_param(q, true)?)));
     }
     Ok(Reply::ok(&Value::Array(
-        BINANCE_SYMBOLS.iter().filter(|s| s.futures).map(one).collect(),
+        BINANCE_SYMBOLS
+            .iter()
+            .filter(|s| s.futures)
+            .map(one)
+            .collect(),
     )))
 }
 

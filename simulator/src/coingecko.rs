@@ -277,12 +277,7 @@ fn market_chart(ctx: &Ctx, c: &Coin, q: &Query) -> Reply {
     times.push(now);
     let m = &ctx.market;
     let series = |f: &dyn Fn(i64) -> f64| -> Value {
-        Value::Array(
-            times
-                .iter()
-                .map(|&t| json!([t * 1000, f(t)]))
-                .collect(),
-        )
+        Value::Array(times.iter().map(|&t| json!([t * 1000, f(t)])).collect())
     };
     let price = |t: i64| round_sig(m.coin_in(c, &vs, t).unwrap_or(0.0), 12);
     let body = json!({
@@ -344,7 +339,7 @@ fn group_thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -395,7 +390,10 @@ fn global(ctx: &Ctx) -> Value {
     for c in COINS.iter().take(10) {
         pct.insert(
             c.symbol.to_lowercase(),
-            Value::from(round_sig(m.coin_usd(c, t) * c.circulating / total * 100.0, 10)),
+            Value::from(round_sig(
+                m.coin_usd(c, t) * c.circulating / total * 100.0,
+                10,
+            )),
         );
     }
     json!({"data": {
@@ -411,4 +409,3 @@ fn global(ctx: &Ctx) -> Value {
         "updated_at": t - t % 60,
     }})
 }
-

@@ -27,7 +27,10 @@ pub(crate) fn status(ctx: &Ctx, code: i64, message: Option<&str>, credits: u32) 
 }
 
 pub(crate) fn error(ctx: &Ctx, http: u16, code: i64, message: &str) -> Reply {
-    Reply::json(http, &json!({"status": status(ctx, code, Some(message), 0)}))
+    Reply::json(
+        http,
+        &json!({"status": status(ctx, code, Some(message), 0)}),
+    )
 }
 
 /// The API key must come in the `X-CMC_PRO_API_KEY` header (or the `CMC_PRO_API_KEY` query
@@ -58,7 +61,12 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
     };
     for c in &convert {
         if ctx.market.usd_in(&c.to_lowercase(), 0).is_none() {
-            return error(ctx, 400, 400, &format!("Invalid value for \"convert\": \"{c}\""));
+            return error(
+                ctx,
+                400,
+                400,
+                &format!("Invalid value for \"convert\": \"{c}\""),
+            );
         }
     }
     let mut coins: Vec<(String, &Coin)> = Vec::new();
@@ -67,7 +75,12 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
             match coin_by_symbol(&s) {
                 Some(c) => coins.push((s.to_uppercase(), c)),
                 None => {
-                    return error(ctx, 400, 400, &format!("Invalid value for \"symbol\": \"{s}\""))
+                    return error(
+                        ctx,
+                        400,
+                        400,
+                        &format!("Invalid value for \"symbol\": \"{s}\""),
+                    )
                 }
             }
         }
@@ -75,12 +88,22 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         for s in q.list("slug") {
             match coin_by_id(&s) {
                 Some(c) => coins.push((c.cmc_id.to_string(), c)),
-                None => return error(ctx, 400, 400, &format!("Invalid value for \"slug\": \"{s}\"")),
+                None => {
+                    return error(
+                        ctx,
+                        400,
+                        400,
+                        &format!("Invalid value for \"slug\": \"{s}\""),
+                    )
+                }
             }
         }
     } else if !q.list("id").is_empty() {
         for s in q.list("id") {
-            match crate::market::COINS.iter().find(|c| c.cmc_id.to_string() == s) {
+            match crate::market::COINS
+                .iter()
+                .find(|c| c.cmc_id.to_string() == s)
+            {
                 Some(c) => coins.push((s.clone(), c)),
                 None => return error(ctx, 400, 400, &format!("Invalid value for \"id\": \"{s}\"")),
             }

@@ -56,7 +56,11 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
     ) {
         return Reply::json(404, &json!({"status": "Incomplete", "info": "Not found"}));
     }
-    let wanted: Vec<String> = q.list("currencies").iter().map(|c| c.to_uppercase()).collect();
+    let wanted: Vec<String> = q
+        .list("currencies")
+        .iter()
+        .map(|c| c.to_uppercase())
+        .collect();
     let page: usize = q
         .get("page")
         .and_then(|p| p.parse().ok())
@@ -131,7 +135,11 @@ fn post(ctx: &Ctx, slot: i64) -> Value {
     } else {
         format!("{level}")
     };
-    let mood = if (h >> 32) % 2 == 0 { "positive" } else { "negative" };
+    let mood = if (h >> 32).is_multiple_of(2) {
+        "positive"
+    } else {
+        "negative"
+    };
     let title = tpl
         .replace("{name}", lead.name)
         .replace("{code}", lead.symbol)
@@ -170,4 +178,3 @@ fn post(ctx: &Ctx, slot: i64) -> Value {
         },
     })
 }
-

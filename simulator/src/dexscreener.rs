@@ -53,16 +53,27 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
             Reply::ok(&json!({"schemaVersion": "1.0.0", "pairs": pairs, "pair": first}))
         }
         ["token-pairs", "v1", chain, address] => Reply::ok(&Value::Array(
-            pairs_of(chain, &[address]).iter().map(|p| p.json(ctx)).collect(),
+            pairs_of(chain, &[address])
+                .iter()
+                .map(|p| p.json(ctx))
+                .collect(),
         )),
         ["tokens", "v1", chain, addresses] => {
-            let list: Vec<&str> = addresses.split(',').filter(|a| !a.is_empty()).take(30).collect();
+            let list: Vec<&str> = addresses
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .take(30)
+                .collect();
             Reply::ok(&Value::Array(
                 pairs_of(chain, &list).iter().map(|p| p.json(ctx)).collect(),
             ))
         }
         ["token-profiles", "latest", "v1"] => Reply::ok(&Value::Array(
-            DEX_TOKENS.iter().filter(|t| t.tracks.is_none()).map(profile).collect(),
+            DEX_TOKENS
+                .iter()
+                .filter(|t| t.tracks.is_none())
+                .map(profile)
+                .collect(),
         )),
         _ => Reply::json(404, &json!({"error": "Not Found"})),
     }
@@ -155,9 +166,9 @@ fn pairs_of(chain: &str, addresses: &[&str]) -> Vec<Pair> {
         .into_iter()
         .filter(|p| {
             p.base.chain == chain
-                && addresses.iter().any(|a| {
-                    same_address(p.base.address, a) || same_address(p.quote.address, a)
-                })
+                && addresses
+                    .iter()
+                    .any(|a| same_address(p.base.address, a) || same_address(p.quote.address, a))
         })
         .collect()
 }
@@ -199,7 +210,8 @@ impl Pair {
         };
         let name = self.address.as_str();
         let vol24 = self.liquidity * 0.9 * m.wobble(name, t, 7_200.0, 0.4);
-        let frac = |f: f64, salt: i64| round_dp(vol24 * f * m.wobble(name, t + salt, 600.0, 0.3), 2);
+        let frac =
+            |f: f64, salt: i64| round_dp(vol24 * f * m.wobble(name, t + salt, 600.0, 0.3), 2);
         let tx = |f: f64, salt: i64| {
             let n = (vol24 * f / 1_800.0 * m.wobble(name, t + salt, 300.0, 0.3)).round() as u64;
             let buys = (n as f64 * (0.5 + 0.1 * (m.wobble(name, t + salt + 1, 300.0, 1.0) - 1.0)))

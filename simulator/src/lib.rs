@@ -259,11 +259,26 @@ impl Calls {
 
 impl fmt::Display for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<14} {:<44} {:>7} {:>8} {:>6}", "provider", "endpoint", "calls", "rejected", "failed")?;
+        writeln!(
+            f,
+            "{:<14} {:<44} {:>7} {:>8} {:>6}",
+            "provider", "endpoint", "calls", "rejected", "failed"
+        )?;
         for (p, e, c) in self.iter() {
-            writeln!(f, "{p:<14} {e:<44} {:>7} {:>8} {:>6}", c.total, c.rejected, c.failed)?;
+            writeln!(
+                f,
+                "{p:<14} {e:<44} {:>7} {:>8} {:>6}",
+                c.total, c.rejected, c.failed
+            )?;
         }
-        write!(f, "{:<14} {:<44} {:>7} {:>8}", "total", "", self.total(), self.rejected())
+        write!(
+            f,
+            "{:<14} {:<44} {:>7} {:>8}",
+            "total",
+            "",
+            self.total(),
+            self.rejected()
+        )
     }
 }
 
@@ -359,44 +374,98 @@ impl State {
         };
         match p {
             Provider::CoinGecko => {
-                add(BucketId::CoinGeckoMinute, MINUTE_MS, limits.coingecko_per_minute, 1);
-                add(BucketId::CoinGeckoMonth, MONTH_MS, limits.coingecko_per_month, 1);
+                add(
+                    BucketId::CoinGeckoMinute,
+                    MINUTE_MS,
+                    limits.coingecko_per_minute,
+                    1,
+                );
+                add(
+                    BucketId::CoinGeckoMonth,
+                    MONTH_MS,
+                    limits.coingecko_per_month,
+                    1,
+                );
             }
             Provider::CoinMarketCap => {
-                add(BucketId::CmcMinute, MINUTE_MS, limits.coinmarketcap_per_minute, 1);
+                add(
+                    BucketId::CmcMinute,
+                    MINUTE_MS,
+                    limits.coinmarketcap_per_minute,
+                    1,
+                );
                 add(BucketId::CmcDay, DAY_MS, limits.coinmarketcap_per_day, 1);
-                add(BucketId::CmcMonth, MONTH_MS, limits.coinmarketcap_per_month, 1);
+                add(
+                    BucketId::CmcMonth,
+                    MONTH_MS,
+                    limits.coinmarketcap_per_month,
+                    1,
+                );
             }
             Provider::DexScreener => {
                 if route.profiles {
-                    add(BucketId::DexProfiles, MINUTE_MS, limits.dexscreener_profiles_per_minute, 1);
+                    add(
+                        BucketId::DexProfiles,
+                        MINUTE_MS,
+                        limits.dexscreener_profiles_per_minute,
+                        1,
+                    );
                 } else {
-                    add(BucketId::DexPairs, MINUTE_MS, limits.dexscreener_per_minute, 1);
+                    add(
+                        BucketId::DexPairs,
+                        MINUTE_MS,
+                        limits.dexscreener_per_minute,
+                        1,
+                    );
                 }
             }
             Provider::Binance => {
                 // Always tracked so X-MBX-USED-WEIGHT-1M is reported even when unlimited.
                 let cap = limits.binance_weight_per_minute.unwrap_or(u32::MAX);
                 add(BucketId::BinanceWeight, MINUTE_MS, Some(cap), route.cost);
-                add(BucketId::BinanceRequests, MINUTE_MS, limits.binance_requests_per_minute, 1);
+                add(
+                    BucketId::BinanceRequests,
+                    MINUTE_MS,
+                    limits.binance_requests_per_minute,
+                    1,
+                );
             }
             Provider::CryptoPanic => {
-                add(BucketId::CryptoPanicMinute, MINUTE_MS, limits.cryptopanic_per_minute, 1);
+                add(
+                    BucketId::CryptoPanicMinute,
+                    MINUTE_MS,
+                    limits.cryptopanic_per_minute,
+                    1,
+                );
             }
             Provider::FearGreed => {
-                add(BucketId::FearGreedMinute, MINUTE_MS, limits.feargreed_per_minute, 1);
+                add(
+                    BucketId::FearGreedMinute,
+                    MINUTE_MS,
+                    limits.feargreed_per_minute,
+                    1,
+                );
             }
         }
         v
     }
 
-    fn process(&self, method: &Method, path: &str, q: &Query, headers: &hyper::HeaderMap) -> (Reply, Duration) {
+    fn process(
+        &self,
+        method: &Method,
+        path: &str,
+        q: &Query,
+        headers: &hyper::HeaderMap,
+    ) -> (Reply, Duration) {
         let Some(p) = Provider::ALL
             .into_iter()
             .find(|p| path == p.prefix() || path.starts_with(&format!("{}/", p.prefix())))
         else {
             let latency = self.lock().latency;
-            return (Reply::json(404, &json!({"error": "unknown provider"})), latency);
+            return (
+                Reply::json(404, &json!({"error": "unknown provider"})),
+                latency,
+            );
         };
         let rest = &path[p.prefix().len()..];
         let route = match p {
@@ -417,7 +486,11 @@ impl State {
             };
             let latency = inner.latency;
             let authed = match p {
-                Provider::CoinGecko => headers.contains_key("x-cg-demo-api-key") || headers.contains_key("x-cg-pro-api-key") || q.get("x_cg_demo_api_key").is_some(),
+                Provider::CoinGecko => {
+                    headers.contains_key("x-cg-demo-api-key")
+                        || headers.contains_key("x-cg-pro-api-key")
+                        || q.get("x_cg_demo_api_key").is_some()
+                }
                 Provider::CoinMarketCap => coinmarketcap::authorize(&ctx, headers, q).is_ok(),
                 Provider::CryptoPanic => cryptopanic::authorize(q).is_ok(),
                 _ => false,
@@ -446,9 +519,9 @@ impl State {
                         let now = ctx.now_ms as u64;
                         match inner.windows.check(&buckets, now) {
                             Verdict::Allowed => None,
-                            Verdict::Rejected { id, retry_after_s, .. } => {
-                                Some(limit_reply(&ctx, id).header("Retry-After", retry_after_s))
-                            }
+                            Verdict::Rejected {
+                                id, retry_after_s, ..
+                            } => Some(limit_reply(&ctx, id).header("Retry-After", retry_after_s)),
                         }
                     }
                 }
@@ -604,7 +677,11 @@ impl Simulator {
     /// # Panics
     /// On an unknown provider name.
     pub fn base_url(&self, provider: impl AsRef<str>) -> String {
-        format!("{}{}", self.url(), self::provider(provider.as_ref()).prefix())
+        format!(
+            "{}{}",
+            self.url(),
+            self::provider(provider.as_ref()).prefix()
+        )
     }
 
     /// The seed.

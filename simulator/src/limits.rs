@@ -111,7 +111,10 @@ pub(crate) struct Bucket {
 pub(crate) enum Verdict {
     Allowed,
     /// Rejected by `id`; retry after `retry_after_s` seconds.
-    Rejected { id: BucketId, retry_after_s: u64 },
+    Rejected {
+        id: BucketId,
+        retry_after_s: u64,
+    },
 }
 
 /// Fixed-window counters.

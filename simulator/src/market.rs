@@ -301,14 +301,14 @@ fn value_noise(seed: u64, k: u64, octave: u64, x: f64) -> f64 {
 
 /// (period in seconds, amplitude of the log-price) for each octave.
 const OCTAVES: [(f64, f64); 8] = [
-    (20.0, 0.0004),
-    (120.0, 0.001),
-    (900.0, 0.003),
-    (3_600.0, 0.006),
-    (14_400.0, 0.010),
-    (86_400.0, 0.022),
-    (604_800.0, 0.050),
-    (2_592_000.0, 0.100),
+    (20.0, 0.0002),
+    (120.0, 0.0005),
+    (900.0, 0.0012),
+    (3_600.0, 0.0025),
+    (14_400.0, 0.005),
+    (86_400.0, 0.014),
+    (604_800.0, 0.040),
+    (2_592_000.0, 0.090),
 ];
 
 /// The market: seeded price paths.
@@ -318,7 +318,7 @@ pub struct Market {
 }
 
 impl Market {
-    /// Sum of octaves for `k` at unix second `t`: roughly in `[-0.2, 0.2]`.
+    /// Sum of octaves for `k` at unix second `t`: within `[-0.153, 0.153]`.
     pub fn walk(&self, k: u64, t: i64) -> f64 {
         let t = t as f64;
         OCTAVES
@@ -375,7 +375,8 @@ impl Market {
     /// USD price of a DEX token at `t`.
     pub fn dex_usd(&self, token: &DexToken, t: i64) -> f64 {
         if let Some(coin) = token.tracks.and_then(coin_by_id) {
-            let basis = 1.0 + 0.001 * value_noise(self.seed, key(token.address), 7, t as f64 / 30.0);
+            let basis =
+                1.0 + 0.001 * value_noise(self.seed, key(token.address), 7, t as f64 / 30.0);
             self.coin_usd(coin, t) * basis
         } else {
             token.base_usd * (token.vol * 2.5 * self.walk(key(token.address), t)).exp()

@@ -29,7 +29,14 @@ async fn get_h(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
     let text = String::from_utf8(buf).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").expect("http response");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -93,9 +100,15 @@ async fn snapshot(sim: &Simulator) -> Vec<String> {
 
 #[tokio::test]
 async fn same_seed_same_bytes_other_seed_other_prices() {
-    let a = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
-    let b = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
-    let c = Simulator::start(frozen(8, Limits::unlimited())).await.unwrap();
+    let a = Simulator::start(frozen(7, Limits::unlimited()))
+        .await
+        .unwrap();
+    let b = Simulator::start(frozen(7, Limits::unlimited()))
+        .await
+        .unwrap();
+    let c = Simulator::start(frozen(8, Limits::unlimited()))
+        .await
+        .unwrap();
     let (sa, sb, sc) = (snapshot(&a).await, snapshot(&b).await, snapshot(&c).await);
     assert_eq!(sa, sb);
     // Repeated calls on one simulator are identical while its clock stands still.
@@ -112,7 +125,9 @@ async fn same_seed_same_bytes_other_seed_other_prices() {
 
 #[tokio::test]
 async fn responses_have_the_real_shapes() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited()))
+        .await
+        .unwrap();
     let a = sim.addr();
 
     let p = get(a, PATHS[0]).await.body;
@@ -123,7 +138,10 @@ async fn responses_have_the_real_shapes() {
     let coin = get(a, PATHS[1]).await.body;
     assert_eq!(coin["id"], "bitcoin");
     assert_eq!(coin["symbol"], "btc");
-    assert!(coin["description"]["en"].as_str().unwrap().contains("Bitcoin"));
+    assert!(coin["description"]["en"]
+        .as_str()
+        .unwrap()
+        .contains("Bitcoin"));
     assert!(coin.get("market_data").is_none());
     assert!(coin.get("localization").is_none());
     let md = get(a, PATHS[2]).await.body;
@@ -133,11 +151,21 @@ async fn responses_have_the_real_shapes() {
 
     let chart = get(a, PATHS[3]).await.body;
     let prices = chart["prices"].as_array().unwrap();
-    assert!(prices.len() >= 7 * 24, "hourly for 7 days: {}", prices.len());
+    assert!(
+        prices.len() >= 7 * 24,
+        "hourly for 7 days: {}",
+        prices.len()
+    );
     assert!(prices[0][0].is_i64() && prices[0][1].is_f64());
     assert_eq!(chart["market_caps"].as_array().unwrap().len(), prices.len());
 
-    assert_eq!(get(a, PATHS[4]).await.body["coins"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        get(a, PATHS[4]).await.body["coins"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
     assert!(get(a, PATHS[5]).await.body["data"]["total_market_cap"]["usd"].is_number());
     assert_eq!(get(a, PATHS[6]).await.body["coins"][0]["id"], "bitcoin");
 
@@ -166,7 +194,11 @@ async fn responses_have_the_real_shapes() {
     assert!(pairs.iter().any(|p| p["baseToken"]["symbol"] == "WBTC"));
     assert!(pairs[0]["priceUsd"].is_string() && pairs[0]["liquidity"]["usd"].is_number());
     let tp = get(a, PATHS[13]).await.body;
-    assert!(tp.as_array().unwrap().iter().all(|p| p["baseToken"]["symbol"] == "JUP"));
+    assert!(tp
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["baseToken"]["symbol"] == "JUP"));
     let tk = get(a, PATHS[14]).await.body;
     assert!(tk.as_array().unwrap().len() >= 3);
 
@@ -192,11 +224,20 @@ async fn responses_have_the_real_shapes() {
 
 #[tokio::test]
 async fn errors_use_the_providers_shapes() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited()))
+        .await
+        .unwrap();
     let a = sim.addr();
     let r = get(a, "/coingecko/api/v3/coins/not-a-coin").await;
-    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("coin not found")));
-    let r = get(a, "/coingecko/api/v3/coins/not-a-coin/market_chart?vs_currency=usd&days=1").await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (404, Some("coin not found"))
+    );
+    let r = get(
+        a,
+        "/coingecko/api/v3/coins/not-a-coin/market_chart?vs_currency=usd&days=1",
+    )
+    .await;
     assert_eq!(r.status, 404);
     let r = get(a, "/binance/api/v3/klines?symbol=NOPEUSDT&interval=1h").await;
     assert_eq!((r.status, r.body["code"].as_i64()), (400, Some(-1121)));
@@ -204,12 +245,24 @@ async fn errors_use_the_providers_shapes() {
     assert_eq!(r.body["code"], -1120);
 
     // CoinMarketCap and CryptoPanic need credentials.
-    let r = get(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC").await;
-    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (401, Some(1002)));
+    let r = get(
+        a,
+        "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["status"]["error_code"].as_i64()),
+        (401, Some(1002))
+    );
     let r = get(a, "/cryptopanic/api/v1/posts/?currencies=BTC").await;
     assert_eq!(r.status, 401);
     assert_eq!(sim.authenticated("coinmarketcap"), 0);
-    get_h(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC", &[CMC_KEY]).await;
+    get_h(
+        a,
+        "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC",
+        &[CMC_KEY],
+    )
+    .await;
     get_h(a, "/coingecko/api/v3/ping", &[("x-cg-demo-api-key", "k")]).await;
     assert_eq!(sim.authenticated("coinmarketcap"), 1);
     assert_eq!(sim.authenticated("coingecko"), 1);
@@ -261,7 +314,10 @@ async fn coingecko_monthly_and_cmc_daily_limits() {
     let cmc = "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC";
     assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
     let r = get_h(a, cmc, &[CMC_KEY]).await;
-    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1009)));
+    assert_eq!(
+        (r.status, r.body["status"]["error_code"].as_i64()),
+        (429, Some(1009))
+    );
     assert!(r.headers["retry-after"].parse::<u64>().unwrap() <= 86_400);
     sim.advance(Duration::from_secs(86_400));
     assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
@@ -277,12 +333,22 @@ async fn binance_weight_limit_and_header() {
     let a = sim.addr();
     let k500 = "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500"; // weight 5
     let r = get(a, k500).await;
-    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "5"));
+    assert_eq!(
+        (r.status, r.headers["x-mbx-used-weight-1m"].as_str()),
+        (200, "5")
+    );
     let r = get(a, k500).await;
     assert_eq!(r.headers["x-mbx-used-weight-1m"], "10");
     let r = get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await; // weight 2
-    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "12"));
-    let r = get(a, "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10").await; // weight 1
+    assert_eq!(
+        (r.status, r.headers["x-mbx-used-weight-1m"].as_str()),
+        (200, "12")
+    );
+    let r = get(
+        a,
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10",
+    )
+    .await; // weight 1
     assert_eq!(r.status, 429);
     assert_eq!(r.body["code"], -1003);
     assert!(r.headers.contains_key("retry-after"));
@@ -295,16 +361,26 @@ async fn binance_weight_limit_and_header() {
 
 #[tokio::test]
 async fn counts_are_exact() {
-    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
+    let sim = Simulator::start(frozen(3, Limits::unlimited()))
+        .await
+        .unwrap();
     let a = sim.addr();
     for _ in 0..4 {
-        get(a, "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd").await;
+        get(
+            a,
+            "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd",
+        )
+        .await;
     }
     get(a, "/coingecko/api/v3/coins/bitcoin").await;
     get(a, "/coingecko/api/v3/coins/ethereum?market_data=true").await;
     get(a, "/coingecko/api/v3/coins/nope").await;
     for i in 1..=3 {
-        get(a, &format!("/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit={i}")).await;
+        get(
+            a,
+            &format!("/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit={i}"),
+        )
+        .await;
     }
     get(a, "/dexscreener/latest/dex/search?q=pepe").await;
     get(a, "/feargreed/fng/?limit=1").await;
@@ -331,10 +407,18 @@ async fn counts_are_exact() {
 
 #[tokio::test]
 async fn counts_are_exact_under_concurrency() {
-    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
+    let sim = Simulator::start(frozen(3, Limits::unlimited()))
+        .await
+        .unwrap();
     let a = sim.addr();
     let tasks: Vec<_> = (0..40)
-        .map(|_| tokio::spawn(async move { get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await.status }))
+        .map(|_| {
+            tokio::spawn(async move {
+                get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT")
+                    .await
+                    .status
+            })
+        })
         .collect();
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
@@ -344,7 +428,9 @@ async fn counts_are_exact_under_concurrency() {
 
 #[tokio::test]
 async fn fault_injection() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited()))
+        .await
+        .unwrap();
     let a = sim.addr();
     let path = "/binance/api/v3/ticker/price?symbol=BTCUSDT";
     sim.set_fail("binance", Some(503));

@@ -1,0 +1,398 @@
+//! CoinGecko API v3 (Demo plan: 30 calls/min, 10,000/month).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use syntra_cache::{cached, Cache};
+
+use super::config::Ttls;
+use super::error::{fetch_json, ApiError};
+
+const PROVIDER: &str = "coingecko";
+
+/// Prices of one coin in one currency, from `/simple/price`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub id: String,
+    pub vs: String,
+    pub price: f64,
+    pub market_cap: Option<f64>,
+    pub volume_24h: Option<f64>,
+    pub change_24h: Option<f64>,
+    pub last_updated_at: Option<i64>,
+}
+
+/// `description` of `/coins/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Description {
+    #[serde(default)]
+    pub en: Option<String>,
+}
+
+/// `links.repos_url` of `/coins/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Repos {
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub github: Vec<String>,
+}
+
+/// `links` of `/coins/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Links {
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub homepage: Vec<String>,
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub blockchain_site: Vec<String>,
+    #[serde(default)]
+    pub subreddit_url: Option<String>,
+    #[serde(default)]
+    pub twitter_screen_name: Option<String>,
+    #[serde(default)]
+    pub repos_url: Repos,
+}
+
+/// `image` of `/coins/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Image {
+    #[serde(default)]
+    pub thumb: Option<String>,
+    #[serde(default)]
+    pub small: Option<String>,
+    #[serde(default)]
+    pub large: Option<String>,
+}
+
+/// Coin metadata: `/coins/{id}?market_data=false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoinData {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    #[serde(default)]
+    pub hashing_algorithm: Option<String>,
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub description: Description,
+    #[serde(default)]
+    pub links: Links,
+    #[serde(default)]
+    pub image: Image,
+    #[serde(default)]
+    pub genesis_date: Option<String>,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    #[serde(default)]
+    pub sentiment_votes_up_percentage: Option<f64>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+/// Per-currency numbers (`{"usd": 67000.0, "eur": ...}`); `null` values are dropped.
+pub type PerCurrency = BTreeMap<String, f64>;
+
+/// `market_data` of `/coins/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MarketStats {
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub current_price: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub market_cap: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub total_volume: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub high_24h: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub low_24h: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub ath: PerCurrency,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    #[serde(default)]
+    pub price_change_24h: Option<f64>,
+    #[serde(default)]
+    pub price_change_percentage_24h: Option<f64>,
+    #[serde(default)]
+    pub price_change_percentage_7d: Option<f64>,
+    #[serde(default)]
+    pub price_change_percentage_30d: Option<f64>,
+    #[serde(default)]
+    pub market_cap_change_percentage_24h: Option<f64>,
+    #[serde(default)]
+    pub circulating_supply: Option<f64>,
+    #[serde(default)]
+    pub total_supply: Option<f64>,
+    #[serde(default)]
+    pub max_supply: Option<f64>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+/// A coin with its market statistics: `/coins/{id}?market_data=true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketData {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    pub market_data: MarketStats,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+/// `/coins/{id}/market_chart`: `[unix ms, value]` series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketChart {
+    #[serde(default)]
+    pub prices: Vec<(i64, f64)>,
+    #[serde(default)]
+    pub market_caps: Vec<(i64, f64)>,
+    #[serde(default)]
+    pub total_volumes: Vec<(i64, f64)>,
+}
+
+/// `item.data` of `/search/trending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendingData {
+    #[serde(deserialize_with = "super::error::de::flex_f64")]
+    pub price: f64,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub price_change_percentage_24h: PerCurrency,
+    #[serde(default)]
+    pub market_cap: Option<String>,
+    #[serde(default)]
+    pub total_volume: Option<String>,
+}
+
+/// One trending coin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendingItem {
+    pub id: String,
+    pub name: String,
+    pub symbol: String,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    #[serde(default)]
+    pub thumb: Option<String>,
+    #[serde(default)]
+    pub price_btc: Option<f64>,
+    #[serde(default)]
+    pub score: u32,
+    #[serde(default)]
+    pub data: Option<TrendingData>,
+}
+
+/// `coins[]` of `/search/trending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendingCoin {
+    pub item: TrendingItem,
+}
+
+/// `/search/trending` (coins only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trending {
+    #[serde(default)]
+    pub coins: Vec<TrendingCoin>,
+}
+
+/// `data` of `/global`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Global {
+    #[serde(default)]
+    pub active_cryptocurrencies: u64,
+    #[serde(default)]
+    pub markets: u64,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub total_market_cap: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub total_volume: PerCurrency,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub market_cap_percentage: PerCurrency,
+    #[serde(default)]
+    pub market_cap_change_percentage_24h_usd: Option<f64>,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+#[derive(Deserialize)]
+struct GlobalEnvelope {
+    data: Global,
+}
+
+/// One coin found by `/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchCoin {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub api_symbol: Option<String>,
+    pub symbol: String,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    #[serde(default)]
+    pub thumb: Option<String>,
+    #[serde(default)]
+    pub large: Option<String>,
+}
+
+/// `/search` (coins only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    #[serde(default)]
+    pub coins: Vec<SearchCoin>,
+}
+
+/// The CoinGecko service.
+#[derive(Clone)]
+pub struct CoinGecko {
+    http: reqwest::Client,
+    base_url: String,
+    /// Demo API key (`COINGECKO_API_KEY`), sent as `x-cg-demo-api-key`.
+    api_key: Option<String>,
+    cache: Cache,
+    ttls: Arc<Ttls>,
+}
+
+impl fmt::Debug for CoinGecko {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoinGecko")
+            .field("base_url", &self.base_url)
+            .field("api_key", &super::redacted(&self.api_key))
+            .finish()
+    }
+}
+
+impl CoinGecko {
+    /// The real API.
+    pub const BASE_URL: &'static str = "https://api.coingecko.com/api/v3";
+
+    /// The real API; the key from `COINGECKO_API_KEY` if set.
+    pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
+        CoinGecko {
+            http,
+            base_url: Self::BASE_URL.to_string(),
+            api_key: super::env_key("COINGECKO_API_KEY"),
+            cache,
+            ttls,
+        }
+    }
+
+    /// Another base URL (a simulator, a proxy, the Pro API).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Replaces the API key.
+    pub fn with_api_key(mut self, key: Option<String>) -> Self {
+        self.api_key = key;
+        self
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .header("accept", "application/json");
+        match &self.api_key {
+            Some(k) => req.header("x-cg-demo-api-key", k),
+            None => req,
+        }
+    }
+
+    /// Price of `id` in `vs` with market cap, 24 h volume and change.
+    #[cached(ttl = self.ttls.coingecko.price, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+    pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+        let req = self.get("/simple/price").query(&[
+            ("ids", id),
+            ("vs_currencies", vs),
+            ("include_market_cap", "true"),
+            ("include_24hr_vol", "true"),
+            ("include_24hr_change", "true"),
+            ("include_last_updated_at", "true"),
+        ]);
+        let all: BTreeMap<String, BTreeMap<String, Option<f64>>> =
+            fetch_json(PROVIDER, req).await?;
+        let fields = all
+            .get(id)
+            .ok_or_else(|| ApiError::NotFound(format!("coingecko coin {id:?}")))?;
+        let vs_l = vs.to_lowercase();
+        let field = |name: String| fields.get(&name).copied().flatten();
+        let price = field(vs_l.clone())
+            .ok_or_else(|| ApiError::NotFound(format!("coingecko price of {id:?} in {vs:?}")))?;
+        Ok(Price {
+            id: id.to_string(),
+            vs: vs_l.clone(),
+            price,
+            market_cap: field(format!("{vs_l}_market_cap")),
+            volume_24h: field(format!("{vs_l}_24h_vol")),
+            change_24h: field(format!("{vs_l}_24h_change")),
+            last_updated_at: field("last_updated_at".into()).map(|t| t as i64),
+        })
+    }
+
+    /// Coin metadata (name, description, links ...).
+    #[cached(ttl = self.ttls.coingecko.coin_data, key = "coingecko:coin_data:<id>", cache = self.cache)]
+    pub async fn coin_data(&self, id: &str) -> Result<CoinData, ApiError> {
+        let req = self.get(&format!("/coins/{id}")).query(&[
+            ("localization", "false"),
+            ("tickers", "false"),
+            ("market_data", "false"),
+            ("community_data", "false"),
+            ("developer_data", "false"),
+            ("sparkline", "false"),
+        ]);
+        fetch_json(PROVIDER, req).await
+    }
+
+    /// Market statistics of a coin (prices, caps, volumes, changes).
+    #[cached(ttl = self.ttls.coingecko.market_data, key = "coingecko:market_data:<id>", cache = self.cache)]
+    pub async fn market_data(&self, id: &str) -> Result<MarketData, ApiError> {
+        let req = self.get(&format!("/coins/{id}")).query(&[
+            ("localization", "false"),
+            ("tickers", "false"),
+            ("market_data", "true"),
+            ("community_data", "false"),
+            ("developer_data", "false"),
+            ("sparkline", "false"),
+        ]);
+        fetch_json(PROVIDER, req).await
+    }
+
+    /// Price, market-cap and volume history over `days`.
+    #[cached(ttl = self.ttls.coingecko.market_chart, key = "coingecko:market_chart:<id>_<vs>_<days>", cache = self.cache)]
+    pub async fn market_chart(
+        &self,
+        id: &str,
+        vs: &str,
+        days: u32,
+    ) -> Result<MarketChart, ApiError> {
+        let days_s = days.to_string();
+        let req = self
+            .get(&format!("/coins/{id}/market_chart"))
+            .query(&[("vs_currency", vs), ("days", days_s.as_str())]);
+        fetch_json(PROVIDER, req).await
+    }
+
+    /// Trending coins.
+    #[cached(ttl = self.ttls.coingecko.trending, key = "coingecko:trending", cache = self.cache)]
+    pub async fn trending(&self) -> Result<Trending, ApiError> {
+        fetch_json(PROVIDER, self.get("/search/trending")).await
+    }
+
+    /// Global market statistics.
+    #[cached(ttl = self.ttls.coingecko.global, key = "coingecko:global", cache = self.cache)]
+    pub async fn global(&self) -> Result<Global, ApiError> {
+        let env: GlobalEnvelope = fetch_json(PROVIDER, self.get("/global")).await?;
+        Ok(env.data)
+    }
+
+    /// Coins matching `query`.
+    #[cached(ttl = self.ttls.coingecko.search, key = "coingecko:search:<query>", cache = self.cache)]
+    pub async fn search(&self, query: &str) -> Result<Search, ApiError> {
+        fetch_json(PROVIDER, self.get("/search").query(&[("query", query)])).await
+    }
+}

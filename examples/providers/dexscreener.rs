@@ -1,0 +1,246 @@
+//! DexScreener public API (300 calls/min for search and pairs; no key needed).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use syntra_cache::{cached, Cache};
+
+use super::config::Ttls;
+use super::error::{fetch_json, ApiError};
+
+const PROVIDER: &str = "dexscreener";
+
+/// `baseToken` / `quoteToken` of a pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub address: String,
+    pub name: String,
+    pub symbol: String,
+}
+
+/// Buys and sells in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TxnCount {
+    #[serde(default)]
+    pub buys: u64,
+    #[serde(default)]
+    pub sells: u64,
+}
+
+/// `liquidity` of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Liquidity {
+    #[serde(default)]
+    pub usd: Option<f64>,
+    #[serde(default)]
+    pub base: Option<f64>,
+    #[serde(default)]
+    pub quote: Option<f64>,
+}
+
+/// A link in `info.websites`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Website {
+    #[serde(default)]
+    pub label: Option<String>,
+    pub url: String,
+}
+
+/// A link in `info.socials`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Social {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `info` of a pair.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    #[serde(default)]
+    pub image_url: Option<String>,
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub websites: Vec<Website>,
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub socials: Vec<Social>,
+}
+
+/// A DEX pair as DexScreener returns it (decimal prices stay strings, as on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pair {
+    pub chain_id: String,
+    pub dex_id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    pub pair_address: String,
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pub labels: Vec<String>,
+    pub base_token: Token,
+    pub quote_token: Token,
+    #[serde(default)]
+    pub price_native: Option<String>,
+    #[serde(default)]
+    pub price_usd: Option<String>,
+    #[serde(default)]
+    pub txns: BTreeMap<String, TxnCount>,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub volume: BTreeMap<String, f64>,
+    #[serde(default, deserialize_with = "super::error::de::per_currency")]
+    pub price_change: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub liquidity: Option<Liquidity>,
+    #[serde(default)]
+    pub fdv: Option<f64>,
+    #[serde(default)]
+    pub market_cap: Option<f64>,
+    #[serde(default)]
+    pub pair_created_at: Option<i64>,
+    #[serde(default)]
+    pub info: Option<Info>,
+}
+
+impl Pair {
+    /// `priceUsd` as a number.
+    pub fn price_usd(&self) -> Option<f64> {
+        self.price_usd.as_deref()?.parse().ok()
+    }
+
+    /// `priceNative` as a number.
+    pub fn price_native(&self) -> Option<f64> {
+        self.price_native.as_deref()?.parse().ok()
+    }
+
+    /// `liquidity.usd`, 0 when absent.
+    pub fn liquidity_usd(&self) -> f64 {
+        self.liquidity.and_then(|l| l.usd).unwrap_or(0.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchEnvelope {
+    #[serde(default, deserialize_with = "super::error::de::list")]
+    pairs: Vec<Pair>,
+}
+
+/// A token's USD price, from its most liquid pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPrice {
+    pub chain_id: String,
+    pub address: String,
+    pub symbol: String,
+    pub name: String,
+    pub price_usd: f64,
+    pub liquidity_usd: f64,
+    pub dex_id: String,
+    pub pair_address: String,
+}
+
+fn same_address(a: &str, b: &str) -> bool {
+    if a.starts_with("0x") {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// The DexScreener service.
+#[derive(Clone)]
+pub struct DexScreener {
+    http: reqwest::Client,
+    base_url: String,
+    cache: Cache,
+    ttls: Arc<Ttls>,
+}
+
+impl fmt::Debug for DexScreener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DexScreener")
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+impl DexScreener {
+    /// The real API.
+    pub const BASE_URL: &'static str = "https://api.dexscreener.com";
+
+    /// The real API.
+    pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
+        DexScreener {
+            http,
+            base_url: Self::BASE_URL.to_string(),
+            cache,
+            ttls,
+        }
+    }
+
+    /// Another base URL.
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base_url))
+    }
+
+    /// Pairs matching `query` (symbol, name or address).
+    #[cached(ttl = self.ttls.dexscreener.search, key = "dexscreener:search:<query>", cache = self.cache)]
+    pub async fn search(&self, query: &str) -> Result<Vec<Pair>, ApiError> {
+        let req = self.get("/latest/dex/search").query(&[("q", query)]);
+        let env: SearchEnvelope = fetch_json(PROVIDER, req).await?;
+        Ok(env.pairs)
+    }
+
+    /// Every pool of a token on a chain (`solana`, `ethereum`, `bsc` ...).
+    #[cached(ttl = self.ttls.dexscreener.token_pairs, key = "dexscreener:token_pairs:<chain>_<address>", cache = self.cache)]
+    pub async fn token_pairs(&self, chain: &str, address: &str) -> Result<Vec<Pair>, ApiError> {
+        let req = self.get(&format!("/token-pairs/v1/{chain}/{address}"));
+        fetch_json(PROVIDER, req).await
+    }
+
+    /// A token's USD price from its most liquid pair (via `/tokens/v1`).
+    #[cached(ttl = self.ttls.dexscreener.token_price, key = "dexscreener:token_price:<chain>_<address>", cache = self.cache)]
+    pub async fn token_price(&self, chain: &str, address: &str) -> Result<TokenPrice, ApiError> {
+        let req = self.get(&format!("/tokens/v1/{chain}/{address}"));
+        let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;
+        // Prefer pairs where the token is the base; a quote-side pair gives its price as
+        // priceUsd / priceNative.
+        let mut best: Option<(f64, f64, &Pair, &Token)> = None;
+        for p in &pairs {
+            let (price, token) = if same_address(&p.base_token.address, address) {
+                (p.price_usd(), &p.base_token)
+            } else if same_address(&p.quote_token.address, address) {
+                let price = match (p.price_usd(), p.price_native()) {
+                    (Some(u), Some(n)) if n > 0.0 => Some(u / n),
+                    _ => None,
+                };
+                (price, &p.quote_token)
+            } else {
+                continue;
+            };
+            let Some(price) = price else { continue };
+            let liq = p.liquidity_usd();
+            if best.as_ref().is_none_or(|b| liq > b.1) {
+                best = Some((price, liq, p, token));
+            }
+        }
+        let (price, liq, pair, token) = best
+            .ok_or_else(|| ApiError::NotFound(format!("dexscreener price of {chain}/{address}")))?;
+        Ok(TokenPrice {
+            chain_id: pair.chain_id.clone(),
+            address: token.address.clone(),
+            symbol: token.symbol.clone(),
+            name: token.name.clone(),
+            price_usd: price,
+            liquidity_usd: liq,
+            dex_id: pair.dex_id.clone(),
+            pair_address: pair.pair_address.clone(),
+        })
+    }
+}

@@ -1,0 +1,607 @@
+//! The provider services of `examples/providers` against the local simulator: responses parse,
+//! repeated calls within the TTL are served from the cache (the simulator's counters prove no
+//! upstream call), keys and TTLs follow the strategy's tables, and upstream failures (429,
+//! 404, outages) reach the caller and are never cached.
+
+#[path = "../examples/providers/mod.rs"]
+mod providers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use providers::config::{parse_duration, Limits as ProviderLimits, Ttls};
+use providers::{ApiError, Interval, Providers};
+use syntra_cache::store::{BoxFuture, Store};
+use syntra_cache::{key_of, Cache, StoreError};
+use syntra_sim::{Limits, SimConfig, Simulator};
+
+const JUP: &str = "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN";
+const WBTC: &str = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599";
+
+async fn sim(limits: Limits) -> Simulator {
+    Simulator::start(SimConfig {
+        seed: 11,
+        limits,
+        clock_speed: 0.0,
+        latency: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+/// A remote "store" that records the key and TTL of every write, and keeps the bytes.
+#[derive(Default)]
+struct Recorder {
+    writes: Mutex<Vec<(String, Duration)>>,
+    data: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Recorder {
+    fn writes(&self) -> Vec<(String, Duration)> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    fn ttl_of(&self, key: &str) -> Option<Duration> {
+        self.writes()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, t)| t)
+    }
+
+    fn all_bytes(&self) -> String {
+        let data = self.data.lock().unwrap();
+        data.values()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Store for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move { Ok(self.data.lock().unwrap().get(key).cloned()) })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.writes.lock().unwrap().push((key.to_string(), ttl));
+            self.data.lock().unwrap().insert(key.to_string(), value);
+            Ok(())
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.data.lock().unwrap().remove(key).is_some()) })
+    }
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut d = self.data.lock().unwrap();
+            let before = d.len();
+            d.retain(|k, _| !k.starts_with(prefix));
+            Ok((before - d.len()) as u64)
+        })
+    }
+    fn set_nx<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut d = self.data.lock().unwrap();
+            if d.contains_key(key) {
+                return Ok(false);
+            }
+            d.insert(key.to_string(), token.as_bytes().to_vec());
+            Ok(true)
+        })
+    }
+    fn delete_if_eq<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut d = self.data.lock().unwrap();
+            if d.get(key).map(Vec::as_slice) == Some(token.as_bytes()) {
+                d.remove(key);
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+}
+
+fn recording_cache() -> (Cache, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let cache = Cache::builder()
+        .namespace("syntra")
+        .store(rec.clone())
+        .build()
+        .expect("cache builds");
+    (cache, rec)
+}
+
+#[tokio::test]
+async fn every_service_parses_the_simulated_responses() {
+    let sim = sim(Limits::unlimited()).await;
+    let p = Providers::with_simulator(&sim, Cache::memory());
+
+    let price = p.coingecko.price("bitcoin", "usd").await.unwrap();
+    assert!(price.price > 1_000.0 && price.market_cap.unwrap() > 1e9);
+    assert!(price.change_24h.is_some() && price.last_updated_at.is_some());
+    let coin = p.coingecko.coin_data("ethereum").await.unwrap();
+    assert_eq!(
+        (coin.symbol.as_str(), coin.name.as_str()),
+        ("eth", "Ethereum")
+    );
+    assert!(coin.description.en.unwrap().contains("Ethereum"));
+    assert!(!coin.links.homepage.is_empty());
+    let md = p.coingecko.market_data("solana").await.unwrap();
+    assert!(md.market_data.current_price["usd"] > 1.0);
+    assert!(md.market_data.price_change_percentage_24h.is_some());
+    let chart = p.coingecko.market_chart("bitcoin", "usd", 1).await.unwrap();
+    assert!(chart.prices.len() >= 288, "5-minutely for a day");
+    assert_eq!(chart.prices.len(), chart.total_volumes.len());
+    let trending = p.coingecko.trending().await.unwrap();
+    assert_eq!(trending.coins.len(), 7);
+    assert!(trending.coins[0].item.data.as_ref().unwrap().price > 0.0);
+    let global = p.coingecko.global().await.unwrap();
+    assert!(global.total_market_cap["usd"] > 1e12);
+    let search = p.coingecko.search("doge").await.unwrap();
+    assert_eq!(search.coins[0].id, "dogecoin");
+
+    let k = p.binance.klines("BTCUSDT", Interval::H1, 24).await.unwrap();
+    assert_eq!(k.len(), 24);
+    assert!(k
+        .iter()
+        .all(|c| c.low <= c.open && c.open <= c.high && c.close_time > c.open_time));
+    assert_eq!(k[1].open_time - k[0].open_time, 3_600_000);
+    assert!(p.binance.current_price("ETHUSDT").await.unwrap().price > 100.0);
+    let f = p.binance.funding_rate("BTCUSDT").await.unwrap();
+    assert!(f.funding_rate.abs() < 0.01 && f.mark_price.is_some());
+    assert!(
+        p.binance
+            .open_interest("BTCUSDT")
+            .await
+            .unwrap()
+            .open_interest
+            > 0.0
+    );
+
+    let pairs = p.dexscreener.search("bitcoin").await.unwrap();
+    assert!(pairs.iter().any(|x| x.base_token.symbol == "WBTC"));
+    let jup = p.dexscreener.token_pairs("solana", JUP).await.unwrap();
+    assert!(!jup.is_empty() && jup.iter().all(|x| x.base_token.address == JUP));
+    let tp = p.dexscreener.token_price("ethereum", WBTC).await.unwrap();
+    assert_eq!(tp.symbol, "WBTC");
+    // WBTC tracks bitcoin within a fraction of a percent.
+    assert!(
+        (tp.price_usd / price.price - 1.0).abs() < 0.01,
+        "{tp:?} vs {price:?}"
+    );
+
+    let q = p.coinmarketcap.quote("BTC").await.unwrap();
+    assert_eq!((q.symbol.as_str(), q.slug.as_str()), ("BTC", "bitcoin"));
+    assert!(q.usd_price().unwrap() > 1_000.0);
+    let news = p.cryptopanic.news("ETH").await.unwrap();
+    assert_eq!(news.len(), 20);
+    assert!(news
+        .iter()
+        .all(|n| n.currencies.iter().any(|c| c.code == "ETH")));
+    let fng = p.feargreed.current().await.unwrap();
+    assert!(fng.value <= 100 && !fng.classification.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_call_within_the_ttl_makes_no_upstream_call() {
+    let sim = sim(Limits::unlimited()).await;
+    let cache = Cache::memory();
+    let p = Providers::with_simulator(&sim, cache.clone());
+
+    // Each method twice with the same arguments.
+    for _ in 0..2 {
+        p.coingecko.price("bitcoin", "usd").await.unwrap();
+        p.coingecko.coin_data("bitcoin").await.unwrap();
+        p.coingecko.market_data("bitcoin").await.unwrap();
+        p.coingecko.market_chart("bitcoin", "usd", 7).await.unwrap();
+        p.coingecko.trending().await.unwrap();
+        p.coingecko.global().await.unwrap();
+        p.coingecko.search("bit").await.unwrap();
+        p.binance
+            .klines("BTCUSDT", Interval::M5, 100)
+            .await
+            .unwrap();
+        p.binance.current_price("BTCUSDT").await.unwrap();
+        p.binance.funding_rate("BTCUSDT").await.unwrap();
+        p.binance.open_interest("BTCUSDT").await.unwrap();
+        p.dexscreener.search("pepe").await.unwrap();
+        p.dexscreener.token_pairs("solana", JUP).await.unwrap();
+        p.dexscreener.token_price("solana", JUP).await.unwrap();
+        p.coinmarketcap.quote("ETH").await.unwrap();
+        p.cryptopanic.news("BTC").await.unwrap();
+        p.feargreed.current().await.unwrap();
+    }
+    let calls = sim.calls();
+    let expect = [
+        ("coingecko", "/simple/price", 1),
+        // coin_data and market_data share the upstream route.
+        ("coingecko", "/coins/{id}", 2),
+        ("coingecko", "/coins/{id}/market_chart", 1),
+        ("coingecko", "/search/trending", 1),
+        ("coingecko", "/global", 1),
+        ("coingecko", "/search", 1),
+        ("binance", "/api/v3/klines", 1),
+        ("binance", "/api/v3/ticker/price", 1),
+        ("binance", "/fapi/v1/fundingRate", 1),
+        ("binance", "/fapi/v1/openInterest", 1),
+        ("dexscreener", "/latest/dex/search", 1),
+        ("dexscreener", "/token-pairs/v1/{chainId}/{tokenAddress}", 1),
+        ("dexscreener", "/tokens/v1/{chainId}/{tokenAddresses}", 1),
+        ("coinmarketcap", "/v1/cryptocurrency/quotes/latest", 1),
+        ("cryptopanic", "/api/v1/posts/", 1),
+        ("feargreed", "/fng/", 1),
+    ];
+    for (prov, endpoint, n) in expect {
+        assert_eq!(calls.get(prov, endpoint), n, "{prov} {endpoint}\n{calls}");
+    }
+    assert_eq!(calls.total(), 17, "{calls}");
+
+    let stats = cache.stats();
+    let t = stats.total();
+    assert_eq!((t.hits, t.upstream_calls), (17, 17));
+    let price = stats.get("coingecko", "price").expect("price counted");
+    assert_eq!((price.hits, price.misses), (1, 1));
+    assert_eq!(stats.get("binance", "klines").unwrap().hits, 1);
+
+    // Other arguments are other keys: upstream again.
+    p.coingecko.price("ethereum", "usd").await.unwrap();
+    p.coingecko.price("bitcoin", "eur").await.unwrap();
+    p.binance.klines("BTCUSDT", Interval::M5, 50).await.unwrap();
+    assert_eq!(sim.count("coingecko", "/simple/price"), 3);
+    assert_eq!(sim.count("binance", "/api/v3/klines"), 2);
+}
+
+#[tokio::test]
+async fn keys_and_ttls_follow_the_strategy() {
+    let sim = sim(Limits::unlimited()).await;
+    let (cache, rec) = recording_cache();
+    let p = Providers::with_simulator(&sim, cache);
+
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    p.coingecko.coin_data("bitcoin").await.unwrap();
+    p.coingecko.market_data("bitcoin").await.unwrap();
+    p.coingecko
+        .market_chart("bitcoin", "usd", 30)
+        .await
+        .unwrap();
+    p.coingecko.trending().await.unwrap();
+    p.coingecko.global().await.unwrap();
+    p.coingecko.search("bitcoin").await.unwrap();
+    p.binance
+        .klines("BTCUSDT", Interval::H1, 100)
+        .await
+        .unwrap();
+    p.binance.current_price("BTCUSDT").await.unwrap();
+    p.binance.funding_rate("BTCUSDT").await.unwrap();
+    p.binance.open_interest("BTCUSDT").await.unwrap();
+    p.dexscreener.search("bitcoin").await.unwrap();
+    p.dexscreener.token_pairs("solana", JUP).await.unwrap();
+    p.dexscreener.token_price("solana", JUP).await.unwrap();
+    p.coinmarketcap.quote("BTC").await.unwrap();
+    p.cryptopanic.news("BTC").await.unwrap();
+    p.feargreed.current().await.unwrap();
+
+    let jup_key = format!("solana_{JUP}");
+    let expected: Vec<(String, u64)> = [
+        ("coingecko:price:bitcoin_usd", 90),
+        ("coingecko:coin_data:bitcoin", 3_600),
+        ("coingecko:market_data:bitcoin", 300),
+        ("coingecko:market_chart:bitcoin_usd_30", 600),
+        ("coingecko:trending", 900),
+        ("coingecko:global", 300),
+        ("coingecko:search:bitcoin", 1_800),
+        ("binance:klines:BTCUSDT_1h_100", 600),
+        ("binance:current_price:BTCUSDT", 30),
+        ("binance:funding_rate:BTCUSDT", 3_600),
+        ("binance:open_interest:BTCUSDT", 300),
+        ("dexscreener:search:bitcoin", 300),
+        (&format!("dexscreener:token_pairs:{jup_key}"), 300),
+        (&format!("dexscreener:token_price:{jup_key}"), 60),
+        ("coinmarketcap:quote:BTC", 300),
+        ("cryptopanic:news:BTC", 900),
+        ("feargreed:current", 3_600),
+    ]
+    .iter()
+    .map(|(k, t)| (format!("syntra:{k}"), *t))
+    .collect();
+    for (key, ttl) in &expected {
+        assert_eq!(
+            rec.ttl_of(key),
+            Some(Duration::from_secs(*ttl)),
+            "{key}; writes: {:#?}",
+            rec.writes()
+        );
+    }
+    let data_writes: Vec<_> = rec
+        .writes()
+        .into_iter()
+        .filter(|(k, _)| expected.iter().any(|(e, _)| e == k))
+        .collect();
+    assert_eq!(data_writes.len(), expected.len(), "one write per call");
+
+    // The same keys, read without running the calls.
+    let ck = key_of(p.coingecko.price("bitcoin", "usd")).unwrap();
+    assert_eq!(ck.key, "syntra:coingecko:price:bitcoin_usd");
+    let ck = key_of(p.binance.klines("ETHUSDT", Interval::D1, 7)).unwrap();
+    assert_eq!(ck.key, "syntra:binance:klines:ETHUSDT_1d_7");
+    let ck = key_of(p.coingecko.market_chart("usd-coin", "eur", 90)).unwrap();
+    assert_eq!(ck.key, "syntra:coingecko:market_chart:usd-coin_eur_90");
+    assert_eq!(
+        sim.count("binance", "/api/v3/klines"),
+        1,
+        "key_of ran no body"
+    );
+
+    // The table the services read is the strategy's.
+    let ttls = Ttls::default();
+    assert_eq!(ttls.entries().len(), 22);
+    assert_eq!(
+        ttls.get("coingecko", "price"),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        ProviderLimits::get("coingecko").unwrap().per_minute,
+        Some(30)
+    );
+    assert_eq!(
+        ProviderLimits::get("coinmarketcap").unwrap().per_day,
+        Some(333)
+    );
+}
+
+#[tokio::test]
+async fn klines_ttl_depends_on_the_interval() {
+    let sim = sim(Limits::unlimited()).await;
+    let (cache, rec) = recording_cache();
+    let p = Providers::with_simulator(&sim, cache);
+    let expected = [
+        (Interval::M1, 60),
+        (Interval::M5, 180),
+        (Interval::M15, 300),
+        (Interval::H1, 600),
+        (Interval::H4, 1_800),
+        (Interval::D1, 3_600),
+    ];
+    for (interval, ttl) in expected {
+        let k = p.binance.klines("SOLUSDT", interval, 10).await.unwrap();
+        assert_eq!(k.len(), 10);
+        let step = k[1].open_time - k[0].open_time;
+        assert_eq!(step as u64, interval.seconds() * 1000);
+        let key = format!("syntra:binance:klines:SOLUSDT_{interval}_10");
+        assert_eq!(rec.ttl_of(&key), Some(Duration::from_secs(ttl)), "{key}");
+    }
+    assert_eq!(sim.count("binance", "/api/v3/klines"), 6);
+}
+
+#[tokio::test]
+async fn a_429_reaches_the_caller_and_is_not_cached() {
+    let limits = Limits {
+        coingecko_per_minute: Some(2),
+        ..Limits::unlimited()
+    };
+    let sim = sim(limits).await;
+    let cache = Cache::memory();
+    let p = Providers::with_simulator(&sim, cache.clone());
+
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    p.coingecko.price("ethereum", "usd").await.unwrap();
+    let err = p.coingecko.price("solana", "usd").await.unwrap_err();
+    let ApiError::RateLimited {
+        provider,
+        retry_after,
+    } = err.clone()
+    else {
+        panic!("expected RateLimited, got {err:?}");
+    };
+    assert_eq!(provider, "coingecko");
+    let retry_after = retry_after.expect("Retry-After is passed on");
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
+    // Cached values are still served while the provider refuses.
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    // The error was not cached: the next call goes upstream again (and is refused again).
+    assert!(matches!(
+        p.coingecko.price("solana", "usd").await,
+        Err(ApiError::RateLimited { .. })
+    ));
+    assert_eq!(sim.count("coingecko", "/simple/price"), 4);
+    assert_eq!(sim.rejected_for("coingecko"), 2);
+    // Once the window has passed, the call succeeds and is then cached.
+    sim.advance(retry_after);
+    let sol = p.coingecko.price("solana", "usd").await.unwrap();
+    assert_eq!(p.coingecko.price("solana", "usd").await.unwrap(), sol);
+    assert_eq!(sim.count("coingecko", "/simple/price"), 5);
+    let st = cache.stats();
+    let st = st.get("coingecko", "price").unwrap();
+    assert_eq!(st.upstream_errors, 2);
+
+    // An injected 429 (Binance) behaves the same way.
+    sim.set_fail("binance", Some(429));
+    let err = p.binance.current_price("BTCUSDT").await.unwrap_err();
+    assert_eq!(
+        err,
+        ApiError::RateLimited {
+            provider: "binance",
+            retry_after: Some(Duration::from_secs(1))
+        }
+    );
+    sim.set_fail("binance", None);
+    p.binance.current_price("BTCUSDT").await.unwrap();
+    assert_eq!(sim.count("binance", "/api/v3/ticker/price"), 2);
+}
+
+#[tokio::test]
+async fn other_failures_are_typed_and_not_cached() {
+    let sim = sim(Limits::unlimited()).await;
+    let p = Providers::with_simulator(&sim, Cache::memory());
+
+    // Unknown coin: CoinGecko's 404.
+    for _ in 0..2 {
+        assert_eq!(
+            p.coingecko.coin_data("no-such-coin").await.unwrap_err(),
+            ApiError::Http { status: 404 }
+        );
+    }
+    assert_eq!(sim.count("coingecko", "/coins/{id}"), 2);
+    // simple/price omits unknown ids.
+    assert!(matches!(
+        p.coingecko.price("no-such-coin", "usd").await,
+        Err(ApiError::NotFound(_))
+    ));
+    // Binance rejects unknown symbols with 400.
+    assert_eq!(
+        p.binance.current_price("NOPE").await.unwrap_err(),
+        ApiError::Http { status: 400 }
+    );
+    // An outage, then recovery.
+    sim.set_fail("feargreed", Some(503));
+    assert_eq!(
+        p.feargreed.current().await.unwrap_err(),
+        ApiError::Http { status: 503 }
+    );
+    sim.set_fail("feargreed", None);
+    p.feargreed.current().await.unwrap();
+    assert_eq!(sim.count("feargreed", "/fng/"), 2);
+    // Rejected credentials.
+    sim.set_fail("coinmarketcap", Some(401));
+    assert_eq!(
+        p.coinmarketcap.quote("BTC").await.unwrap_err(),
+        ApiError::Unauthorized
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_sent_but_never_cached_or_logged() {
+    const CMC_SECRET: &str = "cmc-secret-4f9a";
+    const PANIC_SECRET: &str = "panic-secret-77b2";
+    const CG_SECRET: &str = "cg-secret-0c1d";
+    let sim = sim(Limits::unlimited()).await;
+    let (cache, rec) = recording_cache();
+    let p = Providers::with_simulator(&sim, cache);
+    let cg = p.coingecko.clone().with_api_key(Some(CG_SECRET.into()));
+    let cmc = p
+        .coinmarketcap
+        .clone()
+        .with_api_key(Some(CMC_SECRET.into()));
+    let panic = p.cryptopanic.clone().with_token(Some(PANIC_SECRET.into()));
+
+    cg.price("bitcoin", "usd").await.unwrap();
+    cmc.quote("BTC").await.unwrap();
+    panic.news("BTC").await.unwrap();
+    assert_eq!(sim.authenticated("coingecko"), 1);
+    assert_eq!(sim.authenticated("coinmarketcap"), 1);
+    assert_eq!(sim.authenticated("cryptopanic"), 1);
+
+    let keys: String = rec
+        .writes()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let values = rec.all_bytes();
+    let debug = format!("{cg:?} {cmc:?} {panic:?}");
+    for secret in [CMC_SECRET, PANIC_SECRET, CG_SECRET] {
+        assert!(!keys.contains(secret), "{secret} in a key");
+        assert!(!values.contains(secret), "{secret} in a cached value");
+        assert!(!debug.contains(secret), "{secret} in Debug output");
+    }
+
+    // Without credentials the keyed APIs fail before any network call.
+    let none = p.coinmarketcap.clone().with_api_key(None);
+    assert_eq!(none.quote("SOL").await.unwrap_err(), ApiError::Unauthorized);
+    let none = p.cryptopanic.clone().with_token(None);
+    assert_eq!(none.news("SOL").await.unwrap_err(), ApiError::Unauthorized);
+    assert_eq!(sim.provider_count("coinmarketcap"), 1);
+    assert_eq!(sim.provider_count("cryptopanic"), 1);
+
+    // A network error does not leak the token that was in the URL.
+    let down = p
+        .cryptopanic
+        .clone()
+        .with_token(Some(PANIC_SECRET.into()))
+        .with_base_url("http://127.0.0.1:1");
+    let err = down.news("XRP").await.unwrap_err();
+    assert!(matches!(err, ApiError::Network(_)), "{err:?}");
+    assert!(!err.to_string().contains(PANIC_SECRET), "{err}");
+    assert!(!format!("{err:?}").contains("auth_token"), "{err:?}");
+}
+
+#[tokio::test]
+async fn ttl_overrides_apply_without_recompiling() {
+    let sim = sim(Limits::unlimited()).await;
+    let (cache, rec) = recording_cache();
+    let mut ttls = Ttls::default();
+    ttls.apply_vars([
+        ("SYNTRA_TTL_COINGECKO_PRICE", "1"),
+        ("SYNTRA_TTL_BINANCE_KLINES_4H", "45m"),
+        ("UNRELATED", "x"),
+    ])
+    .unwrap();
+    ttls.apply_file("# comment\n\nfeargreed.current = 2h  # daily index\n")
+        .unwrap();
+    let p = Providers::with_simulator_ttls(&sim, cache, Arc::new(ttls));
+    p.binance.klines("BTCUSDT", Interval::H4, 5).await.unwrap();
+    p.feargreed.current().await.unwrap();
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(
+        rec.ttl_of("syntra:binance:klines:BTCUSDT_4h_5"),
+        Some(Duration::from_secs(2_700))
+    );
+    assert_eq!(
+        rec.ttl_of("syntra:feargreed:current"),
+        Some(Duration::from_secs(7_200))
+    );
+    assert_eq!(
+        rec.ttl_of("syntra:coingecko:price:bitcoin_usd"),
+        Some(Duration::from_secs(1))
+    );
+    // A 1 s TTL expires: the next call goes upstream again.
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(sim.count("coingecko", "/simple/price"), 1);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    p.coingecko.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(sim.count("coingecko", "/simple/price"), 2);
+}
+
+#[test]
+fn ttl_configuration_rejects_mistakes() {
+    let mut t = Ttls::default();
+    assert!(t
+        .apply_vars([("SYNTRA_TTL_COINGECKO_PRICES", "5")])
+        .is_err());
+    assert!(t.apply_vars([("SYNTRA_TTL_COINGECKO_PRICE", "0")]).is_err());
+    assert!(t
+        .apply_vars([("SYNTRA_TTL_COINGECKO_PRICE", "ten")])
+        .is_err());
+    assert!(t.apply_vars([("SYNTRA_TTL_FILE", "/nonexistent")]).is_ok());
+    assert!(t.apply_file("coingecko.price 5").is_err());
+    assert!(t.apply_file("nope.price = 5").is_err());
+    let e = t.apply_file("\ncoingecko.price = 5x").unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+    assert_eq!(t, Ttls::default(), "failed overrides change nothing");
+    assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+    assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+    t.apply_vars([("SYNTRA_TTL_DEXSCREENER_TOKEN_PRICE", "30s")])
+        .unwrap();
+    assert_eq!(t.dexscreener.token_price, Duration::from_secs(30));
+}
