@@ -198,7 +198,10 @@ impl Args {
         };
         let krate = match self.krate {
             Some(arg) => errors.check(arg.value.parse::<Path>().map_err(|_| {
-                Error::new_spanned(&arg.value, "expected a path such as `crate = \"my_crate::cache\"`")
+                Error::new_spanned(
+                    &arg.value,
+                    "expected a path such as `crate = \"my_crate::cache\"`",
+                )
             })),
             None => Some(syn::parse_quote!(::syntra_cache)),
         };
@@ -285,9 +288,13 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
     let mut total: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let (number, tail) = rest.split_at(digits);
-        let letters = tail.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(tail.len());
+        let letters = tail
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(letters);
         let (int, frac) = number.split_once('.').unwrap_or((number, ""));
         if int.is_empty() || frac.contains('.') || (number.contains('.') && frac.is_empty()) {
@@ -304,7 +311,11 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
                     "missing unit in duration `{text}`; use {UNITS}, e.g. `\"{number}s\"`"
                 ))
             }
-            other => return Err(format!("unknown unit `{other}` in duration `{text}`; use {UNITS}")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in duration `{text}`; use {UNITS}"
+                ))
+            }
         };
         let too_long = || format!("duration `{text}` is too long");
         if int.len() > 20 || frac.len() > 20 {
@@ -312,9 +323,15 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
         }
         let scale = 10u128.pow(frac.len() as u32);
         let int: u128 = int.parse().map_err(|_| invalid())?;
-        let frac: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| invalid())? };
-        if frac * per_unit % scale != 0 {
-            return Err(format!("duration `{text}` is not a whole number of milliseconds"));
+        let frac: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| invalid())?
+        };
+        if !(frac * per_unit).is_multiple_of(scale) {
+            return Err(format!(
+                "duration `{text}` is not a whole number of milliseconds"
+            ));
         }
         total += int * per_unit + frac * per_unit / scale;
         if total > u128::from(u64::MAX) {
@@ -368,19 +385,35 @@ mod tests {
     fn message(args: proc_macro2::TokenStream) -> String {
         match build(args) {
             Ok(_) => panic!("expected an error"),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
     #[test]
     fn arguments() {
         let config = build(quote::quote!(
-            ttl = "1h30m", key = "svc:m:<id>", skip(a, b), cache = self.cache,
-            format = "msgpack", none_ttl = 5, version = 3, crate = "my::cache",
+            ttl = "1h30m",
+            key = "svc:m:<id>",
+            skip(a, b),
+            cache = self.cache,
+            format = "msgpack",
+            none_ttl = 5,
+            version = 3,
+            crate = "my::cache",
         ))
         .unwrap();
         assert!(matches!(config.ttl, Ttl::Millis(5_400_000)));
-        assert!(matches!(config.none_ttl, Some(Arg { value: Ttl::Millis(5_000), .. })));
+        assert!(matches!(
+            config.none_ttl,
+            Some(Arg {
+                value: Ttl::Millis(5_000),
+                ..
+            })
+        ));
         assert_eq!(config.skip.len(), 2);
         assert!(config.cache.is_some());
         assert!(matches!(config.format, Format::MessagePack));
@@ -393,16 +426,28 @@ mod tests {
 
     #[test]
     fn argument_errors() {
-        assert_eq!(message(quote::quote!(ttl = 1, ttl = 2)), "`ttl` set multiple times");
+        assert_eq!(
+            message(quote::quote!(ttl = 1, ttl = 2)),
+            "`ttl` set multiple times"
+        );
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
             "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `version`, `crate`\n\
              unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `version`, `crate`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
-        assert_eq!(message(quote::quote!(ttl = 0)), "`ttl` must be greater than zero");
-        assert_eq!(message(quote::quote!(ttl = "0s")), "`ttl` must be greater than zero");
-        assert_eq!(message(quote::quote!(ttl = -5)), "`ttl` must be greater than zero");
+        assert_eq!(
+            message(quote::quote!(ttl = 0)),
+            "`ttl` must be greater than zero"
+        );
+        assert_eq!(
+            message(quote::quote!(ttl = "0s")),
+            "`ttl` must be greater than zero"
+        );
+        assert_eq!(
+            message(quote::quote!(ttl = -5)),
+            "`ttl` must be greater than zero"
+        );
         assert!(message(quote::quote!(ttl = 1.5)).starts_with("expected whole seconds"));
         assert!(message(quote::quote!(ttl = 1, format = "xml")).starts_with("unknown format `xml`"));
         assert_eq!(

@@ -120,7 +120,6 @@ fn try_expand(args: TokenStream, func: &CachedFn) -> Result<TokenStream> {
 //
 // Output:
 //     async fn get(&self, id: u64) -> Result<T, E> {
-//         if false { let __cache_ret: Result<T, E> = loop {}; return __cache_ret; }
 //         assert_outcome::<Result<T, E>>();
 //         static __CACHE_SITE: Site = Site::new(SiteInfo { service: Named("svc"), method: "get", .. });
 //         let __cache_handle: &Cache = default_cache();
@@ -129,8 +128,14 @@ fn try_expand(args: TokenStream, func: &CachedFn) -> Result<TokenStream> {
 //         __cache_key.arg(&id, Next::End);
 //         let __cache_policy = Policy::new(Ok(Duration::from_secs(90)));
 //         cached::<Result<T, E>, _>(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy,
-//             async move BODY).await
+//             async move {
+//                 if false { let __cache_ret: Result<T, E> = loop {}; return __cache_ret; }
+//                 BODY
+//             },
+//         ).await
 //     }
+//
+// A plain `-> T` caches `Plain<T>`: `cached::<Plain<T>, _>(.., async move { Plain(async move {..}.await) }).await.0`.
 fn generate(config: &Config, func: &CachedFn) -> TokenStream {
     let CachedFn {
         attrs,
@@ -163,13 +168,14 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
     };
 
     let plain = return_kind(ret) == ReturnKind::Plain;
+    let private_at_ret = private_at(krate, ret_span);
     let outcome = if plain {
-        quote!(#private::Plain<#ret>)
+        quote_spanned!(ret_span=> #private_at_ret::Plain<#ret>)
     } else {
         quote!(#ret)
     };
-    let private_at_ret = private_at(krate, ret_span);
     let assert_outcome = quote_spanned!(ret_span=> #private_at_ret::assert_outcome::<#outcome>(););
+    let call = quote_spanned!(ret_span=> #private_at_ret::cached::<#outcome, _>);
 
     let site = site(config, func, &private);
     let handle = match &config.cache {
@@ -194,36 +200,33 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
 
     let mut block = TokenStream::new();
     brace_token.surround(&mut block, |tokens| body.to_tokens(tokens));
+    let body = quote!(async move { #fake_return #block });
     let (future, unwrap) = if plain {
         (
-            quote!(async move { #private::Plain(async move #block.await) }),
+            quote!(async move { #private::Plain(#body.await) }),
             quote!(.0),
         )
     } else {
-        (quote!(async move #block), quote!())
+        (body, quote!())
+    };
+    let call = quote_spanned! {ret_span=>
+        #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
     };
 
-    quote! {
-        #(#attrs)*
-        #vis #sig {
+    let mut output = quote!(#(#attrs)* #vis #sig);
+    brace_token.surround(&mut output, |tokens| {
+        tokens.extend(quote! {
             #(#inner_attrs)*
-            #fake_return
             #assert_outcome
             #site
             let __cache_handle: &#krate::Cache = #handle;
             let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
             #key_parts
             let __cache_policy = #private::Policy::new(#ttl) #none_ttl;
-            #private::cached::<#outcome, _>(
-                &__CACHE_SITE,
-                __cache_handle,
-                __cache_key.finish(),
-                __cache_policy,
-                #future,
-            )
-            .await #unwrap
-        }
-    }
+            #call
+        });
+    });
+    output
 }
 
 // Input:  key = "svc:get:<id>" on `async fn get(..)`
@@ -308,7 +311,7 @@ fn key_parts(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenSt
 // Output: Ok(from_secs(90))   | Ok(from_millis(500))              | ttl(EXPR)
 fn ttl(ttl: &Ttl, krate: &syn::Path) -> TokenStream {
     match ttl {
-        Ttl::Millis(millis) if millis % 1000 == 0 => {
+        Ttl::Millis(millis) if millis.is_multiple_of(1000) => {
             let secs = Literal::u64_suffixed(millis / 1000);
             quote!(::core::result::Result::Ok(::core::time::Duration::from_secs(#secs)))
         }
@@ -358,15 +361,37 @@ mod tests {
         let cases = [
             (
                 quote!(ttl = 90, key = "coingecko:price:<id>_<vs>"),
-                quote!(async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> { self.get(id, vs).await }),
+                quote!(
+                    async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+                        self.get(id, vs).await
+                    }
+                ),
             ),
             (
-                quote!(ttl = "500ms", none_ttl = "1m", cache = self.cache, format = "msgpack"),
-                quote!(pub async fn find(&self, id: u64, _trace: u8) -> Option<User> { None }),
+                quote!(
+                    ttl = "500ms",
+                    none_ttl = "1m",
+                    cache = self.cache,
+                    format = "msgpack"
+                ),
+                quote!(
+                    pub async fn find(&self, id: u64, _trace: u8) -> Option<User> {
+                        None
+                    }
+                ),
             ),
             (
-                quote!(ttl = interval.ttl_secs(), skip(interval), crate = "my::cache", version = 2),
-                quote!(async fn candles(interval: Interval) -> Vec<Candle> { vec![] }),
+                quote!(
+                    ttl = interval.ttl_secs(),
+                    skip(interval),
+                    crate = "my::cache",
+                    version = 2
+                ),
+                quote!(
+                    async fn candles(interval: Interval) -> Vec<Candle> {
+                        vec![]
+                    }
+                ),
             ),
         ];
         for (args, item) in cases {
@@ -380,7 +405,9 @@ mod tests {
     fn reports_errors_with_the_original_item() {
         let out = expand(
             quote!(ttl = 0, key = "a:<idd>"),
-            quote!(fn f(self, id: u8, (a, b): (u8, u8)) {}),
+            quote!(
+                fn f(self, id: u8, (a, b): (u8, u8)) {}
+            ),
         );
         for message in [
             "fn f (self , id : u8 , (a , b) : (u8 , u8)) { }",
@@ -397,8 +424,17 @@ mod tests {
     #[test]
     fn key_checks() {
         let out = expand(
-            quote!(ttl = 1, key = "a:<idd>:<vs.x>", skip(vs, nope), none_ttl = 1),
-            quote!(async fn f(id: u8, vs: u8, extra: u8) -> u8 { 1 }),
+            quote!(
+                ttl = 1,
+                key = "a:<idd>:<vs.x>",
+                skip(vs, nope),
+                none_ttl = 1
+            ),
+            quote!(
+                async fn f(id: u8, vs: u8, extra: u8) -> u8 {
+                    1
+                }
+            ),
         );
         for message in [
             "unknown placeholder `<idd>` in key; parameters are: `id`, `vs`, `extra`",

@@ -39,7 +39,9 @@ impl Template {
             );
         }
         if text.contains("::") {
-            return Err("key template contains `::`; separate its segments with a single `:`".into());
+            return Err(
+                "key template contains `::`; separate its segments with a single `:`".into(),
+            );
         }
         let mut segments = Vec::new();
         let mut rest = text;
@@ -108,7 +110,9 @@ impl Template {
         match self.segments.get(index + 1) {
             None => Next::End,
             Some(Segment::Arg(_)) => Next::Arg,
-            Some(Segment::Lit(lit)) => Next::Lit(lit.chars().next().expect("literals are non-empty")),
+            Some(Segment::Lit(lit)) => {
+                Next::Lit(lit.chars().next().expect("literals are non-empty"))
+            }
         }
     }
 }
@@ -116,7 +120,9 @@ impl Template {
 impl Placeholder {
     fn parse(inner: &str) -> Result<Self, String> {
         if inner.is_empty() {
-            return Err("empty placeholder `<>` in key template; name a parameter, e.g. `<id>`".into());
+            return Err(
+                "empty placeholder `<>` in key template; name a parameter, e.g. `<id>`".into(),
+            );
         }
         let mut parts = inner.split('.');
         let param = parts.next().unwrap_or_default();
@@ -180,7 +186,12 @@ mod tests {
         let t = Template::parse("coingecko:price:<id>_<vs>").unwrap();
         assert_eq!(
             t.segments,
-            [lit("coingecko:price:"), arg("id", &[]), lit("_"), arg("vs", &[])]
+            [
+                lit("coingecko:price:"),
+                arg("id", &[]),
+                lit("_"),
+                arg("vs", &[])
+            ]
         );
         assert_eq!(t.service(), Some("coingecko"));
         assert_eq!(t.method(), Some("price"));

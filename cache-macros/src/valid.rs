@@ -1,9 +1,7 @@
 use std::collections::BTreeSet;
 
 use syn::visit::Visit;
-use syn::{
-    Error, FnArg, GenericParam, Pat, Receiver, Result, ReturnType, Type, TypeImplTrait,
-};
+use syn::{Error, FnArg, GenericParam, Pat, Receiver, Result, ReturnType, Type, TypeImplTrait};
 
 use crate::attr::Config;
 use crate::expand::CachedFn;
@@ -78,7 +76,12 @@ pub(crate) fn signature(func: &CachedFn) -> Result<()> {
         ));
     }
     for attr in &func.attrs {
-        if attr.path().segments.last().is_some_and(|s| s.ident == "cached") {
+        if attr
+            .path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "cached")
+        {
             errors.push(Error::new_spanned(attr, "#[cached] applied twice"));
         }
     }
@@ -148,7 +151,9 @@ fn self_by_reference(receiver: &Receiver) -> Result<()> {
     let by_value = receiver.reference.is_none()
         && match &receiver.colon_token {
             None => true,
-            Some(_) => matches!(&*receiver.ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self")),
+            Some(_) => {
+                matches!(&*receiver.ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"))
+            }
         };
     if by_value {
         return Err(Error::new_spanned(
@@ -217,7 +222,9 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
             if in_key.contains(name.to_string().as_str()) {
                 errors.push(Error::new_spanned(
                     name,
-                    format!("`{name}` is both in the key and in `skip`; remove it from one of them"),
+                    format!(
+                        "`{name}` is both in the key and in `skip`; remove it from one of them"
+                    ),
                 ));
             }
         }

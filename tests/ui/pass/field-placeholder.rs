@@ -31,7 +31,10 @@ async fn sum(pair: Pair) -> Result<u32, String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let user = User { tenant: Tenant { id: 7 }, name: "ann".into() };
+    let user = User {
+        tenant: Tenant { id: 7 },
+        name: "ann".into(),
+    };
     assert_eq!(greeting(&user).await.as_deref(), Ok("hello ann of 7"));
     assert_eq!(greeting(&user).await.as_deref(), Ok("hello ann of 7"));
     assert_eq!(CALLS.load(Ordering::SeqCst), 1);

@@ -17,7 +17,9 @@ struct ApiError;
 #[cached(ttl = 90, key = "coingecko:price:<id>_<vs>")]
 async fn price(id: &str, vs: &str) -> Result<Price, ApiError> {
     CALLS.fetch_add(1, Ordering::SeqCst);
-    Ok(Price { usd: (id.len() + vs.len()) as u64 })
+    Ok(Price {
+        usd: (id.len() + vs.len()) as u64,
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -24,7 +24,10 @@ impl Client {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let client = Client { calls: AtomicUsize::new(0), base: 100 };
+    let client = Client {
+        calls: AtomicUsize::new(0),
+        base: 100,
+    };
     assert_eq!(client.get(1).await, Ok(101));
     assert_eq!(client.get(1).await, Ok(101));
     assert_eq!(client.get_ref("x").await.as_deref(), Ok("100x"));

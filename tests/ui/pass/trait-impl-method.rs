@@ -28,7 +28,9 @@ impl Repo for Db {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let db = Db { calls: AtomicUsize::new(0) };
+    let db = Db {
+        calls: AtomicUsize::new(0),
+    };
     assert_eq!(db.find(1).await.as_deref(), Some("row 1"));
     assert_eq!(db.find(1).await.as_deref(), Some("row 1"));
     assert_eq!(db.count().await, Ok(7));

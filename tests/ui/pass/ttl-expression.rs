@@ -25,6 +25,12 @@ async fn candles(symbol: String, interval: Interval) -> Result<Vec<u64>, String>
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    assert_eq!(candles("BTC".into(), Interval::Minute).await, Ok(vec![3, 30]));
-    assert_eq!(candles("BTC".into(), Interval::Day).await, Ok(vec![3, 3600]));
+    assert_eq!(
+        candles("BTC".into(), Interval::Minute).await,
+        Ok(vec![3, 30])
+    );
+    assert_eq!(
+        candles("BTC".into(), Interval::Day).await,
+        Ok(vec![3, 3600])
+    );
 }

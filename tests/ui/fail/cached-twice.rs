@@ -1,0 +1,9 @@
+use syntra_cache::cached;
+
+#[cached(ttl = 60, key = "users:name:<id>")]
+#[cached(ttl = 90, key = "users:name:<id>")]
+async fn name(id: u64) -> Result<String, String> {
+    Ok(id.to_string())
+}
+
+fn main() {}
