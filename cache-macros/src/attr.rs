@@ -10,7 +10,8 @@ use crate::valid::Errors;
 
 /// Every argument, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "format", "none_ttl", "version", "crate",
+    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "version",
+    "crate",
 ];
 
 mod kw {
@@ -20,6 +21,9 @@ mod kw {
     syn::custom_keyword!(cache);
     syn::custom_keyword!(format);
     syn::custom_keyword!(none_ttl);
+    syn::custom_keyword!(stale);
+    syn::custom_keyword!(refresh);
+    syn::custom_keyword!(jitter);
     syn::custom_keyword!(version);
 }
 
@@ -38,6 +42,9 @@ pub(crate) struct Args {
     cache: Option<Arg<Expr>>,
     format: Option<Arg<LitStr>>,
     none_ttl: Option<Arg<Expr>>,
+    stale: Option<Arg<Expr>>,
+    refresh: Option<Arg<Expr>>,
+    jitter: Option<Arg<Expr>>,
     version: Option<Arg<LitInt>>,
     krate: Option<Arg<LitStr>>,
 }
@@ -61,6 +68,12 @@ impl Parse for Args {
                 set::<kw::format, _>(input, &mut args.format, e, eq)?;
             } else if lookahead.peek(kw::none_ttl) {
                 set::<kw::none_ttl, _>(input, &mut args.none_ttl, e, eq)?;
+            } else if lookahead.peek(kw::stale) {
+                set::<kw::stale, _>(input, &mut args.stale, e, eq)?;
+            } else if lookahead.peek(kw::refresh) {
+                set::<kw::refresh, _>(input, &mut args.refresh, e, eq)?;
+            } else if lookahead.peek(kw::jitter) {
+                set::<kw::jitter, _>(input, &mut args.jitter, e, eq)?;
             } else if lookahead.peek(kw::version) {
                 set::<kw::version, _>(input, &mut args.version, e, eq)?;
             } else if lookahead.peek(Token![crate]) {
@@ -141,6 +154,9 @@ fn skip_value(input: ParseStream) -> Result<()> {
 pub(crate) struct Config {
     pub(crate) ttl: Ttl,
     pub(crate) none_ttl: Option<Arg<Ttl>>,
+    pub(crate) stale: Option<Arg<Ttl>>,
+    pub(crate) refresh: Option<Arg<Ttl>>,
+    pub(crate) jitter: Option<Expr>,
     pub(crate) key: Option<Arg<(LitStr, Template)>>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) cache: Option<Expr>,
@@ -180,6 +196,26 @@ impl Args {
                 value,
             })
         });
+        let mut window = |name: &str, arg: Option<Arg<Expr>>| {
+            arg.and_then(|arg| {
+                let value = errors.check(parse_ttl(name, arg.value))?;
+                Some(Arg {
+                    span: arg.span,
+                    value,
+                })
+            })
+        };
+        let stale = window("stale", self.stale);
+        let refresh = window("refresh", self.refresh);
+        let jitter = self.jitter.and_then(|arg| errors.check(jitter(arg.value)));
+        if let (Some(Ttl::Millis(ttl)), Some(Arg { span, value: Ttl::Millis(early) })) = (&ttl, &refresh) {
+            if early >= ttl {
+                errors.push(Error::new(
+                    *span,
+                    "`refresh` is the window before expiry in which a hit recomputes the value: it must be shorter than `ttl`",
+                ));
+            }
+        }
         let key = self.key.and_then(|arg| {
             let template = Template::parse(&arg.value.value())
                 .map_err(|message| Error::new_spanned(&arg.value, message));
@@ -209,6 +245,9 @@ impl Args {
         Ok(Config {
             ttl: ttl.expect("checked"),
             none_ttl,
+            stale,
+            refresh,
+            jitter,
             key,
             skip: self.skip.map(|arg| arg.value).unwrap_or_default(),
             cache: self.cache.map(|arg| arg.value),
@@ -256,6 +295,24 @@ fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
         _ => return Ok(Ttl::Expr(expr)),
     };
     Ok(Ttl::Millis(millis))
+}
+
+/// `jitter = 0.1`: a literal fraction is checked here; any other expression at run time.
+fn jitter(expr: Expr) -> Result<Expr> {
+    if let Expr::Lit(ExprLit { lit, .. }) = unwrap_group(&expr) {
+        let value = match lit {
+            Lit::Float(f) => f.base10_parse::<f64>()?,
+            Lit::Int(i) => i.base10_parse::<u32>()? as f64,
+            _ => return Err(Error::new_spanned(lit, "expected a fraction such as `jitter = 0.1`")),
+        };
+        if !(0.0..=0.5).contains(&value) {
+            return Err(Error::new_spanned(
+                lit,
+                "`jitter` is the fraction of the TTL to cut at random: between 0.0 and 0.5",
+            ));
+        }
+    }
+    Ok(expr)
 }
 
 fn unwrap_group(expr: &Expr) -> &Expr {

@@ -197,6 +197,26 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
         let none_ttl = self::ttl(&arg.value, krate);
         quote!(.none_ttl(#none_ttl))
     });
+    let stale = config.stale.as_ref().map(|arg| {
+        let stale = self::ttl(&arg.value, krate);
+        quote!(.stale(#stale))
+    });
+    let refresh = config.refresh.as_ref().map(|arg| {
+        let refresh = self::ttl(&arg.value, krate);
+        quote!(.refresh(#refresh))
+    });
+    let jitter = config.jitter.as_ref().map(|expr| {
+        quote_spanned!(expr.span()=> .jitter((#expr) as f64))
+    });
+    // Autoref specialisation: single-flight followers get a copy of an uncached outcome (an
+    // error) when it is `Clone + Send + Sync`, and compute themselves otherwise.
+    let share = quote! {
+        .share({
+            #[allow(unused_imports)]
+            use #private::{ShareClone as _, ShareNone as _};
+            (&&#private::Share::<#outcome>::new()).sharer()
+        })
+    };
 
     let mut block = TokenStream::new();
     brace_token.surround(&mut block, |tokens| body.to_tokens(tokens));
@@ -222,7 +242,7 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
             let __cache_handle: &#krate::Cache = #handle;
             let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
             #key_parts
-            let __cache_policy = #private::Policy::new(#ttl) #none_ttl;
+            let __cache_policy = #private::Policy::new(#ttl) #none_ttl #stale #refresh #jitter #share;
             #call
         });
     });

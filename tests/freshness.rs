@@ -1,0 +1,265 @@
+//! Stampede protection (in-process single-flight and the cross-instance Redis lock),
+//! stale-if-error, early refresh and TTL jitter, against a real redis-server.
+
+mod common;
+
+use common::{redis_cache, redis_only, RedisServer};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use syntra_cache::{cached, Cache};
+
+#[derive(Default)]
+struct Upstream {
+    calls: AtomicUsize,
+    fail: AtomicBool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct RateLimited;
+
+struct Svc {
+    cache: Cache,
+    up: Upstream,
+}
+
+impl Svc {
+    fn new(cache: Cache) -> Self {
+        Svc { cache, up: Upstream::default() }
+    }
+
+    fn calls(&self) -> usize {
+        self.up.calls.load(SeqCst)
+    }
+
+    #[cached(ttl = 60, key = "svc:price:<id>", cache = self.cache)]
+    async fn price(&self, id: &str) -> Result<u64, RateLimited> {
+        let n = self.up.calls.fetch_add(1, SeqCst) as u64;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.up.fail.load(SeqCst) {
+            return Err(RateLimited);
+        }
+        Ok(id.len() as u64 * 1000 + n)
+    }
+
+    #[cached(ttl = "1s", stale = "3s", key = "svc:stale:<id>", cache = self.cache)]
+    async fn with_stale(&self, id: &str) -> Result<u64, RateLimited> {
+        let n = self.up.calls.fetch_add(1, SeqCst) as u64;
+        if self.up.fail.load(SeqCst) {
+            return Err(RateLimited);
+        }
+        Ok(n + id.len() as u64)
+    }
+
+    #[cached(ttl = "1s", refresh = "400ms", key = "svc:hot:<id>", cache = self.cache)]
+    async fn hot(&self, id: &str) -> Result<u64, RateLimited> {
+        let n = self.up.calls.fetch_add(1, SeqCst) as u64;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(n + id.len() as u64)
+    }
+
+    #[cached(ttl = 100, jitter = 0.2, key = "svc:jit:<n>", cache = self.cache)]
+    async fn jittered(&self, n: u32) -> u32 {
+        n
+    }
+}
+
+async fn stampede(svc: Arc<Svc>, n: usize) -> Vec<Result<u64, RateLimited>> {
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move { svc.price("bitcoin").await }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_cold_calls_one_upstream_call_in_memory() {
+    let svc = Arc::new(Svc::new(Cache::memory()));
+    let results = stampede(svc.clone(), 1000).await;
+    assert_eq!(svc.calls(), 1);
+    assert!(results.iter().all(|r| *r == results[0] && r.is_ok()));
+    let m = svc.cache.stats();
+    let m = m.get("svc", "price").unwrap();
+    assert_eq!(m.upstream_calls, 1);
+    assert_eq!(m.coalesced, 999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_cold_calls_one_upstream_call_with_redis() {
+    let redis = RedisServer::start();
+    let svc = Arc::new(Svc::new(redis_only(&redis, "stp")));
+    let results = stampede(svc.clone(), 1000).await;
+    assert_eq!(svc.calls(), 1);
+    assert!(results.iter().all(|r| r.is_ok() && *r == results[0]));
+    assert_eq!(redis.get_bytes("stp:svc:price:bitcoin#lock"), None, "lock released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failures_are_shared_not_cached() {
+    let svc = Arc::new(Svc::new(Cache::memory()));
+    svc.up.fail.store(true, SeqCst);
+    let results = stampede(svc.clone(), 500).await;
+    assert_eq!(svc.calls(), 1, "followers receive the leader's error");
+    assert!(results.iter().all(|r| *r == Err(RateLimited)));
+    svc.up.fail.store(false, SeqCst);
+    assert!(svc.price("bitcoin").await.is_ok(), "the error was not cached");
+    assert_eq!(svc.calls(), 2);
+}
+
+/// Child-process entry of `cross_process_stampede` (runs only when that test spawns it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "worker process of cross_process_stampede"]
+async fn stampede_worker() {
+    let url = std::env::var("STAMPEDE_REDIS_URL").expect("spawned by cross_process_stampede");
+    let start_at: u64 = std::env::var("STAMPEDE_START_AT_MS").unwrap().parse().unwrap();
+    let per_process: usize = std::env::var("STAMPEDE_CALLS").unwrap().parse().unwrap();
+    let cache = Cache::builder().namespace("xproc").redis(url).build().unwrap();
+    let svc = Arc::new(Svc::new(cache));
+    let now = syntra_cache::codec::now_ms();
+    tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
+    let results = stampede(svc.clone(), per_process).await;
+    assert!(results.iter().all(|r| r.is_ok() && *r == results[0]));
+    println!("UPSTREAM={} VALUE={:?}", svc.calls(), results[0]);
+}
+
+#[test]
+fn cross_process_stampede() {
+    const PROCESSES: usize = 4;
+    const CALLS: usize = 250;
+    let redis = RedisServer::start();
+    let start_at = syntra_cache::codec::now_ms() + 1500;
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--ignored", "--exact", "stampede_worker", "--nocapture", "--test-threads=1"])
+                .env("STAMPEDE_REDIS_URL", redis.url())
+                .env("STAMPEDE_START_AT_MS", start_at.to_string())
+                .env("STAMPEDE_CALLS", CALLS.to_string())
+                .output_async()
+        })
+        .collect();
+    let mut upstream = 0;
+    let mut values = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "worker failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = stdout.lines().find_map(|l| l.find("UPSTREAM=").map(|i| &l[i..])).expect("worker reports");
+        let mut parts = line.split_whitespace();
+        upstream += parts.next().unwrap()["UPSTREAM=".len()..].parse::<usize>().unwrap();
+        values.push(parts.next().unwrap().to_owned());
+    }
+    assert_eq!(upstream, 1, "{PROCESSES} processes x {CALLS} concurrent cold calls");
+    assert!(values.windows(2).all(|w| w[0] == w[1]), "every process got the same value: {values:?}");
+}
+
+trait SpawnOutput {
+    fn output_async(&mut self) -> std::process::Child;
+}
+impl SpawnOutput for Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_last_good_value_within_the_window() {
+    let redis = RedisServer::start();
+    let svc = Svc::new(redis_cache(&redis, "stale"));
+    let good = svc.with_stale("btc").await.unwrap();
+    let pttl = redis.pttl("stale:svc:stale:btc");
+    assert!((3_500..=4_000).contains(&pttl), "Redis keeps the entry for TTL + stale: {pttl}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    svc.up.fail.store(true, SeqCst);
+    assert_eq!(svc.with_stale("btc").await, Ok(good), "stale value while upstream fails");
+    assert_eq!(svc.cache.stats().get("svc", "stale").unwrap().stale, 1);
+    svc.up.fail.store(false, SeqCst);
+    let fresh = svc.with_stale("btc").await.unwrap();
+    assert_ne!(fresh, good, "expired: upstream is asked again when it works");
+    svc.up.fail.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(svc.with_stale("btc").await, Err(RateLimited), "past TTL + stale the error shows");
+}
+
+#[tokio::test]
+async fn early_refresh_keeps_a_hot_key_warm() {
+    let redis = RedisServer::start();
+    let svc = Svc::new(redis_cache(&redis, "hot"));
+    let deadline = Instant::now() + Duration::from_millis(3500);
+    let mut calls = 0;
+    while Instant::now() < deadline {
+        svc.hot("btc").await.unwrap();
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = svc.cache.stats();
+    let m = m.get("svc", "hot").unwrap();
+    assert_eq!(m.misses, 1, "only the first call found the key cold ({calls} calls)");
+    assert!(m.refreshes >= 3, "refreshed before each expiry: {m:?}");
+    assert_eq!(m.upstream_calls, 1 + m.refreshes);
+}
+
+#[tokio::test]
+async fn redis_killed_while_another_instance_holds_the_lock() {
+    let mut redis = RedisServer::start();
+    let svc = Svc::new(
+        Cache::builder()
+            .namespace("lk")
+            .redis(redis.url())
+            .op_timeout(Duration::from_millis(200))
+            .stampede_lock(Duration::from_secs(5), Duration::from_secs(3))
+            .build()
+            .unwrap(),
+    );
+    // Another instance holds the lock and will never write the value.
+    let _: () = redis.cmd(&["SET", "lk:svc:price:bitcoin#lock", "other", "PX", "5000"]);
+    let started = Instant::now();
+    let call = svc.price("bitcoin");
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        redis.kill();
+    };
+    let (result, ()) = tokio::join!(call, kill);
+    assert!(result.is_ok());
+    assert_eq!(svc.calls(), 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "no hang: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_lock_holder_that_never_writes_only_delays_by_the_wait_bound() {
+    let redis = RedisServer::start();
+    let svc = Svc::new(
+        Cache::builder()
+            .namespace("lw")
+            .redis(redis.url())
+            .stampede_lock(Duration::from_secs(5), Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let _: () = redis.cmd(&["SET", "lw:svc:price:bitcoin#lock", "crashed", "PX", "10000"]);
+    let started = Instant::now();
+    assert!(svc.price("bitcoin").await.is_ok());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_millis(1500), "{waited:?}");
+}
+
+#[tokio::test]
+async fn jitter_spreads_expiry() {
+    let redis = RedisServer::start();
+    let svc = Svc::new(redis_only(&redis, "jit"));
+    let mut ttls = Vec::new();
+    for n in 0..50 {
+        svc.jittered(n).await;
+        ttls.push(redis.pttl(&format!("jit:svc:jit:{n}")));
+    }
+    assert!(ttls.iter().all(|t| (79_000..=100_000).contains(t)), "{ttls:?}");
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(spread > 5_000, "TTLs spread out: {spread} ms");
+}
