@@ -47,11 +47,14 @@ pub struct SiteInfo {
 pub struct Site {
     info: SiteInfo,
     service: OnceLock<&'static str>,
+    /// The counters of the first cache this site was called with: the common case of one
+    /// cache per function then costs no lock and no hash per call.
+    first: OnceLock<(u64, Arc<Counters>)>,
 }
 
 impl Site {
     pub const fn new(info: SiteInfo) -> Self {
-        Site { info, service: OnceLock::new() }
+        Site { info, service: OnceLock::new(), first: OnceLock::new() }
     }
 
     pub fn info(&self) -> &SiteInfo {
@@ -70,9 +73,31 @@ impl Site {
         })
     }
 
-    fn counters(&self, cache: &Cache) -> Arc<Counters> {
+    fn counters(&self, cache: &Cache) -> CountersRef<'_> {
+        if let Some((id, c)) = self.first.get() {
+            if *id == cache.inner.id {
+                return CountersRef::Site(c);
+            }
+        }
         let service = self.service.get().copied().unwrap_or_else(|| self.service(None));
-        cache.inner.metrics.counters(service, self.info.method)
+        let c = cache.inner.metrics.counters(service, self.info.method);
+        let _ = self.first.set((cache.inner.id, c.clone()));
+        CountersRef::Shared(c)
+    }
+}
+
+enum CountersRef<'a> {
+    Site(&'a Counters),
+    Shared(Arc<Counters>),
+}
+
+impl std::ops::Deref for CountersRef<'_> {
+    type Target = Counters;
+    fn deref(&self) -> &Counters {
+        match self {
+            CountersRef::Site(c) => c,
+            CountersRef::Shared(c) => c,
+        }
     }
 }
 
@@ -182,6 +207,7 @@ pub struct Policy<R = ()> {
 
 impl<R> Policy<R> {
     pub fn new(ttl: Result<Duration, TtlError>) -> Self {
+        let ttl = ttl.and_then(IntoTtl::into_ttl);
         Policy { ttl, none_ttl: None, stale: Duration::ZERO, refresh: Duration::ZERO, jitter: 0.0, share: None }
     }
     pub fn none_ttl(mut self, ttl: Result<Duration, TtlError>) -> Self {

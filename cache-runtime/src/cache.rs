@@ -28,6 +28,8 @@ pub struct Cache {
 }
 
 pub(crate) struct Inner {
+    /// Unique per cache built in this process (sites remember the last cache they counted in).
+    pub(crate) id: u64,
     pub(crate) namespace: String,
     pub(crate) tiers: Tiered,
     pub(crate) metrics: Registry,
@@ -307,6 +309,7 @@ impl CacheBuilder {
             .then(|| MemoryTier::new(self.memory_capacity));
         Ok(Cache {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 namespace: self.namespace,
                 tiers: Tiered {
                     local,
@@ -349,6 +352,7 @@ fn parse_bool(var: &'static str, v: &str) -> Result<bool, BuildError> {
 }
 
 static DEFAULT: OnceLock<Cache> = OnceLock::new();
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The process-wide cache used by `#[cached]` functions without `cache = ...`: the one given to
 /// [`set_default`], else one built from the environment on first use. A bad environment is
