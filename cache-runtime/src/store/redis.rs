@@ -69,6 +69,11 @@ impl RedisStore {
         Ok(self.manager.get_or_init(|| m).clone())
     }
 
+    /// The lazily connected connection manager (shared with the budgets' Redis backend).
+    pub(crate) fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        self.manager()
+    }
+
     async fn bounded<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,

@@ -1,0 +1,202 @@
+//! The in-process view of one budget: the fallback limiter (GCRA in memory and quota counters
+//! per calendar period), the 429 hold, and the quota use last reported by Redis (for pacing).
+
+use super::gcra::Gcra;
+use super::period::Period;
+use super::{Budget, Limit, QuotaPeriod};
+
+/// A quota counter for one calendar period.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Count {
+    /// `Period::id` the figures belong to.
+    pub(crate) period: u32,
+    /// Weight used in the period: the last shared figure plus local grants since.
+    pub(crate) used: u64,
+    /// Weight granted locally (Redis unavailable) not yet added to the shared counter.
+    pub(crate) pending: u64,
+}
+
+impl Count {
+    /// Resets the counter when `period` is a new one.
+    pub(crate) fn roll(&mut self, period: u32) -> &mut Self {
+        if self.period != period {
+            *self = Count { period, used: 0, pending: 0 };
+        }
+        self
+    }
+
+    /// The use in `period` (0 when the figures are of another period).
+    pub(crate) fn used_in(&self, period: u32) -> u64 {
+        if self.period == period {
+            self.used
+        } else {
+            0
+        }
+    }
+}
+
+/// A budget's declaration with its GCRA parameters.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub(crate) budget: Budget,
+    pub(crate) gcras: Vec<Gcra>,
+}
+
+impl Compiled {
+    pub(crate) fn new(budget: Budget) -> Self {
+        let gcras = budget.rates.iter().map(|&r| Gcra::new(r)).collect();
+        Compiled { budget, gcras }
+    }
+
+    /// `Some(max)` when `weight` can never be granted.
+    pub(crate) fn too_heavy(&self, weight: u32) -> Option<u64> {
+        let rate_max = self.budget.rates.iter().map(|r| u64::from(r.limit));
+        let quota_max = [self.budget.quota_day, self.budget.quota_month].into_iter().flatten();
+        let max = rate_max.chain(quota_max).min()?;
+        let rates_fit = self.gcras.iter().all(|g| g.fits(weight));
+        (u64::from(weight) > max || !rates_fit).then_some(max)
+    }
+}
+
+/// A refusal: the limit and the retry-after in microseconds.
+pub(crate) type Refusal = (Limit, u64);
+
+/// The local state of one budget. Guarded by a mutex; every operation is a few arithmetic steps.
+#[derive(Debug)]
+pub(crate) struct LocalState {
+    /// Theoretical arrival time per rate limit (µs since the epoch).
+    pub(crate) tats: Vec<u64>,
+    pub(crate) day: Count,
+    pub(crate) month: Count,
+    /// No request until then (µs since the epoch): a 429's Retry-After.
+    pub(crate) hold_until_us: u64,
+}
+
+impl LocalState {
+    pub(crate) fn new(rates: usize) -> Self {
+        LocalState { tats: vec![0; rates], day: Count::default(), month: Count::default(), hold_until_us: 0 }
+    }
+
+    pub(crate) fn count(&mut self, period: QuotaPeriod) -> &mut Count {
+        match period {
+            QuotaPeriod::Day => &mut self.day,
+            QuotaPeriod::Month => &mut self.month,
+        }
+    }
+
+    /// The 429 hold, if one is in force at `now_us`.
+    pub(crate) fn held(&self, now_us: u64) -> Option<Refusal> {
+        (self.hold_until_us > now_us).then(|| (Limit::Backoff, self.hold_until_us - now_us))
+    }
+
+    /// Decides a request of `weight` at `now_us` locally; on success consumes it from every
+    /// limit (and, with `track_pending`, remembers it for the shared quota counters).
+    pub(crate) fn decide(
+        &mut self,
+        c: &Compiled,
+        now_us: u64,
+        weight: u32,
+        track_pending: bool,
+    ) -> Result<(), Refusal> {
+        if let Some(r) = self.held(now_us) {
+            return Err(r);
+        }
+        let mut worst: Option<Refusal> = None;
+        let mut refuse = |limit: Limit, retry_us: u64| {
+            if worst.is_none_or(|(_, r)| retry_us > r) {
+                worst = Some((limit, retry_us));
+            }
+        };
+        let mut new_tats = Vec::with_capacity(c.gcras.len());
+        for ((g, rate), &tat) in c.gcras.iter().zip(&c.budget.rates).zip(&self.tats) {
+            match g.check(tat, now_us, weight) {
+                Ok(t) => new_tats.push(t),
+                Err(retry) => refuse(Limit::Rate { limit: rate.limit, per: rate.per }, retry),
+            }
+        }
+        for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
+            if let Some(limit) = c.budget.quota(period) {
+                let p = Period::of(period, now_us);
+                let used = self.count(period).roll(p.id).used;
+                if used.saturating_add(u64::from(weight)) > limit {
+                    refuse(Limit::Quota { period, limit, used }, p.end_us.saturating_sub(now_us));
+                }
+            }
+        }
+        if let Some(r) = worst {
+            return Err(r);
+        }
+        self.tats = new_tats;
+        for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
+            if c.budget.quota(period).is_some() {
+                let count = self.count(period);
+                count.used += u64::from(weight);
+                if track_pending {
+                    count.pending += u64::from(weight);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a grant the shared budget made: this instance's own rate consumption, so the
+    /// fallback starts from it if Redis fails next.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn consume_rates(&mut self, c: &Compiled, now_us: u64, weight: u32) {
+        for (g, tat) in c.gcras.iter().zip(&mut self.tats) {
+            *tat = (*tat).max(now_us).saturating_add(g.interval_us.saturating_mul(u64::from(weight)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MIN: Duration = Duration::from_secs(60);
+    // 2025-06-10 12:00:00 UTC
+    const NOW: u64 = 1_749_556_800 * 1_000_000;
+
+    #[test]
+    fn rates_and_quotas_decide_together() {
+        let c = Compiled::new(Budget::new("cg").rate(3, MIN).quota_day(4));
+        let mut s = LocalState::new(1);
+        for _ in 0..3 {
+            s.decide(&c, NOW, 1, false).unwrap();
+        }
+        let (limit, retry) = s.decide(&c, NOW, 1, false).unwrap_err();
+        assert_eq!((limit, retry), (Limit::Rate { limit: 3, per: MIN }, 20_000_000));
+        s.decide(&c, NOW + 20_000_000, 1, true).unwrap();
+        assert_eq!((s.day.used, s.day.pending), (4, 1));
+        // The quota is used up: its retry-after (end of day, 12 h) beats the rate's.
+        let (limit, retry) = s.decide(&c, NOW + 60_000_000, 1, false).unwrap_err();
+        assert_eq!(limit, Limit::Quota { period: QuotaPeriod::Day, limit: 4, used: 4 });
+        assert_eq!(retry, 12 * 3600 * 1_000_000 - 60_000_000);
+        // A new day: the quota is back.
+        assert!(s.decide(&c, NOW + 12 * 3600 * 1_000_000, 1, false).is_ok());
+        assert_eq!(s.day.used, 1);
+    }
+
+    #[test]
+    fn refusal_consumes_nothing() {
+        let c = Compiled::new(Budget::new("x").rate(10, MIN).rate(2, Duration::from_secs(1)));
+        let mut s = LocalState::new(2);
+        s.decide(&c, NOW, 2, false).unwrap();
+        let before = s.tats.clone();
+        assert!(s.decide(&c, NOW, 1, false).is_err());
+        assert_eq!(s.tats, before, "a refused request leaves every limit untouched");
+    }
+
+    #[test]
+    fn holds_and_weights() {
+        let c = Compiled::new(Budget::new("bn").rate(6_000, MIN).quota_month(5_000));
+        assert_eq!(c.too_heavy(5_001), Some(5_000));
+        assert_eq!(c.too_heavy(5_000), None);
+        assert_eq!(Compiled::new(Budget::new("free")).too_heavy(u32::MAX), None);
+        let mut s = LocalState::new(1);
+        s.hold_until_us = NOW + 1_000;
+        assert_eq!(s.decide(&c, NOW, 1, false), Err((Limit::Backoff, 1_000)));
+        assert!(s.decide(&c, NOW + 1_000, 1, false).is_ok());
+    }
+}
