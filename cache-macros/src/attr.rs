@@ -10,8 +10,8 @@ use crate::valid::Errors;
 
 /// Every argument, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "version",
-    "crate",
+    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "budget",
+    "weight", "version", "crate",
 ];
 
 mod kw {
@@ -24,6 +24,8 @@ mod kw {
     syn::custom_keyword!(stale);
     syn::custom_keyword!(refresh);
     syn::custom_keyword!(jitter);
+    syn::custom_keyword!(budget);
+    syn::custom_keyword!(weight);
     syn::custom_keyword!(version);
 }
 
@@ -45,6 +47,8 @@ pub(crate) struct Args {
     stale: Option<Arg<Expr>>,
     refresh: Option<Arg<Expr>>,
     jitter: Option<Arg<Expr>>,
+    budget: Option<Arg<LitStr>>,
+    weight: Option<Arg<Expr>>,
     version: Option<Arg<LitInt>>,
     krate: Option<Arg<LitStr>>,
 }
@@ -74,6 +78,10 @@ impl Parse for Args {
                 set::<kw::refresh, _>(input, &mut args.refresh, e, eq)?;
             } else if lookahead.peek(kw::jitter) {
                 set::<kw::jitter, _>(input, &mut args.jitter, e, eq)?;
+            } else if lookahead.peek(kw::budget) {
+                set::<kw::budget, _>(input, &mut args.budget, e, eq)?;
+            } else if lookahead.peek(kw::weight) {
+                set::<kw::weight, _>(input, &mut args.weight, e, eq)?;
             } else if lookahead.peek(kw::version) {
                 set::<kw::version, _>(input, &mut args.version, e, eq)?;
             } else if lookahead.peek(Token![crate]) {
@@ -157,6 +165,8 @@ pub(crate) struct Config {
     pub(crate) stale: Option<Arg<Ttl>>,
     pub(crate) refresh: Option<Arg<Ttl>>,
     pub(crate) jitter: Option<Expr>,
+    pub(crate) budget: Option<Arg<LitStr>>,
+    pub(crate) weight: Option<Expr>,
     pub(crate) key: Option<Arg<(LitStr, Template)>>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) cache: Option<Expr>,
@@ -216,6 +226,26 @@ impl Args {
                 ));
             }
         }
+        let budget = self.budget.and_then(|arg| {
+            let name = arg.value.value();
+            let valid = !name.is_empty()
+                && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c));
+            if !valid {
+                errors.push(Error::new_spanned(
+                    &arg.value,
+                    "a budget name is lower-case letters, digits, `_`, `-` or `.`, e.g. `budget = \"coingecko\"`",
+                ));
+                return None;
+            }
+            Some(arg)
+        });
+        let weight = match (self.weight, &budget) {
+            (Some(arg), None) => {
+                errors.push(Error::new(arg.span, "`weight` is what a call costs from its `budget`: add `budget = \"...\"`"));
+                None
+            }
+            (weight, _) => weight.map(|arg| arg.value),
+        };
         let key = self.key.and_then(|arg| {
             let template = Template::parse(&arg.value.value())
                 .map_err(|message| Error::new_spanned(&arg.value, message));
@@ -248,6 +278,8 @@ impl Args {
             stale,
             refresh,
             jitter,
+            budget,
+            weight,
             key,
             skip: self.skip.map(|arg| arg.value).unwrap_or_default(),
             cache: self.cache.map(|arg| arg.value),

@@ -208,6 +208,25 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
     let jitter = config.jitter.as_ref().map(|expr| {
         quote_spanned!(expr.span()=> .jitter((#expr) as f64))
     });
+    let budget = config.budget.as_ref().map(|arg| {
+        let name = &arg.value;
+        let weight = match &config.weight {
+            Some(w) => quote_spanned!(w.span()=> ::core::convert::identity::<u32>(#w)),
+            None => quote!(1u32),
+        };
+        let private_at_budget = private_at(krate, arg.span);
+        let on_denied = quote_spanned! {arg.span=>
+            |__cache_denied: #private_at_budget::Denied| ::core::result::Result::Err(::core::convert::From::from(__cache_denied))
+        };
+        quote! {
+            .budget(#name, #weight, #on_denied)
+            .rate_limited({
+                #[allow(unused_imports)]
+                use #private::{HintSome as _, HintNone as _};
+                (&&#private::Hint::<#outcome>::new()).hint()
+            })
+        }
+    });
     // Autoref specialisation: single-flight followers get a copy of an uncached outcome (an
     // error) when it is `Clone + Send + Sync`, and compute themselves otherwise.
     let share = quote! {
@@ -242,7 +261,7 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
             let __cache_handle: &#krate::Cache = #handle;
             let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
             #key_parts
-            let __cache_policy = #private::Policy::new(#ttl) #none_ttl #stale #refresh #jitter #share;
+            let __cache_policy = #private::Policy::new(#ttl) #none_ttl #stale #refresh #jitter #budget #share;
             #call
         });
     });

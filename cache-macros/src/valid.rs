@@ -243,6 +243,14 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
         }
     }
 
+    if let Some(budget) = &config.budget {
+        if func.return_kind() != Some(ReturnKind::Result) {
+            errors.push(Error::new(
+                budget.span,
+                "`budget` needs a `Result<_, E>` return type: a denied call returns `Err(E::from(syntra_cache::budget::Denied))`",
+            ));
+        }
+    }
     if let Some(none_ttl) = &config.none_ttl {
         if func.return_kind() != Some(ReturnKind::Option) {
             errors.push(Error::new(

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use crate::budget::Denied;
 pub use crate::cache::default_cache;
 pub use crate::codec::Format;
 pub use crate::key::Next;
@@ -203,12 +204,21 @@ pub struct Policy<R = ()> {
     refresh: Duration,
     jitter: f64,
     share: Option<Sharer<R>>,
+    budget: Option<(&'static str, u32)>,
+    on_denied: Option<fn(crate::budget::Denied) -> R>,
+    rate_limited: Option<fn(&R) -> Option<Option<Duration>>>,
 }
 
 impl<R> Policy<R> {
     pub fn new(ttl: Result<Duration, TtlError>) -> Self {
         let ttl = ttl.and_then(IntoTtl::into_ttl);
-        Policy { ttl, none_ttl: None, stale: Duration::ZERO, refresh: Duration::ZERO, jitter: 0.0, share: None }
+        Policy { ttl, none_ttl: None, stale: Duration::ZERO, refresh: Duration::ZERO,
+            jitter: 0.0,
+            share: None,
+            budget: None,
+            on_denied: None,
+            rate_limited: None,
+        }
     }
     pub fn none_ttl(mut self, ttl: Result<Duration, TtlError>) -> Self {
         self.none_ttl = Some(ttl);
@@ -235,6 +245,18 @@ impl<R> Policy<R> {
         }
         let cut = ttl.mul_f64(self.jitter * rand::random::<f64>());
         (ttl - cut).max(Duration::from_millis(1))
+    }
+    /// Upstream budget to draw `weight` from before each upstream call, and how a denial becomes
+    /// the function's error.
+    pub fn budget(mut self, name: &'static str, weight: u32, on_denied: fn(crate::budget::Denied) -> R) -> Self {
+        self.budget = Some((name, weight));
+        self.on_denied = Some(on_denied);
+        self
+    }
+    /// How to tell a rate-limit answer (429) in an outcome (see `RateLimitError`).
+    pub fn rate_limited(mut self, hint: Option<fn(&R) -> Option<Option<Duration>>>) -> Self {
+        self.rate_limited = hint;
+        self
     }
     /// How single-flight followers get a copy of an uncached outcome (an error).
     pub fn share(mut self, share: Option<Sharer<R>>) -> Self {
@@ -275,6 +297,32 @@ pub trait ShareNone<R> {
 }
 impl<R> ShareNone<R> for Share<R> {
     fn sharer(&self) -> Option<Sharer<R>> {
+        None
+    }
+}
+
+/// Autoref specialisation: `(&&Hint::<R>::new()).hint()` reads 429s when the error type
+/// implements `RateLimitError`.
+pub struct Hint<R>(std::marker::PhantomData<fn() -> R>);
+impl<R> Hint<R> {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Hint(std::marker::PhantomData)
+    }
+}
+pub trait HintSome<R> {
+    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>>;
+}
+impl<T, E: crate::budget::RateLimitError> HintSome<Result<T, E>> for &Hint<Result<T, E>> {
+    fn hint(&self) -> Option<fn(&Result<T, E>) -> Option<Option<Duration>>> {
+        Some(|r| r.as_ref().err().and_then(crate::budget::RateLimitError::rate_limited))
+    }
+}
+pub trait HintNone<R> {
+    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>>;
+}
+impl<R> HintNone<R> for Hint<R> {
+    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>> {
         None
     }
 }
@@ -396,7 +444,7 @@ where
         Some(Found::Fresh(v, meta)) => {
             if call.refresh_due(&meta) {
                 if let Join::Leader(l) = cache.inner.flights.join(&call.key) {
-                    return call.early_refresh(l, v, body).await;
+                    return call.early_refresh(l, (v, meta), body).await;
                 }
             }
             call.hit("Cache HIT");
@@ -408,7 +456,7 @@ where
                 return r;
             }
         }
-        Some(Found::Stale(v, _)) => stale = Some(v),
+        Some(Found::Stale(v, meta)) => stale = Some((v, meta)),
         _ => {}
     }
     call.miss(stale, body).await
@@ -458,7 +506,7 @@ impl<'a, R: Outcome> Call<'a, R> {
         format!("{}#lock", self.key)
     }
 
-    async fn miss<F: Future<Output = R>>(self, mut stale: Option<R::Value>, body: F) -> R {
+    async fn miss<F: Future<Output = R>>(self, mut stale: Option<(R::Value, Meta)>, body: F) -> R {
         let (service, method) = (self.service(), self.site.info.method);
         let tiers = &self.cache.inner.tiers;
         let leader = match self.cache.inner.flights.join(&self.key) {
@@ -495,7 +543,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 Ok(Found::Fresh(v, meta)) => {
                     if self.refresh_due(&meta) {
                         if let Some(l) = leader {
-                            return self.early_refresh(l, v, body).await;
+                            return self.early_refresh(l, (v, meta), body).await;
                         }
                     }
                     self.hit("Cache HIT");
@@ -516,7 +564,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 Ok(Found::Stale(v, meta)) => {
                     bump(&self.counters.expired);
                     tracing::debug!(target: "syntra_cache", key = %self.key, service, method, ttl_s = meta.ttl.as_secs(), "Cache EXPIRED: {} - TTL was {}s", self.key, meta.ttl.as_secs());
-                    stale = Some(v);
+                    stale = Some((v, meta));
                 }
                 Ok(Found::Miss { expired: true }) => {
                     bump(&self.counters.expired);
@@ -589,7 +637,12 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// A fresh value is close to expiry: this caller (one per process, and one per cluster
     /// through the lock) recomputes it; everyone else keeps being served the cached value.
-    async fn early_refresh<F: Future<Output = R>>(self, leader: flight::Leader<'_>, current: R::Value, body: F) -> R {
+    async fn early_refresh<F: Future<Output = R>>(
+        self,
+        leader: flight::Leader<'_>,
+        (current, meta): (R::Value, Meta),
+        body: F,
+    ) -> R {
         let token = match &self.cache.inner.tiers.remote {
             Some(remote) => {
                 let token = random_token();
@@ -607,28 +660,66 @@ impl<'a, R: Outcome> Call<'a, R> {
         };
         bump(&self.counters.refreshes);
         tracing::debug!(target: "syntra_cache", key = %self.key, service = self.service(), method = self.site.info.method, "Cache REFRESH: {} - recomputing before expiry", self.key);
-        self.compute(Some(leader), token, Some(current), true, body).await
+        self.compute(Some(leader), token, Some((current, meta)), true, body).await
     }
 
-    /// Runs the body, stores a cacheable result, releases the lock and hands the result to
-    /// single-flight followers.
+    /// Runs the body (within its budget), stores a cacheable result, releases the lock and
+    /// hands the result to single-flight followers.
     async fn compute<F: Future<Output = R>>(
         self,
         leader: Option<flight::Leader<'_>>,
         token: Option<String>,
-        mut stale: Option<R::Value>,
+        mut stale: Option<(R::Value, Meta)>,
         early: bool,
         body: F,
     ) -> R {
         let (service, method) = (self.service(), self.site.info.method);
+        let budget = match (self.policy.budget, &self.cache.inner.budgets) {
+            (Some((name, weight)), Some(enforcer)) => Some((name, weight, enforcer)),
+            _ => None,
+        };
+        if let Some((name, weight, enforcer)) = budget {
+            // With a last value to serve, a denial answers at once; without one, wait (bounded).
+            let permit = if stale.is_some() {
+                enforcer.acquire(name, weight).await
+            } else {
+                enforcer.acquire_or_wait(name, weight).await
+            };
+            if let Err(denied) = permit {
+                if let Some((v, _)) = stale.take() {
+                    if !early {
+                        bump(&self.counters.stale);
+                    }
+                    enforcer.record_stale(name);
+                    tracing::info!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache STALE: {} - {denied}; serving the last value", self.key);
+                    return self.finish(leader, token, Shared::Value(Arc::new(v.clone())), R::from_value(v)).await;
+                }
+                bump(&self.counters.upstream_errors);
+                if denied.is_permanent() {
+                    tracing::error!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache BUDGET: {denied}");
+                } else {
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache BUDGET: {denied}; no cached value to serve");
+                }
+                let out = (self.policy.on_denied.expect("set with the budget"))(denied);
+                let shared = share(self.policy, &out);
+                return self.finish(leader, token, shared, out).await;
+            }
+        }
         let tiers = &self.cache.inner.tiers;
         let ty = self.fingerprint().unwrap_or_default();
         bump(&self.counters.upstream_calls);
         let out = scope::unsteered(body).await;
         let format = self.site.info.format;
+        let ttl = match budget {
+            Some((name, _, enforcer)) => enforcer.stretch_ttl(name, self.ttl),
+            None => self.ttl,
+        };
+        // A budgeted entry is kept for at least another TTL so that a denial has something to
+        // serve; stale-if-error still only serves within `stale`.
+        let keep_stale = if budget.is_some() { self.policy.stale.max(ttl) } else { self.policy.stale };
         let shared = match out.verdict() {
             Verdict::Keep(v) => {
-                let meta = Meta::now(self.policy.jittered(self.ttl), self.policy.stale, false);
+                let meta = Meta::now(self.policy.jittered(ttl), keep_stale, false);
                 if let Err(e) = tiers.put(&self.key, Some(v), meta, format, &ty).await {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
@@ -644,23 +735,33 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
             Verdict::Negative | Verdict::Skip => {
                 bump(&self.counters.upstream_errors);
+                if let (Some((name, _, enforcer)), Some(hint)) = (budget, self.policy.rate_limited) {
+                    if let Some(retry_after) = hint(&out) {
+                        tracing::warn!(target: "syntra_cache", key = %self.key, service, method, budget = name, retry_after_ms = retry_after.map(|d| d.as_millis() as u64), "Cache BUDGET: upstream answered 429; backing off");
+                        enforcer.backoff(name, retry_after);
+                    }
+                }
                 // An early refresh that fails keeps serving the still-fresh value; otherwise a
                 // stale value is served only inside its stale-if-error window.
-                let usable = if early { stale.take() } else { stale.take().filter(|_| !self.policy.stale.is_zero()) };
-                if let (Some(v), Verdict::Skip) = (usable, out.verdict()) {
+                let window = self.policy.stale;
+                let now = codec::now_ms();
+                let usable = stale.take().filter(|(_, meta)| {
+                    early || (!window.is_zero() && now < meta.written_at_ms + (meta.ttl + window).as_millis() as u64)
+                });
+                if let (Some((v, _)), Verdict::Skip) = (usable, out.verdict()) {
                     if !early {
                         bump(&self.counters.stale);
                         tracing::warn!(target: "syntra_cache", key = %self.key, service, method, "Cache STALE: {} - upstream failed, serving the last good value", self.key);
                     }
-                    self.release(token).await;
-                    if let Some(l) = leader {
-                        l.publish(Shared::Value(Arc::new(v.clone())));
-                    }
-                    return R::from_value(v);
+                    return self.finish(leader, token, Shared::Value(Arc::new(v.clone())), R::from_value(v)).await;
                 }
                 share(self.policy, &out)
             }
         };
+        self.finish(leader, token, shared, out).await
+    }
+
+    async fn finish(&self, leader: Option<flight::Leader<'_>>, token: Option<String>, shared: Shared, out: R) -> R {
         self.release(token).await;
         if let Some(l) = leader {
             l.publish(shared);

@@ -1,5 +1,6 @@
 //! The [`Cache`] handle, its builder and configuration from the environment.
 
+use crate::budget::{BudgetEnforcer, BudgetStats, Budgets};
 use crate::error::{BuildError, CacheError, StoreError};
 use crate::metrics::{Registry, Stats};
 use crate::store::breaker::{Breaker, BreakerConfig};
@@ -36,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) enabled: bool,
     pub(crate) flights: crate::policy::flight::Flights,
     pub(crate) lock: crate::policy::LockConfig,
+    pub(crate) budgets: Option<BudgetEnforcer>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -89,6 +91,16 @@ impl Cache {
         self.inner.metrics.snapshot()
     }
 
+    /// The budget enforcer, when budgets were configured.
+    pub fn budgets(&self) -> Option<&BudgetEnforcer> {
+        self.inner.budgets.as_ref()
+    }
+
+    /// Counters of every budget (use, denials, stale answers, pacing, projected month use).
+    pub fn budget_stats(&self) -> Vec<BudgetStats> {
+        self.inner.budgets.as_ref().map(BudgetEnforcer::snapshot).unwrap_or_default()
+    }
+
     /// The full key (`namespace:` + `key`).
     pub fn full_key(&self, key: &str) -> String {
         format!("{}:{key}", self.inner.namespace)
@@ -126,6 +138,8 @@ pub struct CacheBuilder {
     breaker: BreakerConfig,
     enabled: bool,
     lock: crate::policy::LockConfig,
+    budgets: Option<Budgets>,
+    budget_clock: Option<Arc<dyn crate::budget::Clock>>,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -152,6 +166,8 @@ impl Default for CacheBuilder {
             breaker: BreakerConfig::default(),
             enabled: true,
             lock: crate::policy::LockConfig::default(),
+            budgets: None,
+            budget_clock: None,
         }
     }
 }
@@ -222,6 +238,19 @@ impl CacheBuilder {
         self
     }
 
+    /// Upstream budgets enforced before every upstream call of a `#[cached(budget = "..")]`
+    /// function; shared through Redis when Redis is configured.
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// The clock budgets read for quota periods, pacing and holds (default: the system clock).
+    pub fn budget_clock(mut self, clock: Arc<dyn crate::budget::Clock>) -> Self {
+        self.budget_clock = Some(clock);
+        self
+    }
+
     /// Turns caching off entirely: every call runs its body (for debugging and comparisons).
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
@@ -242,6 +271,7 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
     /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
     /// | `SYNTRA_CACHE_DISABLED` | `1`/`true`: bypass the cache | unset |
+    /// | `SYNTRA_CACHE_BUDGETS` | `seed`: the seed's provider budgets ([`Budgets::seed_defaults`]), overridable by `SYNTRA_BUDGET_*` | unset (no budgets) |
     pub fn from_env() -> Result<Self, BuildError> {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -277,6 +307,17 @@ impl CacheBuilder {
         if let Some(v) = get("SYNTRA_CACHE_BREAKER_COOLDOWN_MS") {
             b.breaker.cooldown = Duration::from_millis(parse("SYNTRA_CACHE_BREAKER_COOLDOWN_MS", &v)?);
         }
+        if let Some(v) = get("SYNTRA_CACHE_BUDGETS") {
+            b.budgets = match v.as_str() {
+                "seed" => Some(Budgets::seed_defaults()),
+                "off" | "none" => None,
+                _ => return Err(BuildError::Env { var: "SYNTRA_CACHE_BUDGETS", value: v, reason: "expected `seed` or `off`".into() }),
+            };
+        }
+        if let Some(b2) = b.budgets.take() {
+            let vars = |k: &str| get(k);
+            b.budgets = Some(b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?);
+        }
         if let Some(v) = get("SYNTRA_CACHE_DISABLED") {
             b.enabled = !parse_bool("SYNTRA_CACHE_DISABLED", &v)?;
         }
@@ -300,11 +341,23 @@ impl CacheBuilder {
         if self.breaker.threshold == 0 {
             return Err(BuildError::Invalid { setting: "breaker threshold", reason: "must be >= 1".into() });
         }
+        let clock = self.budget_clock;
+        let mut budgets = self.budgets.map(BudgetEnforcer::builder).map(|b| {
+            let b = b.namespace(self.namespace.clone()).op_timeout(self.op_timeout).connect_timeout(self.connect_timeout);
+            match clock {
+                Some(c) => b.clock(c),
+                None => b,
+            }
+        });
         let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
             (Some(s), _) => Some(s),
-            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout)?),
+            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?),
             (None, None) => None,
         };
+        let budgets = budgets
+            .map(|b| b.build())
+            .transpose()
+            .map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?;
         let local = (self.memory_capacity > 0 && (self.local_tier || store.is_none()))
             .then(|| MemoryTier::new(self.memory_capacity));
         Ok(Cache {
@@ -320,19 +373,35 @@ impl CacheBuilder {
                 enabled: self.enabled,
                 flights: Default::default(),
                 lock: self.lock,
+                budgets,
             }),
         })
     }
 }
 
+/// Opens Redis; budgets, if any, share its connection.
 #[cfg(feature = "redis")]
-fn open_redis(url: &str, op_timeout: Duration, connect_timeout: Duration) -> Result<Arc<dyn Store>, BuildError> {
+fn open_redis(
+    url: &str,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    budgets: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Result<Arc<dyn Store>, BuildError> {
     use crate::store::redis::{RedisConfig, RedisStore};
-    Ok(Arc::new(RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?))
+    let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?;
+    if let Some(b) = budgets.take() {
+        *budgets = Some(b.redis_store(&store));
+    }
+    Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]
-fn open_redis(_: &str, _: Duration, _: Duration) -> Result<Arc<dyn Store>, BuildError> {
+fn open_redis(
+    _: &str,
+    _: Duration,
+    _: Duration,
+    _: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Result<Arc<dyn Store>, BuildError> {
     Err(BuildError::RedisDisabled)
 }
 

@@ -102,6 +102,17 @@ pub use config::{Budget, BudgetError, Budgets, Rate, DEFAULT_MAX_TTL_STRETCH, DE
 pub use decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
 pub use enforcer::{BudgetEnforcer, BudgetStats, EnforcerBuilder};
 
+/// Implemented by an upstream error type that can tell a rate-limit answer (HTTP 429) apart.
+///
+/// When a `#[cached(budget = "..")]` function fails with such an error, the budget backs off at
+/// once (honouring the provider's `Retry-After`, shared with every instance through Redis)
+/// instead of letting the bot hammer the provider.
+pub trait RateLimitError {
+    /// `Some(retry_after)` when this error is a rate-limit answer; `retry_after` is the
+    /// provider's `Retry-After` if it sent one.
+    fn rate_limited(&self) -> Option<Option<std::time::Duration>>;
+}
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,6 +123,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
 }
 
 /// The system clock ([`SystemTime::now`]); the default.
@@ -159,8 +176,3 @@ impl Clock for ManualClock {
     }
 }
 
-impl<C: Clock> Clock for std::sync::Arc<C> {
-    fn now(&self) -> SystemTime {
-        (**self).now()
-    }
-}
