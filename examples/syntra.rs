@@ -1,0 +1,189 @@
+//! The Syntra bot demo: the main job of syntra-cache.
+//!
+//! ```sh
+//! cargo run --release --example syntra                 # cached (in-memory), local simulator
+//! cargo run --release --example syntra -- --no-cache   # the same workload, uncached
+//! cargo run --release --example syntra -- --redis redis://127.0.0.1:6379/0
+//! ```
+//!
+//! Starts the local provider simulator (free-tier limits enforced), then many simulated users
+//! ask the bot a realistic mix of questions (prices, charts, coin info, market overview, news,
+//! DEX tokens, CoinMarketCap quotes, futures), popular coins far more often than rare ones.
+//! Each answer takes 1-3 provider calls through the `#[cached]` services of
+//! `examples/providers`. A progress line is printed every second; the report at the end shows
+//! the answers, errors users saw, upstream calls per provider against its free-tier limit,
+//! 429s, hit rate, API calls saved, answer latency and a per-method table, and cross-checks
+//! its upstream figures against the simulator's own counts.
+//!
+//! Time is compressed (60x by default): see `examples/syntra/workload.rs`.
+
+mod providers;
+#[path = "syntra/workload.rs"]
+mod workload;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use workload::{CacheMode, Config};
+
+const USAGE: &str = "\
+Usage: cargo run --release --example syntra -- [OPTIONS]
+
+The Syntra bot workload against the local provider simulator, through syntra-cache.
+
+Options:
+  --requests N      questions to answer (default 3000; 200 with --live)
+  --users N         distinct simulated users (default 200)
+  --seed N          seed of the question plan and the simulator (default 42)
+  --concurrency N   questions answered at once, at most (default 32)
+  --minutes M       simulated minutes the questions are spread over (default 20; 5 with --live)
+  --speed X         simulated seconds per real second; TTLs are scaled by 1/X (default 60)
+  --latency-ms N    latency the simulator adds to each response (default 3)
+  --no-cache        the same workload uncached (Cache::builder().enabled(false))
+  --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
+                    else the embedded in-memory cache)
+  --live            the real APIs instead of the simulator (keys from COINGECKO_API_KEY,
+                    CMC_API_KEY, CRYPTOPANIC_TOKEN; real time, real TTLs)
+  --quiet           no progress lines
+  -h, --help        this help
+
+Logs go to stderr at `warn`; RUST_LOG overrides (e.g. RUST_LOG=syntra_cache=debug).
+TTLs can be overridden with SYNTRA_TTL_FILE / SYNTRA_TTL_<PROVIDER>_<ENDPOINT> (see
+examples/providers/config.rs).";
+
+/// Parses the command line (by hand: no argument-parser dependency).
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut c = Config::default();
+    let mut requests = None;
+    let mut minutes = None;
+    let mut no_cache = false;
+    let mut redis = None;
+    let mut args = args.into_iter();
+    fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+        args.next()
+            .filter(|v| !v.starts_with("--"))
+            .ok_or_else(|| format!("{flag} needs a value"))
+    }
+    fn num<T: std::str::FromStr>(v: &str, flag: &str) -> Result<T, String> {
+        v.replace('_', "")
+            .parse()
+            .map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+    }
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut val = |flag: &str| match &inline {
+            Some(v) => Ok(v.clone()),
+            None => value(&mut args, flag),
+        };
+        let switch = matches!(
+            flag.as_str(),
+            "--no-cache" | "--live" | "--quiet" | "-q" | "-h" | "--help"
+        );
+        if switch && inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--" => {}
+            "--requests" => requests = Some(num(&val(&flag)?, &flag)?),
+            "--users" => c.users = num(&val(&flag)?, &flag)?,
+            "--seed" => c.seed = num(&val(&flag)?, &flag)?,
+            "--concurrency" => c.concurrency = num(&val(&flag)?, &flag)?,
+            "--minutes" => minutes = Some(num(&val(&flag)?, &flag)?),
+            "--speed" => c.speed = num(&val(&flag)?, &flag)?,
+            "--latency-ms" => {
+                c.sim_latency = Duration::from_millis(num(&val(&flag)?, &flag)?);
+            }
+            "--no-cache" => no_cache = true,
+            "--redis" => redis = Some(val(&flag)?),
+            "--live" => c.live = true,
+            "--quiet" | "-q" => c.progress = false,
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if c.live {
+        // Be gentle with the real free tiers.
+        c.requests = requests.unwrap_or(200);
+        c.minutes = minutes.unwrap_or(5.0);
+    } else {
+        c.requests = requests.unwrap_or(c.requests);
+        c.minutes = minutes.unwrap_or(c.minutes);
+    }
+    let redis = redis.or_else(|| {
+        std::env::var("SYNTRA_CACHE_REDIS_URL")
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    });
+    c.cache = match (no_cache, redis) {
+        (true, _) => CacheMode::Disabled,
+        (false, Some(url)) => CacheMode::Redis(url),
+        (false, None) => CacheMode::Memory,
+    };
+    Ok(Some(c))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = workload::validate(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if config.progress {
+        let span = if config.live {
+            format!("{} min of real time against the real APIs", config.minutes)
+        } else {
+            format!(
+                "{} simulated min ({} real at {}x)",
+                config.minutes,
+                workload::dur(config.real_span()),
+                config.speed
+            )
+        };
+        eprintln!(
+            "syntra demo: {} questions from {} users over {span}{}",
+            config.requests,
+            config.users,
+            match &config.cache {
+                CacheMode::Disabled => ", cache DISABLED",
+                CacheMode::Redis(_) => ", Redis cache",
+                CacheMode::Memory => ", in-memory cache",
+            }
+        );
+    }
+    match workload::run(config).await {
+        Ok(report) => {
+            println!("{report}");
+            if report.agrees() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

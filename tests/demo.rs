@@ -1,0 +1,183 @@
+//! A short run of the demo workload (`examples/syntra.rs`), cached and uncached, with the
+//! report's figures checked against the simulator's own counts.
+
+#[path = "../examples/providers/mod.rs"]
+mod providers;
+#[path = "../examples/syntra/workload.rs"]
+mod workload;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use providers::config::{Limits, Ttls};
+use workload::{CacheMode, Config, Report};
+
+/// 300 questions over 3 simulated minutes at 30x: 6 s of real time per run (slow enough for a
+/// debug build of the simulator to keep up).
+fn short(cache: CacheMode) -> Config {
+    Config {
+        requests: 300,
+        users: 50,
+        seed: 7,
+        concurrency: 16,
+        minutes: 3.0,
+        speed: 30.0,
+        cache,
+        live: false,
+        progress: false,
+        sim_latency: Duration::from_millis(1),
+    }
+}
+
+/// What holds for any run against the simulator.
+fn check_against_simulator(r: &Report) {
+    assert_eq!(r.requested, 300);
+    assert_eq!(
+        r.answered, 300,
+        "every question gets an answer (or an error)"
+    );
+    assert!(r.failed_answers <= r.answered);
+    let sim = r.sim_calls.as_ref().expect("a simulator run");
+    for row in &r.providers {
+        assert_eq!(
+            Some(row.upstream),
+            row.sim_calls,
+            "{}: upstream calls in the report vs the simulator",
+            row.provider
+        );
+        assert_eq!(row.sim_calls, Some(sim.provider(row.provider)));
+        let sim_rejected: u64 = sim
+            .iter()
+            .filter(|(p, _, _)| *p == row.provider)
+            .map(|(_, _, c)| c.rejected)
+            .sum();
+        assert_eq!(row.rejected, sim_rejected, "{}: 429s", row.provider);
+        assert!(row.asked > 0, "{} is exercised", row.provider);
+        assert!(row.upstream > 0, "{} is called upstream", row.provider);
+    }
+    assert_eq!(r.upstream_calls(), sim.total());
+    assert_eq!(r.rejected(), sim.rejected());
+    assert!(!r.checks.is_empty());
+    assert!(r.agrees(), "cross-check failed:\n{r}");
+    // The per-method table adds up to the per-provider rows.
+    let mut per_service: HashMap<&str, u64> = HashMap::new();
+    for m in &r.stats.methods {
+        *per_service.entry(m.service.as_str()).or_default() += m.upstream_calls;
+    }
+    for row in &r.providers {
+        assert_eq!(per_service.get(row.provider).copied(), Some(row.upstream));
+    }
+    // Every provider of the limits table has a row.
+    assert_eq!(r.providers.len(), Limits::ALL.len());
+    let text = r.to_string();
+    assert!(
+        text.contains("the report agrees with the simulator"),
+        "{text}"
+    );
+    assert!(text.contains("simulated time: "), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_report_matches_the_simulator_and_the_cache_saves_calls() {
+    let cached = workload::run(short(CacheMode::Memory))
+        .await
+        .expect("cached run");
+    check_against_simulator(&cached);
+    let hit_rate = cached.hit_rate().expect("cache enabled");
+    assert!(hit_rate > 0.5, "hit rate {hit_rate}\n{cached}");
+    // Every call the answers made went through the cache: hits + misses = asked.
+    let t = cached.stats.total();
+    assert_eq!(t.hits + t.misses + t.stale, cached.asked());
+    assert_eq!(
+        cached.calls_saved(),
+        cached.asked() - cached.upstream_calls()
+    );
+
+    let uncached = workload::run(short(CacheMode::Disabled))
+        .await
+        .expect("uncached run");
+    check_against_simulator(&uncached);
+    assert_eq!(uncached.hit_rate(), None);
+    assert_eq!(uncached.calls_saved(), 0);
+    assert_eq!(uncached.asked(), uncached.upstream_calls());
+
+    // Same workload: the same questions of each kind.
+    assert_eq!(cached.by_kind.len(), uncached.by_kind.len());
+    for (a, b) in cached.by_kind.iter().zip(&uncached.by_kind) {
+        assert_eq!((a.0, a.1), (b.0, b.1));
+    }
+    // The cache saves most upstream calls and prevents (nearly) all 429s.
+    assert!(
+        uncached.upstream_calls() > 2 * cached.upstream_calls(),
+        "uncached {} vs cached {}",
+        uncached.upstream_calls(),
+        cached.upstream_calls()
+    );
+    let (c429, u429) = (cached.rejected(), uncached.rejected());
+    assert!(
+        u429 > 0,
+        "the uncached run exceeds CoinGecko's 30/min\n{uncached}"
+    );
+    assert!(
+        c429 == 0 || c429 * 3 <= u429,
+        "429s: cached {c429} vs uncached {u429}\n{cached}\n{uncached}"
+    );
+    assert!(cached.failed_answers < uncached.failed_answers);
+    assert!(uncached.provider("coingecko").unwrap().minutes_over > 0);
+}
+
+#[test]
+fn the_plan_is_deterministic_and_popular_coins_dominate() {
+    let config = short(CacheMode::Memory);
+    let a = workload::plan(&config);
+    let b = workload::plan(&config);
+    assert_eq!(a.len(), 300);
+    let describe = |p: &[workload::Planned]| -> Vec<String> {
+        p.iter()
+            .map(|q| format!("{:?} {} {}", q.at, q.user, q.question))
+            .collect()
+    };
+    assert_eq!(describe(&a), describe(&b));
+    let other = workload::plan(&Config {
+        seed: 8,
+        ..config.clone()
+    });
+    assert_ne!(describe(&a), describe(&other));
+    // Arrivals are ordered and spread over the configured span.
+    assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(a.last().unwrap().at <= Duration::from_secs(180));
+    assert!(a.last().unwrap().at > Duration::from_secs(150));
+    // Every kind of question is asked; bitcoin far more than pepe.
+    let big = workload::plan(&Config {
+        requests: 5_000,
+        ..config
+    });
+    for (kind, _) in workload::MIX {
+        assert!(big.iter().any(|p| p.question.kind() == *kind), "{kind}");
+    }
+    let about = |sym: &str| {
+        big.iter()
+            .filter(|p| p.question.to_string().ends_with(&format!(" {sym}")))
+            .count()
+    };
+    assert!(
+        about("BTC") > 4 * about("PEPE"),
+        "{} vs {}",
+        about("BTC"),
+        about("PEPE")
+    );
+}
+
+#[test]
+fn ttls_scale_with_the_clock() {
+    let base = Ttls::default();
+    let fast = workload::scaled_ttls(&base, 60.0);
+    assert_eq!(fast.coingecko.price, Duration::from_millis(1_500));
+    assert_eq!(fast.feargreed.current, Duration::from_secs(60));
+    assert_eq!(fast.binance.current_price, Duration::from_millis(500));
+    assert_eq!(workload::scaled_ttls(&base, 1.0), base);
+    assert_eq!(
+        workload::redact_url("redis://bot:hunter2@127.0.0.1:6379/0"),
+        "redis://bot:***@127.0.0.1:6379/0"
+    );
+}
