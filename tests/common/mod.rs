@@ -28,7 +28,8 @@ impl RedisServer {
 
     /// Starts a server with extra config arguments (`["--requirepass", "pw"]`).
     pub fn start_with(extra: &[&str]) -> Self {
-        let mut s = RedisServer { child: None, port: free_port(), extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut s =
+            RedisServer { child: None, port: free_port(), extra: extra.iter().map(|s| s.to_string()).collect() };
         s.spawn();
         s
     }
