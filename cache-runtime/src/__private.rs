@@ -13,6 +13,7 @@ use crate::Cache;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -51,11 +52,14 @@ pub struct Site {
     /// The counters of the first cache this site was called with: the common case of one
     /// cache per function then costs no lock and no hash per call.
     first: OnceLock<(u64, Arc<Counters>)>,
+    /// The value type's fingerprint, computed once (keyed by type name: a site in a generic
+    /// impl can see several types).
+    fingerprint: OnceLock<(&'static str, String)>,
 }
 
 impl Site {
     pub const fn new(info: SiteInfo) -> Self {
-        Site { info, service: OnceLock::new(), first: OnceLock::new() }
+        Site { info, service: OnceLock::new(), first: OnceLock::new(), fingerprint: OnceLock::new() }
     }
 
     pub fn info(&self) -> &SiteInfo {
@@ -72,6 +76,16 @@ impl Site {
                 None => last_segment(self.info.module),
             },
         })
+    }
+
+    fn fingerprint<V: ?Sized>(&'static self) -> Cow<'static, str> {
+        let name = std::any::type_name::<V>();
+        let (seen, fp) = self.fingerprint.get_or_init(|| (name, codec::fingerprint::<V>(self.info.version)));
+        if *seen == name {
+            Cow::Borrowed(fp.as_str())
+        } else {
+            Cow::Owned(codec::fingerprint::<V>(self.info.version))
+        }
     }
 
     fn counters(&self, cache: &Cache) -> CountersRef<'_> {
@@ -498,8 +512,8 @@ impl<'a, R: Outcome> Call<'a, R> {
         !self.policy.refresh.is_zero() && meta.fresh_left(codec::now_ms()) <= self.policy.refresh
     }
 
-    fn fingerprint(&self) -> Option<String> {
-        self.cache.inner.tiers.remote.as_ref().map(|_| codec::fingerprint::<R::Value>(self.site.info.version))
+    fn fingerprint(&self) -> Option<Cow<'static, str>> {
+        self.cache.inner.tiers.remote.as_ref().map(|_| self.site.fingerprint::<R::Value>())
     }
 
     fn lock_key(&self) -> String {
@@ -548,7 +562,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                     }
                     self.hit("Cache HIT");
                     if let Some(l) = leader {
-                        l.publish(Shared::Value(Arc::new(v.clone())));
+                        l.publish(|| Shared::Value(Arc::new(v.clone())));
                     }
                     return R::from_value(v);
                 }
@@ -556,7 +570,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                     if let Some(r) = R::negative() {
                         self.hit("Cache HIT (negative)");
                         if let Some(l) = leader {
-                            l.publish(Shared::Negative);
+                            l.publish(|| Shared::Negative);
                         }
                         return r;
                     }
@@ -585,7 +599,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 bump(&self.counters.coalesced);
                 self.hit("Cache HIT (after waiting for another instance)");
                 if let Some(l) = leader {
-                    l.publish(Shared::Value(Arc::new(v.clone())));
+                    l.publish(|| Shared::Value(Arc::new(v.clone())));
                 }
                 return R::from_value(v);
             }
@@ -594,7 +608,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                     bump(&self.counters.coalesced);
                     self.hit("Cache HIT (negative, after waiting for another instance)");
                     if let Some(l) = leader {
-                        l.publish(Shared::Negative);
+                        l.publish(|| Shared::Negative);
                     }
                     return r;
                 }
@@ -651,7 +665,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                     _ => {
                         // Another instance is refreshing (or Redis is unwell): serve what we have.
                         self.hit("Cache HIT");
-                        leader.publish(Shared::Value(Arc::new(current.clone())));
+                        leader.publish(|| Shared::Value(Arc::new(current.clone())));
                         return R::from_value(current);
                     }
                 }
@@ -692,7 +706,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                     }
                     enforcer.record_stale(name);
                     tracing::info!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache STALE: {} - {denied}; serving the last value", self.key);
-                    return self.finish(leader, token, Shared::Value(Arc::new(v.clone())), R::from_value(v)).await;
+                    return self.finish(leader, token, R::from_value(v), false).await;
                 }
                 bump(&self.counters.upstream_errors);
                 if denied.is_permanent() {
@@ -701,12 +715,12 @@ impl<'a, R: Outcome> Call<'a, R> {
                     tracing::warn!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache BUDGET: {denied}; no cached value to serve");
                 }
                 let out = (self.policy.on_denied.expect("set with the budget"))(denied);
-                let shared = share(self.policy, &out);
-                return self.finish(leader, token, shared, out).await;
+                return self.finish(leader, token, out, false).await;
             }
         }
         let tiers = &self.cache.inner.tiers;
         let ty = self.fingerprint().unwrap_or_default();
+        let ty: &str = &ty;
         bump(&self.counters.upstream_calls);
         let out = scope::unsteered(body).await;
         let format = self.site.info.format;
@@ -717,21 +731,21 @@ impl<'a, R: Outcome> Call<'a, R> {
         // A budgeted entry is kept for at least another TTL so that a denial has something to
         // serve; stale-if-error still only serves within `stale`.
         let keep_stale = if budget.is_some() { self.policy.stale.max(ttl) } else { self.policy.stale };
-        let shared = match out.verdict() {
+        let negative_cached = match out.verdict() {
             Verdict::Keep(v) => {
                 let meta = Meta::now(self.policy.jittered(ttl), keep_stale, false);
-                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, &ty).await {
+                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, ty).await {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
-                Shared::Value(Arc::new(v.clone()))
+                false
             }
             Verdict::Negative if matches!(self.policy.none_ttl, Some(Ok(_))) => {
                 let none_ttl = self.policy.none_ttl.clone().and_then(Result::ok).unwrap_or(self.ttl);
                 let meta = Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true);
-                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, &ty).await {
+                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, ty).await {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
-                Shared::Negative
+                true
             }
             Verdict::Negative | Verdict::Skip => {
                 bump(&self.counters.upstream_errors);
@@ -753,18 +767,22 @@ impl<'a, R: Outcome> Call<'a, R> {
                         bump(&self.counters.stale);
                         tracing::warn!(target: "syntra_cache", key = %self.key, service, method, "Cache STALE: {} - upstream failed, serving the last good value", self.key);
                     }
-                    return self.finish(leader, token, Shared::Value(Arc::new(v.clone())), R::from_value(v)).await;
+                    return self.finish(leader, token, R::from_value(v), false).await;
                 }
-                share(self.policy, &out)
+                false
             }
         };
-        self.finish(leader, token, shared, out).await
+        self.finish(leader, token, out, negative_cached).await
     }
 
-    async fn finish(&self, leader: Option<flight::Leader<'_>>, token: Option<String>, shared: Shared, out: R) -> R {
+    async fn finish(&self, leader: Option<flight::Leader<'_>>, token: Option<String>, out: R, negative_cached: bool) -> R {
         self.release(token).await;
         if let Some(l) = leader {
-            l.publish(shared);
+            l.publish(|| match out.verdict() {
+                Verdict::Keep(v) => Shared::Value(Arc::new(v.clone())),
+                Verdict::Negative if negative_cached => Shared::Negative,
+                _ => share(self.policy, &out),
+            });
         }
         out
     }

@@ -51,20 +51,30 @@ impl Flights {
 }
 
 impl Leader<'_> {
-    /// Hands `shared` to every follower and ends the flight.
-    pub(crate) fn publish(self, shared: Shared) {
-        self.tx.send_replace(Some(shared));
+    /// Ends the flight and, if anyone is waiting, hands them `make()`; with no followers
+    /// (the common case) nothing is built, so a hit costs no extra clone.
+    pub(crate) fn publish(self, make: impl FnOnce() -> Shared) {
+        self.leave();
+        // Followers clone the receiver under the map's lock and the flight has left the map,
+        // so nobody can start waiting after this count.
+        if self.tx.receiver_count() > 0 {
+            self.tx.send_replace(Some(make()));
+        }
+    }
+
+    fn leave(&self) {
+        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&self.key).is_some_and(|rx| rx.same_channel(&self.tx.subscribe())) {
+            map.remove(&self.key);
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&self.key).is_some_and(|rx| rx.same_channel(&self.tx.subscribe())) {
-            map.remove(&self.key);
-        }
         // A leader dropped without publishing (cancelled, panicked) closes the channel: its
         // followers see `None` and compute themselves.
+        self.leave();
     }
 }
 

@@ -155,7 +155,7 @@ impl<S: Store> Store for Breaker<S> {
 
 impl<S: Store> Breaker<S> {
     /// Fails fast, without allocating, while the circuit is open and no probe is due.
-    fn peek(&self) -> Result<(), StoreError> {
+    pub fn peek(&self) -> Result<(), StoreError> {
         let until = self.state.open_until.load(Acquire);
         if until != 0 && self.now_ms() < until {
             Err(StoreError::BreakerOpen)

@@ -120,6 +120,8 @@ impl Tiered {
             local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep });
         }
         if let Some(remote) = &self.remote {
+            // No encoding work while the store is being skipped.
+            remote.peek()?;
             let bytes = codec::encode(format, ty, &meta, value).map_err(|e| StoreError::Backend(e.to_string()))?;
             remote.set(key, bytes, keep).await?;
         }
