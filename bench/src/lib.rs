@@ -1,1 +1,279 @@
-pub fn x(){}
+//! Support for the `anchors` benchmark: a redis-server owned by the bench, the shared value, the
+//! quick-mode switch and a side channel that keeps criterion's samples for the summary table.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// redis-server
+// ---------------------------------------------------------------------------------------------
+
+/// A `redis-server` child process on 127.0.0.1 and a free port; killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn binary() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence.
+    pub fn start() -> Self {
+        let mut s = RedisServer { child: None, port: free_port() };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(binary())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("redis-server exited at start ({status})");
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (SIGKILL): an abrupt outage.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: no persistence).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).status().map(|s| s.success());
+            assert!(matches!(ok, Ok(true)), "kill -{sig} failed");
+        }
+    }
+
+    /// A synchronous client for set-up and checks.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    /// `SET key value` synchronously.
+    pub fn set_bytes(&self, key: &str, value: &[u8]) {
+        let mut c = self.client().get_connection().unwrap();
+        let _: () = redis::cmd("SET").arg(key).arg(value).query(&mut c).unwrap();
+    }
+
+    /// `EXISTS key` synchronously.
+    pub fn exists(&self, key: &str) -> bool {
+        let mut c = self.client().get_connection().unwrap();
+        redis::cmd("EXISTS").arg(key).query::<u64>(&mut c).unwrap() > 0
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.resume();
+        }
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The value: shaped like a CoinGecko /coins/{id} response (market data part)
+// ---------------------------------------------------------------------------------------------
+
+/// Prices and amounts per quote currency (`usd`, `eur`, …).
+pub type PerCurrency = BTreeMap<String, f64>;
+
+/// `market_data` of a CoinGecko /coins/{id} response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketData {
+    pub current_price: PerCurrency,
+    pub market_cap: PerCurrency,
+    pub total_volume: PerCurrency,
+    pub high_24h: PerCurrency,
+    pub low_24h: PerCurrency,
+    pub price_change_24h: f64,
+    pub price_change_percentage_24h: f64,
+    pub price_change_percentage_7d: f64,
+    pub price_change_percentage_30d: f64,
+    pub price_change_percentage_1y: f64,
+    pub market_cap_change_24h: f64,
+    pub market_cap_change_percentage_24h: f64,
+    pub circulating_supply: f64,
+    pub total_supply: Option<f64>,
+    pub max_supply: Option<f64>,
+    pub last_updated: String,
+}
+
+/// A CoinGecko /coins/{id} response reduced to what a bot reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coin {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    pub hashing_algorithm: Option<String>,
+    pub market_cap_rank: Option<u32>,
+    pub market_data: MarketData,
+    pub last_updated: String,
+}
+
+fn per_currency(base: f64) -> PerCurrency {
+    // Quotes of one asset in a few currencies, with realistic magnitudes.
+    [("usd", 1.0), ("eur", 0.9213), ("gbp", 0.7871), ("jpy", 151.37), ("btc", 1.0 / 97_123.0), ("eth", 1.0 / 3_512.4)]
+        .into_iter()
+        .map(|(c, r)| (c.to_owned(), base * r))
+        .collect()
+}
+
+/// The value every row uses. A fixed, sleep-free computation (it is also the "body" of the
+/// miss-overhead row).
+pub fn make_coin(id: &str) -> Coin {
+    Coin {
+        id: id.to_owned(),
+        symbol: "btc".to_owned(),
+        name: "Bitcoin".to_owned(),
+        hashing_algorithm: Some("SHA-256".to_owned()),
+        market_cap_rank: Some(1),
+        market_data: MarketData {
+            current_price: per_currency(97_123.45),
+            market_cap: per_currency(1_923_456_789_012.0),
+            total_volume: per_currency(38_765_432_109.0),
+            high_24h: per_currency(98_011.02),
+            low_24h: per_currency(95_870.33),
+            price_change_24h: 1_021.77,
+            price_change_percentage_24h: 1.06318,
+            price_change_percentage_7d: -2.41877,
+            price_change_percentage_30d: 8.90121,
+            price_change_percentage_1y: 121.55032,
+            market_cap_change_24h: 20_345_678_901.0,
+            market_cap_change_percentage_24h: 1.0693,
+            circulating_supply: 19_801_234.0,
+            total_supply: Some(21_000_000.0),
+            max_supply: Some(21_000_000.0),
+            last_updated: "2025-11-26T12:34:56.789Z".to_owned(),
+        },
+        last_updated: "2025-11-26T12:34:56.789Z".to_owned(),
+    }
+}
+
+/// The error type of the cached functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError(pub String);
+
+// ---------------------------------------------------------------------------------------------
+// Quick mode
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `cargo bench` started the binary (it passes `--bench`; `cargo test` does not).
+pub fn bench_flag() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Quick mode: `SYNTRA_BENCH_QUICK=1`, or the binary not run by `cargo bench` (under
+/// `cargo test --all-targets`: no `--bench` flag), or `cargo bench -- --test`.
+pub fn quick_mode() -> bool {
+    let env = std::env::var("SYNTRA_BENCH_QUICK").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let test = std::env::args().any(|a| a == "--test");
+    env || !bench_flag() || test
+}
+
+/// `--list` (cargo bench -- --list): print nothing but the names.
+pub fn list_mode() -> bool {
+    std::env::args().any(|a| a == "--list")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Samples side channel
+// ---------------------------------------------------------------------------------------------
+
+/// Keeps every `(iterations, elapsed)` sample criterion asks for, per benchmark id, so the
+/// summary can compute ratios from the same run. Criterion's warm-up calls come first; the
+/// last `sample_size` records are the measured samples.
+#[derive(Default)]
+pub struct Samples {
+    map: Mutex<HashMap<String, Vec<(u64, Duration)>>>,
+    expected: Mutex<HashMap<String, usize>>,
+}
+
+impl Samples {
+    /// Declares how many samples criterion takes for `id` (its group's `sample_size`).
+    pub fn expect(&self, id: &str, n: usize) {
+        self.expected.lock().unwrap().insert(id.to_owned(), n);
+    }
+
+    pub fn record(&self, id: &str, iters: u64, elapsed: Duration) {
+        self.map.lock().unwrap().entry(id.to_owned()).or_default().push((iters, elapsed));
+    }
+
+    /// Time per iteration (ns) of `id` over its measured samples: the least-squares slope
+    /// through the origin, which is criterion's own "slope" point estimate for linear sampling
+    /// (and the mean for flat sampling).
+    pub fn per_iter_ns(&self, id: &str) -> Option<f64> {
+        let n = self.expected.lock().unwrap().get(id).copied().unwrap_or(1);
+        let map = self.map.lock().unwrap();
+        let v = map.get(id)?;
+        let tail = &v[v.len().saturating_sub(n.max(1))..];
+        let (mut xy, mut xx) = (0.0, 0.0);
+        for &(iters, d) in tail {
+            let x = iters as f64;
+            xy += x * d.as_nanos() as f64;
+            xx += x * x;
+        }
+        (xx > 0.0).then(|| xy / xx)
+    }
+}
+
+/// Formats nanoseconds with a unit.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.3} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.3} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
