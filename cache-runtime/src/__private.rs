@@ -449,7 +449,7 @@ where
             return body.await;
         }
     };
-    let call = Call { site, cache, counters: &counters, key, ttl, policy: &policy };
+    let call = Call { site, cache, counters: &counters, key, ttl, policy: &policy, remote_failed: Default::default() };
     if matches!(mode, Mode::Refresh) {
         return call.compute(None, None, None, false, body).await;
     }
@@ -484,6 +484,9 @@ struct Call<'a, R: Outcome> {
     key: String,
     ttl: Duration,
     policy: &'a Policy<R>,
+    /// Set when the remote tier failed during this call: the rest of the call skips it, so a
+    /// hung server costs one timeout per call, not three.
+    remote_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What the cross-instance stampede lock said.
@@ -585,7 +588,10 @@ impl<'a, R: Outcome> Call<'a, R> {
                     tracing::debug!(target: "syntra_cache", key = %self.key, service, method, "Cache EXPIRED: {}", self.key);
                 }
                 Ok(Found::Miss { expired: false }) => {}
-                Err(LookupError::Store(e)) => store_error(self.counters, &self.key, service, method, &e),
+                Err(LookupError::Store(e)) => {
+                    self.remote_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    store_error(self.counters, &self.key, service, method, &e)
+                }
                 Err(LookupError::Decode(e)) => {
                     bump(&self.counters.cache_errors);
                     tracing::warn!(target: "syntra_cache", key = %self.key, service, method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
@@ -623,6 +629,9 @@ impl<'a, R: Outcome> Call<'a, R> {
     /// Takes the cross-instance lock, or waits (bounded) for the instance holding it.
     async fn lock_or_wait(&self, ty: Option<&str>) -> Locked<R::Value> {
         let (Some(remote), Some(ty)) = (&self.cache.inner.tiers.remote, ty) else { return Locked::Proceed };
+        if self.remote_failed.load(std::sync::atomic::Ordering::Relaxed) || remote.peek().is_err() {
+            return Locked::Proceed;
+        }
         let cfg = self.cache.inner.lock;
         let lock_key = self.lock_key();
         let token = random_token();
@@ -734,7 +743,7 @@ impl<'a, R: Outcome> Call<'a, R> {
         let negative_cached = match out.verdict() {
             Verdict::Keep(v) => {
                 let meta = Meta::now(self.policy.jittered(ttl), keep_stale, false);
-                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, ty).await {
+                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, ty, !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed)).await {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
                 false
@@ -742,7 +751,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             Verdict::Negative if matches!(self.policy.none_ttl, Some(Ok(_))) => {
                 let none_ttl = self.policy.none_ttl.clone().and_then(Result::ok).unwrap_or(self.ttl);
                 let meta = Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true);
-                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, ty).await {
+                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, ty, !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed)).await {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
                 true

@@ -138,9 +138,10 @@ struct EnvelopeOut<'a, T> {
 }
 
 #[derive(Deserialize)]
-struct EnvelopeIn<T> {
+struct EnvelopeIn<'a, T> {
     syntra: u8,
-    ty: String,
+    #[serde(borrow)]
+    ty: std::borrow::Cow<'a, str>,
     at: u64,
     ttl: u64,
     #[serde(default)]
@@ -171,7 +172,7 @@ pub fn encode<T: Serialize>(format: Format, ty: &str, meta: &Meta, value: Option
 /// Decodes stored bytes (JSON or MessagePack, told apart by the first byte) as an envelope of
 /// `T` with fingerprint `ty`. `Ok((meta, None))` is a negative entry.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<(Meta, Option<T>), DecodeError> {
-    let env: EnvelopeIn<T> = match bytes.first() {
+    let env: EnvelopeIn<'_, T> = match bytes.first() {
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string()))?,
         #[cfg(feature = "msgpack")]
         Some(0x90..=0x9f) => rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string()))?,
@@ -181,7 +182,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<(Meta, Opti
         return Err(DecodeError::Version(env.syntra));
     }
     if env.ty != ty {
-        return Err(DecodeError::WrongType { found: env.ty, expected: ty.to_owned() });
+        return Err(DecodeError::WrongType { found: env.ty.into_owned(), expected: ty.to_owned() });
     }
     let meta = Meta {
         written_at_ms: env.at,

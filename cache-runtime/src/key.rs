@@ -41,8 +41,9 @@ pub fn hash_hex(tag: &[u8], data: &[u8]) -> String {
     h.update(data);
     let digest = h.finalize();
     let mut out = String::with_capacity(HASH_HEX);
-    for b in &digest.as_bytes()[..HASH_HEX / 2] {
-        let _ = write!(out, "{b:02x}");
+    for &b in &digest.as_bytes()[..HASH_HEX / 2] {
+        out.push(LOWER_HEX[(b >> 4) as usize] as char);
+        out.push(LOWER_HEX[(b & 15) as usize] as char);
     }
     out
 }
@@ -52,6 +53,7 @@ fn is_plain(c: u8, stop: Option<u8>) -> bool {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends the escaped form of `s` to `out`, or its hash when the escaped form is too long.
 pub(crate) fn push_escaped(out: &mut String, s: &str, stop: Option<u8>) {

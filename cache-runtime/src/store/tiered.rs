@@ -107,9 +107,18 @@ impl Tiered {
         })
     }
 
-    /// Stores a value (`None`: a negative entry) in every tier. The memory tier always takes it;
-    /// a remote failure is returned for the caller to log.
-    pub async fn put<T>(&self, key: &str, value: Option<&T>, meta: Meta, format: Format, ty: &str) -> Result<(), StoreError>
+    /// Stores a value (`None`: a negative entry) in every tier (the remote one only if
+    /// `use_remote`). The memory tier always takes it; a remote failure is returned for the
+    /// caller to log.
+    pub async fn put<T>(
+        &self,
+        key: &str,
+        value: Option<&T>,
+        meta: Meta,
+        format: Format,
+        ty: &str,
+        use_remote: bool,
+    ) -> Result<(), StoreError>
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
@@ -119,7 +128,7 @@ impl Tiered {
             let local_keep = self.local_ttl_cap.filter(|_| self.remote.is_some()).map_or(keep, |c| keep.min(c));
             local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep });
         }
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.as_ref().filter(|_| use_remote) {
             // No encoding work while the store is being skipped.
             remote.peek()?;
             let bytes = codec::encode(format, ty, &meta, value).map_err(|e| StoreError::Backend(e.to_string()))?;
