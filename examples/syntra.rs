@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example syntra                 # cached (in-memory), local simulator
+//! cargo run --release --example syntra -- --no-budgets # the same workload, the seed's plain TTLs
 //! cargo run --release --example syntra -- --no-cache   # the same workload, uncached
 //! cargo run --release --example syntra -- --redis redis://127.0.0.1:6379/0
 //! ```
@@ -14,6 +15,11 @@
 //! the answers, errors users saw, upstream calls per provider against its free-tier limit,
 //! 429s, hit rate, API calls saved, answer latency and a per-method table, and cross-checks
 //! its upstream figures against the simulator's own counts.
+//!
+//! The providers' budgets (`examples/providers/config.rs`: rate limits, day and month quotas,
+//! pacing) are enforced by default; the BUDGETS section shows what they did and whether every
+//! provider stayed inside its per-minute limit and on pace for its month. `--no-budgets` runs the
+//! same workload the seed's way, for comparison.
 //!
 //! Time is compressed (60x by default): see `examples/syntra/workload.rs`.
 
@@ -32,13 +38,15 @@ Usage: cargo run --release --example syntra -- [OPTIONS]
 The Syntra bot workload against the local provider simulator, through syntra-cache.
 
 Options:
-  --requests N      questions to answer (default 3000; 200 with --live)
+  --requests N      questions to answer (default 6000; 200 with --live)
   --users N         distinct simulated users (default 200)
   --seed N          seed of the question plan and the simulator (default 42)
   --concurrency N   questions answered at once, at most (default 32)
   --minutes M       simulated minutes the questions are spread over (default 20; 5 with --live)
   --speed X         simulated seconds per real second; TTLs are scaled by 1/X (default 60)
   --latency-ms N    latency the simulator adds to each response (default 3)
+  --no-budgets      the same workload without the providers' budgets: the seed's plain TTLs,
+                    no rate limits, quotas, pacing or stale windows
   --no-cache        the same workload uncached (Cache::builder().enabled(false))
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
@@ -47,8 +55,10 @@ Options:
   --quiet           no progress lines
   -h, --help        this help
 
-Logs go to stderr at `warn`; RUST_LOG overrides (e.g. RUST_LOG=syntra_cache=debug).
-TTLs can be overridden with SYNTRA_TTL_FILE / SYNTRA_TTL_<PROVIDER>_<ENDPOINT> (see
+Logs go to stderr at `warn` (syntra_cache at `error`: the budgets' refusals, counted in the report,
+are not logged one by one); RUST_LOG overrides (e.g. RUST_LOG=warn, RUST_LOG=syntra_cache=debug).
+TTLs can be overridden with SYNTRA_TTL_FILE / SYNTRA_TTL_<PROVIDER>_<ENDPOINT>, budgets with
+`budget.<name>.<setting>` lines in the same file / SYNTRA_BUDGET_<NAME>_<SETTING> (see
 examples/providers/config.rs).";
 
 /// Parses the command line (by hand: no argument-parser dependency).
@@ -60,14 +70,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
     let mut redis = None;
     let mut args = args.into_iter();
     fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
-        args.next()
-            .filter(|v| !v.starts_with("--"))
-            .ok_or_else(|| format!("{flag} needs a value"))
+        args.next().filter(|v| !v.starts_with("--")).ok_or_else(|| format!("{flag} needs a value"))
     }
     fn num<T: std::str::FromStr>(v: &str, flag: &str) -> Result<T, String> {
-        v.replace('_', "")
-            .parse()
-            .map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+        v.replace('_', "").parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
     }
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -78,10 +84,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             Some(v) => Ok(v.clone()),
             None => value(&mut args, flag),
         };
-        let switch = matches!(
-            flag.as_str(),
-            "--no-cache" | "--live" | "--quiet" | "-q" | "-h" | "--help"
-        );
+        let switch =
+            matches!(flag.as_str(), "--no-cache" | "--no-budgets" | "--live" | "--quiet" | "-q" | "-h" | "--help");
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }
@@ -98,6 +102,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
                 c.sim_latency = Duration::from_millis(num(&val(&flag)?, &flag)?);
             }
             "--no-cache" => no_cache = true,
+            "--no-budgets" => c.budgets = false,
             "--redis" => redis = Some(val(&flag)?),
             "--live" => c.live = true,
             "--quiet" | "-q" => c.progress = false,
@@ -113,10 +118,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
         c.minutes = minutes.unwrap_or(c.minutes);
     }
     let redis = redis.or_else(|| {
-        std::env::var("SYNTRA_CACHE_REDIS_URL")
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        std::env::var("SYNTRA_CACHE_REDIS_URL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     });
     c.cache = match (no_cache, redis) {
         (true, _) => CacheMode::Disabled,
@@ -129,11 +131,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        // The budgets refuse calls by design in this workload: their one-line warnings (one per
+        // refusal) are counted in the report instead; RUST_LOG=warn shows them.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,syntra_cache=error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let config = match parse_args(std::env::args().skip(1)) {
         Ok(Some(c)) => c,
@@ -162,13 +163,18 @@ async fn main() -> ExitCode {
             )
         };
         eprintln!(
-            "syntra demo: {} questions from {} users over {span}{}",
+            "syntra demo: {} questions from {} users over {span}{}{}",
             config.requests,
             config.users,
             match &config.cache {
                 CacheMode::Disabled => ", cache DISABLED",
                 CacheMode::Redis(_) => ", Redis cache",
                 CacheMode::Memory => ", in-memory cache",
+            },
+            match (&config.cache, config.budgets) {
+                (CacheMode::Disabled, _) => "",
+                (_, true) => ", budgets on",
+                (_, false) => ", NO budgets",
             }
         );
     }

@@ -1,5 +1,5 @@
-//! A short run of the demo workload (`examples/syntra.rs`), cached and uncached, with the
-//! report's figures checked against the simulator's own counts.
+//! A short run of the demo workload (`examples/syntra.rs`), cached and uncached, with budgets
+//! and without, with the report's figures checked against the simulator's own counts.
 
 #[path = "../examples/providers/mod.rs"]
 mod providers;
@@ -26,16 +26,14 @@ fn short(cache: CacheMode) -> Config {
         live: false,
         progress: false,
         sim_latency: Duration::from_millis(1),
+        budgets: true,
     }
 }
 
 /// What holds for any run against the simulator.
 fn check_against_simulator(r: &Report) {
     assert_eq!(r.requested, 300);
-    assert_eq!(
-        r.answered, 300,
-        "every question gets an answer (or an error)"
-    );
+    assert_eq!(r.answered, 300, "every question gets an answer (or an error)");
     assert!(r.failed_answers <= r.answered);
     let sim = r.sim_calls.as_ref().expect("a simulator run");
     for row in &r.providers {
@@ -46,11 +44,7 @@ fn check_against_simulator(r: &Report) {
             row.provider
         );
         assert_eq!(row.sim_calls, Some(sim.provider(row.provider)));
-        let sim_rejected: u64 = sim
-            .iter()
-            .filter(|(p, _, _)| *p == row.provider)
-            .map(|(_, _, c)| c.rejected)
-            .sum();
+        let sim_rejected: u64 = sim.iter().filter(|(p, _, _)| *p == row.provider).map(|(_, _, c)| c.rejected).sum();
         assert_eq!(row.rejected, sim_rejected, "{}: 429s", row.provider);
         assert!(row.asked > 0, "{} is exercised", row.provider);
         assert!(row.upstream > 0, "{} is called upstream", row.provider);
@@ -70,32 +64,24 @@ fn check_against_simulator(r: &Report) {
     // Every provider of the limits table has a row.
     assert_eq!(r.providers.len(), Limits::ALL.len());
     let text = r.to_string();
-    assert!(
-        text.contains("the report agrees with the simulator"),
-        "{text}"
-    );
+    assert!(text.contains("the report agrees with the simulator"), "{text}");
     assert!(text.contains("simulated time: "), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_report_matches_the_simulator_and_the_cache_saves_calls() {
-    let cached = workload::run(short(CacheMode::Memory))
-        .await
-        .expect("cached run");
+    let cached = workload::run(short(CacheMode::Memory)).await.expect("cached run");
     check_against_simulator(&cached);
     let hit_rate = cached.hit_rate().expect("cache enabled");
     assert!(hit_rate > 0.5, "hit rate {hit_rate}\n{cached}");
-    // Every call the answers made went through the cache: hits + misses = asked.
+    // Every call the answers made went through the cache: hits + misses = asked (a call
+    // answered stale is counted as a miss and as stale).
     let t = cached.stats.total();
-    assert_eq!(t.hits + t.misses + t.stale, cached.asked());
-    assert_eq!(
-        cached.calls_saved(),
-        cached.asked() - cached.upstream_calls()
-    );
+    assert_eq!(t.hits + t.misses, cached.asked());
+    assert!(t.stale <= t.misses);
+    assert_eq!(cached.calls_saved(), cached.asked() - cached.upstream_calls());
 
-    let uncached = workload::run(short(CacheMode::Disabled))
-        .await
-        .expect("uncached run");
+    let uncached = workload::run(short(CacheMode::Disabled)).await.expect("uncached run");
     check_against_simulator(&uncached);
     assert_eq!(uncached.hit_rate(), None);
     assert_eq!(uncached.calls_saved(), 0);
@@ -114,16 +100,62 @@ async fn demo_report_matches_the_simulator_and_the_cache_saves_calls() {
         cached.upstream_calls()
     );
     let (c429, u429) = (cached.rejected(), uncached.rejected());
-    assert!(
-        u429 > 0,
-        "the uncached run exceeds CoinGecko's 30/min\n{uncached}"
-    );
-    assert!(
-        c429 == 0 || c429 * 3 <= u429,
-        "429s: cached {c429} vs uncached {u429}\n{cached}\n{uncached}"
-    );
+    assert!(u429 > 0, "the uncached run exceeds CoinGecko's 30/min\n{uncached}");
+    assert!(c429 == 0 || c429 * 3 <= u429, "429s: cached {c429} vs uncached {u429}\n{cached}\n{uncached}");
     assert!(cached.failed_answers < uncached.failed_answers);
     assert!(uncached.provider("coingecko").unwrap().minutes_over > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_keep_every_provider_inside_its_limits_and_the_seed_ttls_do_not() {
+    let budgeted = workload::run(short(CacheMode::Memory)).await.expect("budgeted run");
+    check_against_simulator(&budgeted);
+    assert!(budgeted.declared.is_some(), "budgets are on by default");
+    for row in &budgeted.providers {
+        assert_eq!(row.minutes_over, 0, "{}: minutes above its per-minute limit\n{budgeted}", row.provider);
+        if let Some(limit) = row.limit.per_minute {
+            assert!(row.peak_minute <= u64::from(limit), "{}\n{budgeted}", row.provider);
+        }
+        assert!(budgeted.inside_limits(row.provider), "{}\n{budgeted}", row.provider);
+    }
+    let (weight, over) = budgeted.provider("binance").unwrap().peak_weight.expect("binance weight tracked");
+    assert!(weight > 0 && over == 0, "{budgeted}");
+    assert_eq!(budgeted.rejected(), 0, "no 429s\n{budgeted}");
+    assert_eq!(budgeted.on_pace_for_month("coingecko"), Some(true), "{budgeted}");
+    assert_eq!(budgeted.on_pace_for_month("coinmarketcap"), Some(true), "{budgeted}");
+    // The BUDGETS figures agree with the rest of the report and with the simulator: one permit
+    // per upstream call, Binance's weight as the simulator weighs the requests it received.
+    for b in &budgeted.budgets {
+        if let Some(row) = budgeted.provider(&b.name) {
+            assert_eq!(b.granted, row.upstream, "{}", b.name);
+        }
+    }
+    for what in ["coingecko budget permits", "coinmarketcap budget permits", "binance budget weight drawn"] {
+        let check = budgeted.checks.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("{what} checked"));
+        assert!(check.agrees() && check.reported > 0, "{check:?}");
+    }
+    // Users are answered: refused calls are served stale when something is cached, and the
+    // rest are errors the report shows.
+    assert_eq!(budgeted.answered, 300);
+    let cg = budgeted.budget("coingecko").unwrap();
+    assert_eq!(cg.denied, cg.stale_served + budgeted.provider("coingecko").unwrap().budget_denied, "{budgeted}");
+    let text = budgeted.to_string();
+    for needle in ["BUDGETS (", "inside limits", "budgets:        ON", "window:         simulated 2025-01-15 01:00"] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+
+    // The same workload the seed's way: plain TTLs, no budgets.
+    let seed = workload::run(Config { budgets: false, ..short(CacheMode::Memory) }).await.expect("no-budget run");
+    check_against_simulator(&seed);
+    for (a, b) in budgeted.by_kind.iter().zip(&seed.by_kind) {
+        assert_eq!((a.0, a.1), (b.0, b.1), "the same questions");
+    }
+    assert!(seed.budgets.is_empty() && seed.declared.is_none());
+    let cg = seed.provider("coingecko").unwrap();
+    assert!(cg.minutes_over > 0 && cg.rejected > 0, "CoinGecko's 30/min broken\n{seed}");
+    assert!(!seed.inside_limits("coingecko"));
+    assert!(cg.upstream > budgeted.provider("coingecko").unwrap().upstream, "{seed}\n{budgeted}");
+    assert!(seed.to_string().contains("BUDGETS: none"), "{seed}");
 }
 
 #[test]
@@ -133,39 +165,41 @@ fn the_plan_is_deterministic_and_popular_coins_dominate() {
     let b = workload::plan(&config);
     assert_eq!(a.len(), 300);
     let describe = |p: &[workload::Planned]| -> Vec<String> {
-        p.iter()
-            .map(|q| format!("{:?} {} {}", q.at, q.user, q.question))
-            .collect()
+        p.iter().map(|q| format!("{:?} {} {}", q.at, q.user, q.question)).collect()
     };
     assert_eq!(describe(&a), describe(&b));
-    let other = workload::plan(&Config {
-        seed: 8,
-        ..config.clone()
-    });
+    let other = workload::plan(&Config { seed: 8, ..config.clone() });
     assert_ne!(describe(&a), describe(&other));
     // Arrivals are ordered and spread over the configured span.
     assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
     assert!(a.last().unwrap().at <= Duration::from_secs(180));
     assert!(a.last().unwrap().at > Duration::from_secs(150));
     // Every kind of question is asked; bitcoin far more than pepe.
-    let big = workload::plan(&Config {
-        requests: 5_000,
-        ..config
-    });
+    let big = workload::plan(&Config { requests: 5_000, ..config });
     for (kind, _) in workload::MIX {
         assert!(big.iter().any(|p| p.question.kind() == *kind), "{kind}");
     }
-    let about = |sym: &str| {
-        big.iter()
-            .filter(|p| p.question.to_string().ends_with(&format!(" {sym}")))
-            .count()
-    };
-    assert!(
-        about("BTC") > 4 * about("PEPE"),
-        "{} vs {}",
-        about("BTC"),
-        about("PEPE")
-    );
+    let about = |sym: &str| big.iter().filter(|p| p.question.to_string().ends_with(&format!(" {sym}"))).count();
+    assert!(about("BTC") > 4 * about("PEPE"), "{} vs {}", about("BTC"), about("PEPE"));
+}
+
+#[test]
+fn the_window_starts_mid_month_in_the_simulated_past_or_the_real_future() {
+    // 2025-01-15 01:00 UTC.
+    assert_eq!(workload::window_start(&short(CacheMode::Memory)), 1_736_902_800);
+    assert_eq!(workload::utc(1_736_902_800), "2025-01-15 01:00");
+    for days in [0, 59, 60, 365, 20_103, 20_818, 36_524, 36_525] {
+        let (y, m, d) = workload::civil_from_days(days);
+        assert_eq!(workload::days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+    }
+    assert_eq!(workload::civil_from_days(20_103), (2025, 1, 15));
+    assert_eq!(workload::civil_from_days(59), (1970, 3, 1));
+    // With Redis, the shared quota counters expire at the end of their simulated period on
+    // Redis' real clock: the window lies in the real future.
+    let redis = workload::window_start(&short(CacheMode::Redis("redis://127.0.0.1:1/0".into())));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(redis > now && redis < now + 47 * 86_400, "{}", workload::utc(redis));
+    assert!(workload::utc(redis)[8..].starts_with("15 01:00"));
 }
 
 #[test]
@@ -176,8 +210,5 @@ fn ttls_scale_with_the_clock() {
     assert_eq!(fast.feargreed.current, Duration::from_secs(60));
     assert_eq!(fast.binance.current_price, Duration::from_millis(500));
     assert_eq!(workload::scaled_ttls(&base, 1.0), base);
-    assert_eq!(
-        workload::redact_url("redis://bot:hunter2@127.0.0.1:6379/0"),
-        "redis://bot:***@127.0.0.1:6379/0"
-    );
+    assert_eq!(workload::redact_url("redis://bot:hunter2@127.0.0.1:6379/0"), "redis://bot:***@127.0.0.1:6379/0");
 }

@@ -1,4 +1,7 @@
 //! Binance spot and USDⓈ-M futures market data (6,000 request weight/min; no key needed).
+//!
+//! Every method draws its request weight from the `binance` budget (`config::budgets`):
+//! klines by `limit` ([`klines_weight`]), the ticker price 2, funding rate and open interest 1.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "binance";
@@ -31,14 +34,8 @@ pub enum Interval {
 
 impl Interval {
     /// Every interval, shortest first.
-    pub const ALL: [Interval; 6] = [
-        Interval::M1,
-        Interval::M5,
-        Interval::M15,
-        Interval::H1,
-        Interval::H4,
-        Interval::D1,
-    ];
+    pub const ALL: [Interval; 6] =
+        [Interval::M1, Interval::M5, Interval::M15, Interval::H1, Interval::H4, Interval::D1];
 
     /// Binance's spelling (`"1h"`).
     pub fn as_str(self) -> &'static str {
@@ -97,6 +94,17 @@ pub struct Kline {
     pub taker_buy_quote_volume: f64,
 }
 
+/// Request weight of `/api/v3/klines` by `limit`, per Binance's table: [1, 100) → 1,
+/// [100, 500) → 2, [500, 1000] → 5, above → 10. The `binance` budget counts weight, not calls.
+pub fn klines_weight(limit: u32) -> u32 {
+    match limit {
+        0..=99 => 1,
+        100..=499 => 2,
+        500..=1000 => 5,
+        _ => 10,
+    }
+}
+
 /// The wire form of a candle: a 12-element array, decimals as strings.
 #[derive(Deserialize)]
 struct RawKline(
@@ -115,8 +123,7 @@ struct RawKline(
 );
 
 fn dec(s: &str) -> Result<f64, ApiError> {
-    s.parse()
-        .map_err(|_| ApiError::Decode(format!("binance: bad decimal {s:?}")))
+    s.parse().map_err(|_| ApiError::Decode(format!("binance: bad decimal {s:?}")))
 }
 
 impl TryFrom<RawKline> for Kline {
@@ -200,10 +207,7 @@ pub struct Binance {
 
 impl fmt::Debug for Binance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Binance")
-            .field("base_url", &self.base_url)
-            .field("futures_url", &self.futures_url)
-            .finish()
+        f.debug_struct("Binance").field("base_url", &self.base_url).field("futures_url", &self.futures_url).finish()
     }
 }
 
@@ -215,13 +219,7 @@ impl Binance {
 
     /// The real APIs.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        Binance {
-            http,
-            base_url: Self::BASE_URL.to_string(),
-            futures_url: Self::FUTURES_URL.to_string(),
-            cache,
-            ttls,
-        }
+        Binance { http, base_url: Self::BASE_URL.to_string(), futures_url: Self::FUTURES_URL.to_string(), cache, ttls }
     }
 
     /// Other spot and futures base URLs.
@@ -240,13 +238,11 @@ impl Binance {
     }
 
     /// The last `limit` candles of `symbol` (`BTCUSDT`); the TTL depends on the interval.
-    #[cached(ttl = self.ttls.binance.klines(interval), key = "binance:klines:<symbol>_<interval>_<limit>", cache = self.cache)]
-    pub async fn klines(
-        &self,
-        symbol: &str,
-        interval: Interval,
-        limit: u32,
-    ) -> Result<Vec<Kline>, ApiError> {
+    ///
+    /// Weight [`klines_weight`]`(limit)`; hot (`jitter`); a denied or failed refresh serves
+    /// the last candles for up to one more TTL of the interval (`stale`).
+    #[cached(ttl = self.ttls.binance.klines(interval), key = "binance:klines:<symbol>_<interval>_<limit>", budget = "binance", weight = klines_weight(limit), jitter = HOT_JITTER, stale = self.ttls.binance.klines(interval), cache = self.cache)]
+    pub async fn klines(&self, symbol: &str, interval: Interval, limit: u32) -> Result<Vec<Kline>, ApiError> {
         let limit_s = limit.to_string();
         let req = self.spot("/api/v3/klines").query(&[
             ("symbol", symbol),
@@ -258,24 +254,20 @@ impl Binance {
     }
 
     /// The last traded price of `symbol`.
-    #[cached(ttl = self.ttls.binance.current_price, key = "binance:current_price:<symbol>", cache = self.cache)]
+    ///
+    /// Weight 2 (with a symbol); hot (`jitter`); `stale`: see `BinanceTtls::current_price_stale`.
+    #[cached(ttl = self.ttls.binance.current_price, key = "binance:current_price:<symbol>", budget = "binance", weight = 2, jitter = HOT_JITTER, stale = self.ttls.binance.current_price_stale, cache = self.cache)]
     pub async fn current_price(&self, symbol: &str) -> Result<TickerPrice, ApiError> {
-        let req = self
-            .spot("/api/v3/ticker/price")
-            .query(&[("symbol", symbol)]);
+        let req = self.spot("/api/v3/ticker/price").query(&[("symbol", symbol)]);
         let raw: RawTicker = fetch_json(PROVIDER, req).await?;
-        Ok(TickerPrice {
-            price: dec(&raw.price)?,
-            symbol: raw.symbol,
-        })
+        Ok(TickerPrice { price: dec(&raw.price)?, symbol: raw.symbol })
     }
 
     /// The latest settled funding rate of a perpetual.
-    #[cached(ttl = self.ttls.binance.funding_rate, key = "binance:funding_rate:<symbol>", cache = self.cache)]
+    /// Weight 1.
+    #[cached(ttl = self.ttls.binance.funding_rate, key = "binance:funding_rate:<symbol>", budget = "binance", weight = 1, cache = self.cache)]
     pub async fn funding_rate(&self, symbol: &str) -> Result<FundingRate, ApiError> {
-        let req = self
-            .futures("/fapi/v1/fundingRate")
-            .query(&[("symbol", symbol), ("limit", "1")]);
+        let req = self.futures("/fapi/v1/fundingRate").query(&[("symbol", symbol), ("limit", "1")]);
         let raw: Vec<RawFunding> = fetch_json(PROVIDER, req).await?;
         let last = raw
             .into_iter()
@@ -283,28 +275,18 @@ impl Binance {
             .ok_or_else(|| ApiError::NotFound(format!("binance funding rate of {symbol:?}")))?;
         Ok(FundingRate {
             funding_rate: dec(&last.funding_rate)?,
-            mark_price: last
-                .mark_price
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(dec)
-                .transpose()?,
+            mark_price: last.mark_price.as_deref().filter(|s| !s.is_empty()).map(dec).transpose()?,
             funding_time: last.funding_time,
             symbol: last.symbol,
         })
     }
 
     /// Open interest of a perpetual, in base units.
-    #[cached(ttl = self.ttls.binance.open_interest, key = "binance:open_interest:<symbol>", cache = self.cache)]
+    /// Weight 1.
+    #[cached(ttl = self.ttls.binance.open_interest, key = "binance:open_interest:<symbol>", budget = "binance", weight = 1, cache = self.cache)]
     pub async fn open_interest(&self, symbol: &str) -> Result<OpenInterest, ApiError> {
-        let req = self
-            .futures("/fapi/v1/openInterest")
-            .query(&[("symbol", symbol)]);
+        let req = self.futures("/fapi/v1/openInterest").query(&[("symbol", symbol)]);
         let raw: RawOpenInterest = fetch_json(PROVIDER, req).await?;
-        Ok(OpenInterest {
-            open_interest: dec(&raw.open_interest)?,
-            symbol: raw.symbol,
-            time: raw.time,
-        })
+        Ok(OpenInterest { open_interest: dec(&raw.open_interest)?, symbol: raw.symbol, time: raw.time })
     }
 }

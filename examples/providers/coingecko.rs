@@ -1,4 +1,8 @@
 //! CoinGecko API v3 (Demo plan: 30 calls/min, 10,000/month).
+//!
+//! Every method draws one call from the `coingecko` budget (`config::budgets`): when it says no,
+//! the last cached value is served as stale, or the call fails with `ApiError::Budget` without
+//! reaching CoinGecko.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "coingecko";
@@ -293,10 +297,7 @@ impl CoinGecko {
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        let req = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .header("accept", "application/json");
+        let req = self.http.get(format!("{}{path}", self.base_url)).header("accept", "application/json");
         match &self.api_key {
             Some(k) => req.header("x-cg-demo-api-key", k),
             None => req,
@@ -304,7 +305,10 @@ impl CoinGecko {
     }
 
     /// Price of `id` in `vs` with market cap, 24 h volume and change.
-    #[cached(ttl = self.ttls.coingecko.price, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+    ///
+    /// Hot: `jitter` spreads the expiries of prices fetched together; `stale`: see
+    /// `CoinGeckoTtls::price_stale`.
+    #[cached(ttl = self.ttls.coingecko.price, key = "coingecko:price:<id>_<vs>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.price_stale, cache = self.cache)]
     pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
         let req = self.get("/simple/price").query(&[
             ("ids", id),
@@ -314,15 +318,12 @@ impl CoinGecko {
             ("include_24hr_change", "true"),
             ("include_last_updated_at", "true"),
         ]);
-        let all: BTreeMap<String, BTreeMap<String, Option<f64>>> =
-            fetch_json(PROVIDER, req).await?;
-        let fields = all
-            .get(id)
-            .ok_or_else(|| ApiError::NotFound(format!("coingecko coin {id:?}")))?;
+        let all: BTreeMap<String, BTreeMap<String, Option<f64>>> = fetch_json(PROVIDER, req).await?;
+        let fields = all.get(id).ok_or_else(|| ApiError::NotFound(format!("coingecko coin {id:?}")))?;
         let vs_l = vs.to_lowercase();
         let field = |name: String| fields.get(&name).copied().flatten();
-        let price = field(vs_l.clone())
-            .ok_or_else(|| ApiError::NotFound(format!("coingecko price of {id:?} in {vs:?}")))?;
+        let price =
+            field(vs_l.clone()).ok_or_else(|| ApiError::NotFound(format!("coingecko price of {id:?} in {vs:?}")))?;
         Ok(Price {
             id: id.to_string(),
             vs: vs_l.clone(),
@@ -335,7 +336,7 @@ impl CoinGecko {
     }
 
     /// Coin metadata (name, description, links ...).
-    #[cached(ttl = self.ttls.coingecko.coin_data, key = "coingecko:coin_data:<id>", cache = self.cache)]
+    #[cached(ttl = self.ttls.coingecko.coin_data, key = "coingecko:coin_data:<id>", budget = "coingecko", cache = self.cache)]
     pub async fn coin_data(&self, id: &str) -> Result<CoinData, ApiError> {
         let req = self.get(&format!("/coins/{id}")).query(&[
             ("localization", "false"),
@@ -349,7 +350,7 @@ impl CoinGecko {
     }
 
     /// Market statistics of a coin (prices, caps, volumes, changes).
-    #[cached(ttl = self.ttls.coingecko.market_data, key = "coingecko:market_data:<id>", cache = self.cache)]
+    #[cached(ttl = self.ttls.coingecko.market_data, key = "coingecko:market_data:<id>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.market_data_stale, cache = self.cache)]
     pub async fn market_data(&self, id: &str) -> Result<MarketData, ApiError> {
         let req = self.get(&format!("/coins/{id}")).query(&[
             ("localization", "false"),
@@ -363,35 +364,29 @@ impl CoinGecko {
     }
 
     /// Price, market-cap and volume history over `days`.
-    #[cached(ttl = self.ttls.coingecko.market_chart, key = "coingecko:market_chart:<id>_<vs>_<days>", cache = self.cache)]
-    pub async fn market_chart(
-        &self,
-        id: &str,
-        vs: &str,
-        days: u32,
-    ) -> Result<MarketChart, ApiError> {
+    #[cached(ttl = self.ttls.coingecko.market_chart, key = "coingecko:market_chart:<id>_<vs>_<days>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.market_chart_stale, cache = self.cache)]
+    pub async fn market_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
         let days_s = days.to_string();
-        let req = self
-            .get(&format!("/coins/{id}/market_chart"))
-            .query(&[("vs_currency", vs), ("days", days_s.as_str())]);
+        let req =
+            self.get(&format!("/coins/{id}/market_chart")).query(&[("vs_currency", vs), ("days", days_s.as_str())]);
         fetch_json(PROVIDER, req).await
     }
 
     /// Trending coins.
-    #[cached(ttl = self.ttls.coingecko.trending, key = "coingecko:trending", cache = self.cache)]
+    #[cached(ttl = self.ttls.coingecko.trending, key = "coingecko:trending", budget = "coingecko", cache = self.cache)]
     pub async fn trending(&self) -> Result<Trending, ApiError> {
         fetch_json(PROVIDER, self.get("/search/trending")).await
     }
 
     /// Global market statistics.
-    #[cached(ttl = self.ttls.coingecko.global, key = "coingecko:global", cache = self.cache)]
+    #[cached(ttl = self.ttls.coingecko.global, key = "coingecko:global", budget = "coingecko", cache = self.cache)]
     pub async fn global(&self) -> Result<Global, ApiError> {
         let env: GlobalEnvelope = fetch_json(PROVIDER, self.get("/global")).await?;
         Ok(env.data)
     }
 
     /// Coins matching `query`.
-    #[cached(ttl = self.ttls.coingecko.search, key = "coingecko:search:<query>", cache = self.cache)]
+    #[cached(ttl = self.ttls.coingecko.search, key = "coingecko:search:<query>", budget = "coingecko", cache = self.cache)]
     pub async fn search(&self, query: &str) -> Result<Search, ApiError> {
         fetch_json(PROVIDER, self.get("/search").query(&[("query", query)])).await
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "coinmarketcap";
@@ -124,7 +124,10 @@ impl CoinMarketCap {
 
     /// The latest USD quote of `symbol` (upper case, e.g. `BTC`). Without a key the call fails
     /// with `Unauthorized` before reaching the network, sparing the daily quota.
-    #[cached(ttl = self.ttls.coinmarketcap.quote, key = "coinmarketcap:quote:<symbol>", cache = self.cache)]
+    ///
+    /// Draws from the `coinmarketcap` budget (333/day, 10,000/month: the scarcest quota, so the
+    /// one pacing stretches first); `stale`: see `CoinMarketCapTtls::quote_stale`.
+    #[cached(ttl = self.ttls.coinmarketcap.quote, key = "coinmarketcap:quote:<symbol>", budget = "coinmarketcap", jitter = HOT_JITTER, stale = self.ttls.coinmarketcap.quote_stale, cache = self.cache)]
     pub async fn quote(&self, symbol: &str) -> Result<Quote, ApiError> {
         let key = self.api_key.as_deref().ok_or(ApiError::Unauthorized)?;
         let req = self

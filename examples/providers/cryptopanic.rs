@@ -136,17 +136,14 @@ impl CryptoPanic {
     }
 
     /// The latest public news about `currencies` (comma-separated codes, e.g. `BTC,ETH`).
-    #[cached(ttl = self.ttls.cryptopanic.news, key = "cryptopanic:news:<currencies>", cache = self.cache)]
+    #[cached(ttl = self.ttls.cryptopanic.news, key = "cryptopanic:news:<currencies>", budget = "cryptopanic", cache = self.cache)]
     pub async fn news(&self, currencies: &str) -> Result<Vec<Post>, ApiError> {
         let token = self.token.as_deref().ok_or(ApiError::Unauthorized)?;
-        let req = self
-            .http
-            .get(format!("{}/api/v1/posts/", self.base_url))
-            .query(&[
-                ("auth_token", token),
-                ("currencies", currencies),
-                ("public", "true"),
-            ]);
+        let req = self.http.get(format!("{}/api/v1/posts/", self.base_url)).query(&[
+            ("auth_token", token),
+            ("currencies", currencies),
+            ("public", "true"),
+        ]);
         let page: Page = fetch_json(PROVIDER, req).await?;
         Ok(page.results)
     }

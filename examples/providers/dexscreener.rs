@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "dexscreener";
@@ -159,9 +159,7 @@ pub struct DexScreener {
 
 impl fmt::Debug for DexScreener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DexScreener")
-            .field("base_url", &self.base_url)
-            .finish()
+        f.debug_struct("DexScreener").field("base_url", &self.base_url).finish()
     }
 }
 
@@ -171,12 +169,7 @@ impl DexScreener {
 
     /// The real API.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        DexScreener {
-            http,
-            base_url: Self::BASE_URL.to_string(),
-            cache,
-            ttls,
-        }
+        DexScreener { http, base_url: Self::BASE_URL.to_string(), cache, ttls }
     }
 
     /// Another base URL.
@@ -190,7 +183,7 @@ impl DexScreener {
     }
 
     /// Pairs matching `query` (symbol, name or address).
-    #[cached(ttl = self.ttls.dexscreener.search, key = "dexscreener:search:<query>", cache = self.cache)]
+    #[cached(ttl = self.ttls.dexscreener.search, key = "dexscreener:search:<query>", budget = "dexscreener", cache = self.cache)]
     pub async fn search(&self, query: &str) -> Result<Vec<Pair>, ApiError> {
         let req = self.get("/latest/dex/search").query(&[("q", query)]);
         let env: SearchEnvelope = fetch_json(PROVIDER, req).await?;
@@ -198,14 +191,16 @@ impl DexScreener {
     }
 
     /// Every pool of a token on a chain (`solana`, `ethereum`, `bsc` ...).
-    #[cached(ttl = self.ttls.dexscreener.token_pairs, key = "dexscreener:token_pairs:<chain>_<address>", cache = self.cache)]
+    #[cached(ttl = self.ttls.dexscreener.token_pairs, key = "dexscreener:token_pairs:<chain>_<address>", budget = "dexscreener", cache = self.cache)]
     pub async fn token_pairs(&self, chain: &str, address: &str) -> Result<Vec<Pair>, ApiError> {
         let req = self.get(&format!("/token-pairs/v1/{chain}/{address}"));
         fetch_json(PROVIDER, req).await
     }
 
     /// A token's USD price from its most liquid pair (via `/tokens/v1`).
-    #[cached(ttl = self.ttls.dexscreener.token_price, key = "dexscreener:token_price:<chain>_<address>", cache = self.cache)]
+    ///
+    /// Hot (`jitter`); `stale`: see `DexScreenerTtls::token_price_stale`.
+    #[cached(ttl = self.ttls.dexscreener.token_price, key = "dexscreener:token_price:<chain>_<address>", budget = "dexscreener", jitter = HOT_JITTER, stale = self.ttls.dexscreener.token_price_stale, cache = self.cache)]
     pub async fn token_price(&self, chain: &str, address: &str) -> Result<TokenPrice, ApiError> {
         let req = self.get(&format!("/tokens/v1/{chain}/{address}"));
         let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;
@@ -230,8 +225,8 @@ impl DexScreener {
                 best = Some((price, liq, p, token));
             }
         }
-        let (price, liq, pair, token) = best
-            .ok_or_else(|| ApiError::NotFound(format!("dexscreener price of {chain}/{address}")))?;
+        let (price, liq, pair, token) =
+            best.ok_or_else(|| ApiError::NotFound(format!("dexscreener price of {chain}/{address}")))?;
         Ok(TokenPrice {
             chain_id: pair.chain_id.clone(),
             address: token.address.clone(),

@@ -50,9 +50,7 @@ pub struct FearGreed {
 
 impl fmt::Debug for FearGreed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FearGreed")
-            .field("base_url", &self.base_url)
-            .finish()
+        f.debug_struct("FearGreed").field("base_url", &self.base_url).finish()
     }
 }
 
@@ -62,12 +60,7 @@ impl FearGreed {
 
     /// The real API.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        FearGreed {
-            http,
-            base_url: Self::BASE_URL.to_string(),
-            cache,
-            ttls,
-        }
+        FearGreed { http, base_url: Self::BASE_URL.to_string(), cache, ttls }
     }
 
     /// Another base URL.
@@ -77,18 +70,11 @@ impl FearGreed {
     }
 
     /// The current index.
-    #[cached(ttl = self.ttls.feargreed.current, key = "feargreed:current", cache = self.cache)]
+    #[cached(ttl = self.ttls.feargreed.current, key = "feargreed:current", budget = "feargreed", cache = self.cache)]
     pub async fn current(&self) -> Result<FearGreedIndex, ApiError> {
-        let req = self
-            .http
-            .get(format!("{}/fng/", self.base_url))
-            .query(&[("limit", "1")]);
+        let req = self.http.get(format!("{}/fng/", self.base_url)).query(&[("limit", "1")]);
         let env: Envelope = fetch_json(PROVIDER, req).await?;
-        let e = env
-            .data
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::NotFound("fear & greed index".into()))?;
+        let e = env.data.into_iter().next().ok_or_else(|| ApiError::NotFound("fear & greed index".into()))?;
         let bad = |what: &str| ApiError::Decode(format!("feargreed: bad {what}"));
         Ok(FearGreedIndex {
             value: e.value.trim().parse().map_err(|_| bad("value"))?,

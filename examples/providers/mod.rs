@@ -50,10 +50,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// Reads a non-empty environment variable.
 fn env_key(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 /// Every service, sharing one HTTP client, one cache and one TTL table.
@@ -96,30 +93,15 @@ impl Providers {
     }
 
     /// Like [`with_simulator`](Self::with_simulator) with the given TTLs.
-    pub fn with_simulator_ttls(
-        sim: &syntra_sim::Simulator,
-        cache: Cache,
-        ttls: Arc<Ttls>,
-    ) -> Providers {
+    pub fn with_simulator_ttls(sim: &syntra_sim::Simulator, cache: Cache, ttls: Arc<Ttls>) -> Providers {
         let key = || Some(SIMULATOR_KEY.to_string());
         let p = Providers::real(cache, ttls);
         Providers {
-            coingecko: p
-                .coingecko
-                .with_base_url(sim.base_url("coingecko"))
-                .with_api_key(None),
-            binance: p
-                .binance
-                .with_base_urls(sim.base_url("binance"), sim.base_url("binance")),
+            coingecko: p.coingecko.with_base_url(sim.base_url("coingecko")).with_api_key(None),
+            binance: p.binance.with_base_urls(sim.base_url("binance"), sim.base_url("binance")),
             dexscreener: p.dexscreener.with_base_url(sim.base_url("dexscreener")),
-            coinmarketcap: p
-                .coinmarketcap
-                .with_base_url(sim.base_url("coinmarketcap"))
-                .with_api_key(key()),
-            cryptopanic: p
-                .cryptopanic
-                .with_base_url(sim.base_url("cryptopanic"))
-                .with_token(key()),
+            coinmarketcap: p.coinmarketcap.with_base_url(sim.base_url("coinmarketcap")).with_api_key(key()),
+            cryptopanic: p.cryptopanic.with_base_url(sim.base_url("cryptopanic")).with_token(key()),
             feargreed: p.feargreed.with_base_url(sim.base_url("feargreed")),
             ttls: p.ttls,
         }

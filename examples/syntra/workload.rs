@@ -15,21 +15,34 @@
 //! spans exactly 1.5 simulated minutes. The questions are spread over `minutes` simulated
 //! minutes. Latencies are not scaled: they are real time against the local simulator.
 //! With `--live` there is no compression (`speed` is 1 and the TTLs are the real ones).
+//!
+//! # Budgets
+//!
+//! By default the cache enforces the providers' budgets (`providers::config::budgets`): rate
+//! limits, day and month quotas, pacing. Their clock ([`SimulatedClock`]) runs at the same
+//! speed from the same instant as the simulator's, so a per-minute rate is per simulated
+//! minute and quota days and months are simulated ones; the waits for a permit are bounded in
+//! simulated time too (each budget's `max_wait` divided by `speed`, because the runtime sleeps
+//! in real time). The run starts at [`window_start`] (15 January, 01:00 UTC) with empty budget
+//! counters. With `--redis`, the shared rate limits run on the Redis server's wall clock, so
+//! their periods are divided by `speed` as well. `--no-budgets` runs the same workload the seed's
+//! way: the plain TTLs, no budgets, no stale windows.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use syntra_cache::budget::{BudgetStats, Budgets, Clock, Limit};
 use syntra_cache::{Cache, Stats};
 use syntra_sim::market::{Coin, DexToken, BINANCE_SYMBOLS, COINS, DEX_TOKENS};
 use syntra_sim::{Calls, SimConfig, Simulator};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::providers::config::{ConfigError, Limits, ProviderLimit, Ttls};
+use crate::providers::config::{self as provider_config, ConfigError, Limits, ProviderLimit, Ttls};
 use crate::providers::{ApiError, Interval, Providers};
 
 // ---------------------------------------------------------------------------------------------
@@ -69,13 +82,18 @@ pub struct Config {
     pub progress: bool,
     /// Latency the simulator adds to every response (real time).
     pub sim_latency: Duration,
+    /// Enforce the providers' budgets (`providers::config::budgets`); `false` (`--no-budgets`)
+    /// runs the seed's plain TTLs without budgets or stale windows.
+    pub budgets: bool,
 }
 
 impl Default for Config {
-    /// The demo's defaults: 3,000 questions from 200 users over 20 simulated minutes at 60x.
+    /// The demo's defaults: 6,000 questions from 200 users over 20 simulated minutes at 60x,
+    /// budgets on. Heavy on purpose: the seed's plain TTLs break CoinGecko's 30 calls/min and
+    /// burn its month's quota in hours.
     fn default() -> Self {
         Config {
-            requests: 3_000,
+            requests: 6_000,
             users: 200,
             seed: 42,
             concurrency: 32,
@@ -85,6 +103,7 @@ impl Default for Config {
             live: false,
             progress: true,
             sim_latency: Duration::from_millis(3),
+            budgets: true,
         }
     }
 }
@@ -101,8 +120,7 @@ impl Config {
 
     /// Real time the questions are spread over.
     pub fn real_span(&self) -> Duration {
-        Duration::try_from_secs_f64(self.minutes * 60.0 / self.effective_speed())
-            .unwrap_or_default()
+        Duration::try_from_secs_f64(self.minutes * 60.0 / self.effective_speed()).unwrap_or_default()
     }
 }
 
@@ -111,7 +129,7 @@ impl Config {
 pub enum RunError {
     /// A setting is out of range.
     Invalid(String),
-    /// TTL overrides from the environment were rejected.
+    /// TTL or budget overrides from the environment were rejected.
     Ttl(ConfigError),
     /// The cache could not be built (bad Redis URL ...).
     Cache(syntra_cache::BuildError),
@@ -198,9 +216,7 @@ impl Weighted {
     pub fn sample(&self, rng: &mut Rng) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(0.0);
         let x = rng.unit() * total;
-        self.cumulative
-            .partition_point(|&c| c <= x)
-            .min(self.cumulative.len().saturating_sub(1))
+        self.cumulative.partition_point(|&c| c <= x).min(self.cumulative.len().saturating_sub(1))
     }
 }
 
@@ -211,15 +227,9 @@ impl Weighted {
 #[derive(Debug, Clone, Copy)]
 pub enum Question {
     /// "price of BTC": CoinGecko price + Binance last price.
-    Price {
-        coin: &'static Coin,
-        vs: &'static str,
-    },
-    /// "chart BTC 4h": Binance klines + CoinGecko market chart.
-    Chart {
-        coin: &'static Coin,
-        interval: Interval,
-    },
+    Price { coin: &'static Coin, vs: &'static str },
+    /// "chart BTC 4h" (in `vs`): Binance klines + CoinGecko market chart.
+    Chart { coin: &'static Coin, interval: Interval, vs: &'static str },
     /// "info BTC": CoinGecko metadata + market statistics (typed by name: a search first).
     Info { coin: &'static Coin, by_name: bool },
     /// "market overview": CoinGecko global + trending + Fear & Greed.
@@ -227,10 +237,7 @@ pub enum Question {
     /// "news BTC": CryptoPanic.
     News { coin: &'static Coin },
     /// "dex BONK": DexScreener search + token price (+ its pools).
-    Dex {
-        token: &'static DexToken,
-        pools: bool,
-    },
+    Dex { token: &'static DexToken, pools: bool },
     /// "quote BTC": CoinMarketCap.
     Quote { coin: &'static Coin },
     /// "futures BTC": Binance funding rate + open interest.
@@ -262,6 +269,14 @@ const INTERVALS: &[(Interval, f64)] = &[
 /// Candles per chart.
 pub const KLINES_LIMIT: u32 = 100;
 
+/// The currencies users ask prices in, and how often (an international audience; CoinGecko
+/// quotes every coin in each of them, so each is a cache key of its own).
+const PRICE_VS: &[(&str, f64)] =
+    &[("usd", 55.0), ("eur", 12.0), ("gbp", 8.0), ("jpy", 8.0), ("btc", 9.0), ("eth", 8.0)];
+
+/// The currencies charts are drawn in.
+const CHART_VS: &[(&str, f64)] = &[("usd", 70.0), ("eur", 10.0), ("gbp", 5.0), ("jpy", 5.0), ("btc", 10.0)];
+
 impl Question {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -281,11 +296,9 @@ impl fmt::Display for Question {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Question::Price { coin, vs } => write!(f, "price of {} in {vs}", coin.symbol),
-            Question::Chart { coin, interval } => write!(f, "chart {} {interval}", coin.symbol),
-            Question::Info {
-                coin,
-                by_name: true,
-            } => write!(f, "info {}", coin.name),
+            Question::Chart { coin, interval, vs: "usd" } => write!(f, "chart {} {interval}", coin.symbol),
+            Question::Chart { coin, interval, vs } => write!(f, "chart {} {interval} in {vs}", coin.symbol),
+            Question::Info { coin, by_name: true } => write!(f, "info {}", coin.name),
             Question::Info { coin, .. } => write!(f, "info {}", coin.symbol),
             Question::Overview => f.write_str("market overview"),
             Question::News { coin } => write!(f, "news {}", coin.symbol),
@@ -298,18 +311,12 @@ impl fmt::Display for Question {
 
 /// The Binance spot symbol of a coin against USDT, if listed.
 pub fn binance_symbol(coin: &Coin) -> Option<&'static str> {
-    BINANCE_SYMBOLS
-        .iter()
-        .find(|s| s.base == coin.id && s.quote == "tether")
-        .map(|s| s.symbol)
+    BINANCE_SYMBOLS.iter().find(|s| s.base == coin.id && s.quote == "tether").map(|s| s.symbol)
 }
 
 /// The Binance perpetual of a coin, if listed.
 fn futures_symbol(coin: &Coin) -> Option<&'static str> {
-    BINANCE_SYMBOLS
-        .iter()
-        .find(|s| s.base == coin.id && s.quote == "tether" && s.futures)
-        .map(|s| s.symbol)
+    BINANCE_SYMBOLS.iter().find(|s| s.base == coin.id && s.quote == "tether" && s.futures).map(|s| s.symbol)
 }
 
 /// CoinGecko days of history matching a chart interval.
@@ -341,15 +348,12 @@ pub fn plan(config: &Config) -> Vec<Planned> {
     let coin_pick = Weighted::zipf(COINS.len(), 1.1);
     let token_pick = Weighted::zipf(DEX_TOKENS.len(), 1.0);
     let activity = Weighted::zipf(users, 0.7);
-    let favourites: Vec<&'static Coin> = (0..users)
-        .map(|_| &COINS[coin_pick.sample(&mut rng)])
-        .collect();
+    let favourites: Vec<&'static Coin> = (0..users).map(|_| &COINS[coin_pick.sample(&mut rng)]).collect();
     let kinds = Weighted::new(&MIX.iter().map(|(_, w)| *w).collect::<Vec<_>>());
     let intervals = Weighted::new(&INTERVALS.iter().map(|(_, w)| *w).collect::<Vec<_>>());
-    let futures: Vec<&'static Coin> = COINS
-        .iter()
-        .filter(|c| futures_symbol(c).is_some())
-        .collect();
+    let price_vs = Weighted::new(&PRICE_VS.iter().map(|(_, w)| *w).collect::<Vec<_>>());
+    let chart_vs = Weighted::new(&CHART_VS.iter().map(|(_, w)| *w).collect::<Vec<_>>());
+    let futures: Vec<&'static Coin> = COINS.iter().filter(|c| futures_symbol(c).is_some()).collect();
     let futures_pick = Weighted::zipf(futures.len(), 1.2);
 
     // Poisson arrivals, rescaled to span the configured duration.
@@ -368,49 +372,25 @@ pub fn plan(config: &Config) -> Vec<Planned> {
         .into_iter()
         .map(|arrival| {
             let user = activity.sample(&mut rng);
-            let coin: &'static Coin = if rng.chance(0.35) {
-                favourites[user]
-            } else {
-                &COINS[coin_pick.sample(&mut rng)]
-            };
+            let coin: &'static Coin =
+                if rng.chance(0.35) { favourites[user] } else { &COINS[coin_pick.sample(&mut rng)] };
             let question = match MIX[kinds.sample(&mut rng)].0 {
-                "price" => {
-                    let r = rng.unit();
-                    let vs = if r < 0.85 {
-                        "usd"
-                    } else if r < 0.95 {
-                        "eur"
-                    } else {
-                        "gbp"
-                    };
-                    Question::Price { coin, vs }
-                }
+                "price" => Question::Price { coin, vs: PRICE_VS[price_vs.sample(&mut rng)].0 },
                 "chart" => Question::Chart {
                     coin,
                     interval: INTERVALS[intervals.sample(&mut rng)].0,
+                    vs: CHART_VS[chart_vs.sample(&mut rng)].0,
                 },
-                "info" => Question::Info {
-                    coin,
-                    by_name: rng.chance(0.25),
-                },
+                "info" => Question::Info { coin, by_name: rng.chance(0.25) },
                 "overview" => Question::Overview,
                 "news" => Question::News { coin },
-                "dex" => Question::Dex {
-                    token: &DEX_TOKENS[token_pick.sample(&mut rng)],
-                    pools: rng.chance(0.3),
-                },
+                "dex" => Question::Dex { token: &DEX_TOKENS[token_pick.sample(&mut rng)], pools: rng.chance(0.3) },
                 "quote" => Question::Quote { coin },
                 _ => Question::Futures {
-                    coin: futures_symbol(coin)
-                        .map(|_| coin)
-                        .unwrap_or_else(|| futures[futures_pick.sample(&mut rng)]),
+                    coin: futures_symbol(coin).map(|_| coin).unwrap_or_else(|| futures[futures_pick.sample(&mut rng)]),
                 },
             };
-            Planned {
-                at: Duration::from_secs_f64(arrival / end * span),
-                user: user as u32,
-                question,
-            }
+            Planned { at: Duration::from_secs_f64(arrival / end * span), user: user as u32, question }
         })
         .collect()
 }
@@ -427,11 +407,7 @@ pub struct CallOutcome {
 }
 
 fn outcome<T>(provider: &'static str, method: &'static str, r: Result<T, ApiError>) -> CallOutcome {
-    CallOutcome {
-        provider,
-        method,
-        error: r.err(),
-    }
+    CallOutcome { provider, method, error: r.err() }
 }
 
 /// Composes the answer to one question: 1-3 provider calls, concurrent where independent.
@@ -442,25 +418,17 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
             match binance_symbol(coin) {
                 Some(sym) => {
                     let (a, b) = tokio::join!(cg, p.binance.current_price(sym));
-                    vec![
-                        outcome("coingecko", "price", a),
-                        outcome("binance", "current_price", b),
-                    ]
+                    vec![outcome("coingecko", "price", a), outcome("binance", "current_price", b)]
                 }
                 None => vec![outcome("coingecko", "price", cg.await)],
             }
         }
-        Question::Chart { coin, interval } => {
-            let chart = p
-                .coingecko
-                .market_chart(coin.id, "usd", chart_days(interval));
+        Question::Chart { coin, interval, vs } => {
+            let chart = p.coingecko.market_chart(coin.id, vs, chart_days(interval));
             match binance_symbol(coin) {
                 Some(sym) => {
                     let (a, b) = tokio::join!(p.binance.klines(sym, interval, KLINES_LIMIT), chart);
-                    vec![
-                        outcome("binance", "klines", a),
-                        outcome("coingecko", "market_chart", b),
-                    ]
+                    vec![outcome("binance", "klines", a), outcome("coingecko", "market_chart", b)]
                 }
                 None => vec![outcome("coingecko", "market_chart", chart.await)],
             }
@@ -487,11 +455,7 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
             calls
         }
         Question::Overview => {
-            let (a, b, c) = tokio::join!(
-                p.coingecko.global(),
-                p.coingecko.trending(),
-                p.feargreed.current()
-            );
+            let (a, b, c) = tokio::join!(p.coingecko.global(), p.coingecko.trending(), p.feargreed.current());
             vec![
                 outcome("coingecko", "global", a),
                 outcome("coingecko", "trending", b),
@@ -499,22 +463,14 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
             ]
         }
         Question::News { coin } => {
-            vec![outcome(
-                "cryptopanic",
-                "news",
-                p.cryptopanic.news(coin.symbol).await,
-            )]
+            vec![outcome("cryptopanic", "news", p.cryptopanic.news(coin.symbol).await)]
         }
         Question::Dex { token, pools } => {
             let query = token.symbol.trim_start_matches('$').to_lowercase();
             let search = p.dexscreener.search(&query);
             let price = p.dexscreener.token_price(token.chain, token.address);
             if pools {
-                let (a, b, c) = tokio::join!(
-                    search,
-                    price,
-                    p.dexscreener.token_pairs(token.chain, token.address)
-                );
+                let (a, b, c) = tokio::join!(search, price, p.dexscreener.token_pairs(token.chain, token.address));
                 vec![
                     outcome("dexscreener", "search", a),
                     outcome("dexscreener", "token_price", b),
@@ -522,24 +478,14 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
                 ]
             } else {
                 let (a, b) = tokio::join!(search, price);
-                vec![
-                    outcome("dexscreener", "search", a),
-                    outcome("dexscreener", "token_price", b),
-                ]
+                vec![outcome("dexscreener", "search", a), outcome("dexscreener", "token_price", b)]
             }
         }
-        Question::Quote { coin } => vec![outcome(
-            "coinmarketcap",
-            "quote",
-            p.coinmarketcap.quote(coin.symbol).await,
-        )],
+        Question::Quote { coin } => vec![outcome("coinmarketcap", "quote", p.coinmarketcap.quote(coin.symbol).await)],
         Question::Futures { coin } => {
             let sym = futures_symbol(coin).unwrap_or("BTCUSDT");
             let (a, b) = tokio::join!(p.binance.funding_rate(sym), p.binance.open_interest(sym));
-            vec![
-                outcome("binance", "funding_rate", a),
-                outcome("binance", "open_interest", b),
-            ]
+            vec![outcome("binance", "funding_rate", a), outcome("binance", "open_interest", b)]
         }
     }
 }
@@ -553,6 +499,19 @@ fn error_label(e: &ApiError) -> String {
         ApiError::Decode(_) => "unexpected response".into(),
         ApiError::Unauthorized => "unauthorized (missing or invalid API key)".into(),
         ApiError::NotFound(_) => "not found".into(),
+        ApiError::Budget(d) => format!("not sent: budget said no ({}), nothing cached to serve", limit_label(&d.limit)),
+    }
+}
+
+/// What refused a budget, in a few words.
+pub fn limit_label(limit: &Limit) -> String {
+    match limit {
+        Limit::Rate { limit, per } => format!("rate {}", syntra_cache::budget::Rate { limit: *limit, per: *per }),
+        Limit::Quota { period, limit, .. } => format!("{period} quota of {}", thousands(*limit)),
+        Limit::Backoff => "backing off after a 429".into(),
+        Limit::Weight { .. } => "weight above the limit".into(),
+        Limit::Unknown => "unknown budget".into(),
+        _ => "other limit".into(),
     }
 }
 
@@ -578,6 +537,8 @@ pub struct BotCalls {
     pub failed: u64,
     /// Of which failed with 429.
     pub rate_limited: u64,
+    /// Of which were refused by the provider's budget (never sent, nothing cached to serve).
+    pub budget_denied: u64,
 }
 
 #[derive(Default)]
@@ -606,39 +567,75 @@ impl Tally {
             b.asked += 1;
             if let Some(e) = &c.error {
                 b.failed += 1;
-                if matches!(e, ApiError::RateLimited { .. }) {
-                    b.rate_limited += 1;
+                match e {
+                    ApiError::RateLimited { .. } => b.rate_limited += 1,
+                    ApiError::Budget(_) => b.budget_denied += 1,
+                    _ => {}
                 }
-                *self
-                    .errors
-                    .entry((c.provider.to_string(), error_label(e)))
-                    .or_default() += 1;
+                *self.errors.entry((c.provider.to_string(), error_label(e))).or_default() += 1;
             }
         }
     }
 }
 
-/// Upstream calls per provider in each simulated minute (sampled at minute boundaries).
+/// The name under which [`Minutes`] tracks Binance's request weight.
+pub const BINANCE_WEIGHT: &str = "binance weight";
+
+/// The per-minute limit of a provider (or of [`BINANCE_WEIGHT`]), from the limits table.
+pub fn minute_limit(name: &str) -> Option<u64> {
+    if name == BINANCE_WEIGHT {
+        return Limits::get("binance").and_then(|l| l.weight_per_minute).map(u64::from);
+    }
+    Limits::get(name).and_then(|l| l.per_minute).map(u64::from)
+}
+
+/// Request weight of each Binance endpoint the bot calls, as the simulator (and Binance)
+/// weighs it: klines by the chart's `limit`, the ticker price with a symbol 2, the futures
+/// endpoints 1.
+fn binance_endpoint_weight(endpoint: &str) -> u64 {
+    match endpoint {
+        "/api/v3/klines" => u64::from(syntra_sim::klines_weight(KLINES_LIMIT)),
+        "/api/v3/ticker/price" => 2,
+        _ => 1,
+    }
+}
+
+/// Cumulative upstream calls per provider as the simulator counted them (429s included), and
+/// Binance's cumulative request weight under [`BINANCE_WEIGHT`].
+fn sim_counts(calls: &Calls) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> =
+        Limits::ALL.iter().map(|l| (l.provider.to_string(), calls.provider(l.provider))).collect();
+    let weight =
+        calls.iter().filter(|(p, _, _)| *p == "binance").map(|(_, e, c)| c.total * binance_endpoint_weight(e)).sum();
+    counts.push((BINANCE_WEIGHT.to_string(), weight));
+    counts
+}
+
+/// Cumulative upstream calls per provider from `cache.stats()` (live runs: no simulator).
+fn stats_counts(stats: &Stats) -> Vec<(String, u64)> {
+    stats.by_service().into_iter().map(|s| (s.service, s.upstream_calls)).collect()
+}
+
+/// Upstream calls per provider in each simulated minute, from cumulative counts sampled at the
+/// minute boundaries of the simulator's clock (its rate-limit windows).
 #[derive(Default)]
 struct Minutes {
     last: HashMap<String, u64>,
-    /// Most calls in one minute.
+    /// Most calls (or weight) in one minute.
     peak: HashMap<String, u64>,
-    /// Minutes with more calls than the provider's per-minute limit.
+    /// Minutes with more calls (or weight) than the per-minute limit.
     over: HashMap<String, u64>,
 }
 
 impl Minutes {
-    fn sample(&mut self, stats: &Stats) {
-        for s in stats.by_service() {
-            let prev = self.last.insert(s.service.clone(), s.upstream_calls);
-            let delta = s.upstream_calls.saturating_sub(prev.unwrap_or(0));
-            if let Some(limit) = Limits::get(&s.service).and_then(|l| l.per_minute) {
-                if delta > u64::from(limit) {
-                    *self.over.entry(s.service.clone()).or_default() += 1;
-                }
+    fn sample(&mut self, counts: Vec<(String, u64)>) {
+        for (name, total) in counts {
+            let prev = self.last.insert(name.clone(), total);
+            let delta = total.saturating_sub(prev.unwrap_or(0));
+            if minute_limit(&name).is_some_and(|limit| delta > limit) {
+                *self.over.entry(name.clone()).or_default() += 1;
             }
-            let peak = self.peak.entry(s.service).or_default();
+            let peak = self.peak.entry(name).or_default();
             *peak = (*peak).max(delta);
         }
     }
@@ -665,10 +662,15 @@ pub struct ProviderRow {
     pub sim_failed: Option<u64>,
     /// Calls the bot saw fail (cached: single-flight followers share their leader's error).
     pub bot_failed: u64,
-    /// Most upstream calls in one simulated minute (sampled at minute boundaries).
+    /// Most upstream calls in one simulated minute (the simulator's counts, 429s included;
+    /// `cache.stats()` live), sampled at the simulator's minute boundaries.
     pub peak_minute: u64,
     /// Simulated minutes in which upstream calls exceeded the per-minute limit.
     pub minutes_over: u64,
+    /// Binance only: most request weight in one simulated minute, and the minutes above 6,000.
+    pub peak_weight: Option<(u64, u64)>,
+    /// Calls the budget refused that had nothing cached to serve (the user saw the error).
+    pub budget_denied: u64,
     /// The provider's free-tier limits.
     pub limit: &'static ProviderLimit,
 }
@@ -721,6 +723,12 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// Warnings (missing API keys ...).
     pub notes: Vec<String>,
+    /// `cache.budget_stats()` at the end (empty without budgets).
+    pub budgets: Vec<BudgetStats>,
+    /// The budgets enforced (`None`: `--no-budgets`, or the cache disabled).
+    pub declared: Option<Budgets>,
+    /// The simulated unix second the run started at (`None` live).
+    pub window_start: Option<u64>,
 }
 
 impl Report {
@@ -746,7 +754,14 @@ impl Report {
 
     /// Cache hit rate (`None` when the cache is disabled).
     pub fn hit_rate(&self) -> Option<f64> {
-        self.cache_enabled.then(|| self.stats.total().hit_rate())
+        self.cache_enabled.then(|| {
+            let t = self.stats.total();
+            if t.hits + t.misses == 0 {
+                0.0
+            } else {
+                t.hits as f64 / (t.hits + t.misses) as f64
+            }
+        })
     }
 
     /// Provider calls that did not go upstream.
@@ -757,6 +772,40 @@ impl Report {
     /// Whether every figure checked against the simulator agrees (true live: nothing to check).
     pub fn agrees(&self) -> bool {
         self.checks.iter().all(Check::agrees)
+    }
+
+    /// The counters of one budget (`None` without budgets).
+    pub fn budget(&self, name: &str) -> Option<&BudgetStats> {
+        self.budgets.iter().find(|b| b.name == name)
+    }
+
+    /// Whether a provider stayed inside its per-minute limit in every simulated minute (calls,
+    /// and for Binance request weight too; providers without a limit always do).
+    pub fn inside_limits(&self, provider: &str) -> bool {
+        self.provider(provider).is_some_and(|r| r.minutes_over == 0 && r.peak_weight.is_none_or(|(_, over)| over == 0))
+    }
+
+    /// Whether a budget's projected use of the month (the runtime's projection) fits its month
+    /// quota (`None` without a month quota).
+    pub fn on_pace_for_month(&self, budget: &str) -> Option<bool> {
+        let b = self.budget(budget)?;
+        Some(b.projected_month? <= b.month_quota?)
+    }
+
+    /// Whether a budget's projected use of the day fits its day quota (`None` without one).
+    pub fn on_pace_for_day(&self, budget: &str) -> Option<bool> {
+        let b = self.budget(budget)?;
+        Some(b.projected_day? <= b.day_quota?)
+    }
+
+    /// Answers to calls served with a stale value (budget refused, or stale-if-error).
+    pub fn stale_answers(&self) -> u64 {
+        self.stats.total().stale
+    }
+
+    /// Calls refused by a budget with nothing cached to serve, all providers.
+    pub fn budget_denied(&self) -> u64 {
+        self.providers.iter().map(|p| p.budget_denied).sum()
     }
 }
 
@@ -791,18 +840,132 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn build_cache(config: &Config) -> Result<(Cache, String), RunError> {
-    let b = Cache::builder();
+/// The budgets' clock in simulated time: `start` plus the real time elapsed since `anchor`
+/// times `speed`. Anchored at the simulator's own start, it reads the simulator's clock, so
+/// per-minute rates are per simulated minute, quota days and months are simulated ones, and
+/// pacing sees the simulated burn rate.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulatedClock {
+    /// The simulated instant at `anchor`.
+    pub start: SystemTime,
+    /// The real instant the simulated clock started.
+    pub anchor: Instant,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+}
+
+impl Clock for SimulatedClock {
+    fn now(&self) -> SystemTime {
+        self.start + self.anchor.elapsed().mul_f64(self.speed)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number of [`days_from_civil`].
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Day of the month and hour (UTC) the simulated window starts at.
+pub const WINDOW_DAY: u32 = 15;
+/// See [`WINDOW_DAY`].
+pub const WINDOW_HOUR: u32 = 1;
+
+/// The simulated unix second the run starts at, for the simulator and the budgets alike:
+/// 15 January 2025, 01:00 UTC; with `--redis`, the 15th at 01:00 of the month after the real
+/// date (the shared quota counters expire at the end of their simulated period, measured on
+/// the Redis server's real clock, so the period must lie in the real future).
+///
+/// Why there: budget counters start empty, and the runtime projects a quota's use as use so
+/// far over the elapsed part of the period. On the 15th at 01:00 the month is 14 days old, so
+/// the month projection is this window's use (with none before it) spread over those 14 days;
+/// the day is an hour old, so a busy window shows in the day's projection, and pacing (the
+/// day's quota of CoinMarketCap) reacts within the run. At 00:00 on the 1st the runtime damps
+/// both projections (it ignores the first 1/96 of a period) and a 20-minute run shows nothing.
+pub fn window_start(config: &Config) -> u64 {
+    let (y, m) = if matches!(config.cache, CacheMode::Redis(_)) {
+        let today = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+        let (y, m, _) = civil_from_days(today as i64);
+        if m == 12 {
+            (y + 1, 1)
+        } else {
+            (y, m + 1)
+        }
+    } else {
+        (2025, 1)
+    };
+    days_from_civil(y, m, WINDOW_DAY) as u64 * 86_400 + u64::from(WINDOW_HOUR) * 3_600
+}
+
+/// `YYYY-MM-DD hh:mm` UTC.
+pub fn utc(unix: u64) -> String {
+    let (y, m, d) = civil_from_days((unix / 86_400) as i64);
+    format!("{y}-{m:02}-{d:02} {:02}:{:02}", unix % 86_400 / 3_600, unix % 3_600 / 60)
+}
+
+/// The budgets of a run: `providers::config::budgets()` (with its file and environment
+/// overrides) as declared, and as enforced: in a simulated run each `max_wait` divided by
+/// `speed` (the runtime sleeps in real time for a retry-after measured on the budget clock),
+/// and with `--redis` every rate period divided by `speed` too (the shared rate limits run on
+/// the Redis server's real clock).
+pub fn demo_budgets(config: &Config) -> Result<(Budgets, Budgets), RunError> {
+    let budgets = provider_config::budgets().map_err(RunError::Ttl)?;
+    let speed = config.effective_speed();
+    if speed == 1.0 {
+        return Ok((budgets.clone(), budgets));
+    }
+    let redis = matches!(config.cache, CacheMode::Redis(_));
+    let mut out = budgets.clone();
+    for b in budgets.iter() {
+        let mut b = b.clone();
+        b.max_wait = b.max_wait.div_f64(speed);
+        if redis {
+            for r in &mut b.rates {
+                r.per = r.per.div_f64(speed).max(Duration::from_millis(1));
+            }
+        }
+        out = out.with(b).map_err(|e| RunError::Invalid(format!("budget scaled by the speed: {e}")))?;
+    }
+    Ok((budgets, out))
+}
+
+/// The cache of a run (with its budgets and their clock, if any) and its label.
+fn build_cache(
+    config: &Config,
+    budgets: Option<Budgets>,
+    clock: Option<Arc<dyn Clock>>,
+) -> Result<(Cache, String), RunError> {
+    let mut b = Cache::builder();
+    if let Some(budgets) = budgets {
+        b = b.budgets(budgets);
+    }
+    if let Some(clock) = clock {
+        b = b.budget_clock(clock);
+    }
     Ok(match &config.cache {
-        CacheMode::Memory => (
-            b.namespace("syntra").build().map_err(RunError::Cache)?,
-            "in-memory (namespace \"syntra\")".to_string(),
-        ),
+        CacheMode::Memory => {
+            (b.namespace("syntra").build().map_err(RunError::Cache)?, "in-memory (namespace \"syntra\")".to_string())
+        }
         CacheMode::Disabled => (
-            b.namespace("syntra")
-                .enabled(false)
-                .build()
-                .map_err(RunError::Cache)?,
+            b.namespace("syntra").enabled(false).build().map_err(RunError::Cache)?,
             "DISABLED (--no-cache): every call goes upstream".to_string(),
         ),
         CacheMode::Redis(url) => {
@@ -810,14 +973,8 @@ fn build_cache(config: &Config) -> Result<(Cache, String), RunError> {
             // demo writes under its own namespace (and starts it empty).
             let ns = if config.live { "syntra" } else { "syntra-demo" };
             (
-                b.namespace(ns)
-                    .redis(url)
-                    .build()
-                    .map_err(RunError::Cache)?,
-                format!(
-                    "Redis at {} + in-memory tier (namespace \"{ns}\")",
-                    redact_url(url)
-                ),
+                b.namespace(ns).redis(url).build().map_err(RunError::Cache)?,
+                format!("Redis at {} + in-memory tier (namespace \"{ns}\")", redact_url(url)),
             )
         }
     })
@@ -846,10 +1003,7 @@ pub fn validate(config: &Config) -> Result<(), RunError> {
 
 /// `--live`: checks the keys and that the real APIs answer at all, with an uncached probe.
 async fn preflight(ttls: Arc<Ttls>, notes: &mut Vec<String>) -> Result<(), RunError> {
-    let probe_cache = Cache::builder()
-        .enabled(false)
-        .build()
-        .map_err(RunError::Cache)?;
+    let probe_cache = Cache::builder().enabled(false).build().map_err(RunError::Cache)?;
     let probe = Providers::real(probe_cache, ttls);
     let mut note = |n: &str| {
         eprintln!("note: {n}");
@@ -864,14 +1018,11 @@ async fn preflight(ttls: Arc<Ttls>, notes: &mut Vec<String>) -> Result<(), RunEr
     if !probe.cryptopanic.has_token() {
         note("CRYPTOPANIC_TOKEN is not set: every news question fails (unauthorized, no request sent).");
     }
-    let (a, b) = tokio::join!(
-        probe.binance.current_price("BTCUSDT"),
-        probe.feargreed.current()
-    );
+    let (a, b) = tokio::join!(probe.binance.current_price("BTCUSDT"), probe.feargreed.current());
     match (a, b) {
-        (Err(ApiError::Network(e1)), Err(ApiError::Network(e2))) => Err(RunError::Unreachable(
-            format!("api.binance.com: {e1}; api.alternative.me: {e2}"),
-        )),
+        (Err(ApiError::Network(e1)), Err(ApiError::Network(e2))) => {
+            Err(RunError::Unreachable(format!("api.binance.com: {e1}; api.alternative.me: {e2}")))
+        }
         _ => Ok(()),
     }
 }
@@ -897,10 +1048,7 @@ impl SimHost {
             .await
             .map_err(|e| RunError::Task(e.to_string()))?
             .map_err(RunError::Simulator)?;
-        Ok(SimHost {
-            sim: Some(sim),
-            rt: Some(rt),
-        })
+        Ok(SimHost { sim: Some(sim), rt: Some(rt) })
     }
 }
 
@@ -926,39 +1074,74 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     validate(&config)?;
     let speed = config.effective_speed();
     let mut notes = Vec::new();
-    let base_ttls = Ttls::from_env().map_err(RunError::Ttl)?;
-    let ttls = Arc::new(scaled_ttls(&base_ttls, speed));
-    let (cache, cache_label) = build_cache(&config)?;
-    if matches!(config.cache, CacheMode::Redis(_)) && !config.live {
-        // Start cold: leftovers of a previous run (same namespace) would be free hits.
-        if let Err(e) = cache.remove_prefix("").await {
-            notes.push(format!("could not clear the demo namespace in Redis: {e}"));
-        }
+    let mut base_ttls = Ttls::from_env().map_err(RunError::Ttl)?;
+    if !config.budgets {
+        // The seed's way: plain TTLs and no stale windows (a zero window serves nothing stale).
+        base_ttls.coingecko.price_stale = Duration::ZERO;
+        base_ttls.coingecko.market_data_stale = Duration::ZERO;
+        base_ttls.coingecko.market_chart_stale = Duration::ZERO;
+        base_ttls.binance.current_price_stale = Duration::ZERO;
+        base_ttls.dexscreener.token_price_stale = Duration::ZERO;
+        base_ttls.coinmarketcap.quote_stale = Duration::ZERO;
     }
+    let ttls = Arc::new(scaled_ttls(&base_ttls, speed));
+    // No budgets on a disabled cache: it bypasses everything, budgets included.
+    let (declared, budgets) =
+        match (config.budgets && config.cache != CacheMode::Disabled).then(|| demo_budgets(&config)).transpose()? {
+            Some((declared, enforced)) => (Some(declared), Some(enforced)),
+            None => (None, None),
+        };
+    let epoch = window_start(&config);
 
-    let (sim, providers, upstream) = if config.live {
-        preflight(ttls.clone(), &mut notes).await?;
-        let p = Providers::real(cache.clone(), ttls.clone());
-        (
-            None,
-            p,
-            "the real APIs (keys from the environment)".to_string(),
-        )
+    let sim = if config.live {
+        None
     } else {
         let sim = SimHost::start(SimConfig {
             seed: config.seed,
             clock_speed: speed,
             latency: config.sim_latency,
+            epoch_unix: epoch,
             ..SimConfig::default()
         })
         .await?;
-        let p = Providers::with_simulator_ttls(&sim, cache.clone(), ttls.clone());
-        let label = format!(
-            "local provider simulator at {} (free-tier limits enforced, {} ms per response)",
-            sim.url(),
-            config.sim_latency.as_millis()
-        );
-        (Some(Arc::new(sim)), p, label)
+        Some(sim)
+    };
+    // The budgets read the simulator's clock: same start, same speed (live: the system clock).
+    let budget_clock: Option<Arc<dyn Clock>> = match (&sim, &budgets) {
+        (Some(sim), Some(_)) => {
+            let now = Instant::now();
+            Some(Arc::new(SimulatedClock {
+                start: UNIX_EPOCH + Duration::from_secs(epoch),
+                anchor: now.checked_sub(sim.elapsed().div_f64(speed)).unwrap_or(now),
+                speed,
+            }))
+        }
+        _ => None,
+    };
+    let (cache, cache_label) = build_cache(&config, budgets, budget_clock)?;
+    if matches!(config.cache, CacheMode::Redis(_)) && !config.live {
+        // Start cold: leftovers of a previous run (same namespace, budget counters included)
+        // would be free hits.
+        if let Err(e) = cache.remove_prefix("").await {
+            notes.push(format!("could not clear the demo namespace in Redis: {e}"));
+        }
+    }
+
+    let (sim, providers, upstream) = match sim {
+        None => {
+            preflight(ttls.clone(), &mut notes).await?;
+            let p = Providers::real(cache.clone(), ttls.clone());
+            (None, p, "the real APIs (keys from the environment)".to_string())
+        }
+        Some(sim) => {
+            let p = Providers::with_simulator_ttls(&sim, cache.clone(), ttls.clone());
+            let label = format!(
+                "local provider simulator at {} (free-tier limits enforced, {} ms per response)",
+                sim.url(),
+                config.sim_latency.as_millis()
+            );
+            (Some(Arc::new(sim)), p, label)
+        }
     };
     if !config.live {
         for n in &notes {
@@ -979,15 +1162,24 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         None => now,
     };
 
+    // Upstream calls so far: the simulator's counts (what its rate-limit windows see), or
+    // `cache.stats()` live.
+    let counts = {
+        let (cache, sim) = (cache.clone(), sim.clone());
+        move || match &sim {
+            Some(s) => sim_counts(&s.calls()),
+            None => stats_counts(&cache.stats()),
+        }
+    };
     // Samples upstream calls at each simulated minute boundary.
     let sampler = {
-        let (cache, minutes) = (cache.clone(), minutes.clone());
+        let (counts, minutes) = (counts.clone(), minutes.clone());
         tokio::spawn(async move {
             let mut k = 1u32;
             loop {
                 let due = start + Duration::from_secs_f64(60.0 * f64::from(k) / speed);
                 tokio::time::sleep_until(due.into()).await;
-                minutes.lock().unwrap().sample(&cache.stats());
+                minutes.lock().unwrap().sample(counts());
                 k += 1;
             }
         })
@@ -1018,8 +1210,8 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
                         .sum(),
                 };
                 let real = start.elapsed();
-                let hit = if enabled {
-                    format!("{:5.1}%", t.hit_rate() * 100.0)
+                let hit = if enabled && t.hits + t.misses > 0 {
+                    format!("{:5.1}%", t.hits as f64 * 100.0 / (t.hits + t.misses) as f64)
                 } else {
                     "  n/a ".to_string()
                 };
@@ -1044,12 +1236,7 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         let due = start + item.at.div_f64(speed);
         tokio::time::sleep_until(due.into()).await;
         let permit = sem.clone().acquire_owned().await.expect("never closed");
-        let (providers, tally, answered, failed) = (
-            providers.clone(),
-            tally.clone(),
-            answered.clone(),
-            failed.clone(),
-        );
+        let (providers, tally, answered, failed) = (providers.clone(), tally.clone(), answered.clone(), failed.clone());
         tasks.spawn(async move {
             let t0 = Instant::now();
             let calls = answer(&providers, &item.question).await;
@@ -1086,7 +1273,8 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
 
     // Final figures.
     let stats = cache.stats();
-    minutes.lock().unwrap().sample(&stats); // the last (partial) minute
+    minutes.lock().unwrap().sample(counts()); // the last (partial) minute
+    let budget_stats = cache.budget_stats();
     let sim_calls = sim.as_ref().map(|s| s.calls());
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     let (peaks, over) = {
@@ -1100,18 +1288,15 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         let name = limit.provider;
         let svc = by_service.iter().find(|s| s.service == name);
         let bot = tally.providers.get(name).copied().unwrap_or_default();
-        let sim_rejected = sim_calls.as_ref().map(|c| {
-            c.iter()
-                .filter(|(p, _, _)| *p == name)
-                .map(|(_, _, e)| e.rejected)
-                .sum::<u64>()
-        });
-        let sim_failed = sim_calls.as_ref().map(|c| {
-            c.iter()
-                .filter(|(p, _, _)| *p == name)
-                .map(|(_, _, e)| e.rejected + e.failed)
-                .sum::<u64>()
-        });
+        // A budget denial with nothing to serve counts as an upstream error in `cache.stats()`
+        // although nothing was sent: take those out to compare with the simulator.
+        let denied_errors = budget_stats.iter().find(|b| b.name == name).map_or(0, |b| b.denied - b.stale_served);
+        let sim_rejected = sim_calls
+            .as_ref()
+            .map(|c| c.iter().filter(|(p, _, _)| *p == name).map(|(_, _, e)| e.rejected).sum::<u64>());
+        let sim_failed = sim_calls
+            .as_ref()
+            .map(|c| c.iter().filter(|(p, _, _)| *p == name).map(|(_, _, e)| e.rejected + e.failed).sum::<u64>());
         providers_rows.push(ProviderRow {
             provider: name,
             asked: bot.asked,
@@ -1119,7 +1304,7 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
             sim_calls: sim_calls.as_ref().map(|c| c.provider(name)),
             rejected: sim_rejected.unwrap_or(bot.rate_limited),
             upstream_failed: if cache.is_enabled() {
-                svc.map_or(0, |s| s.upstream_errors)
+                svc.map_or(0, |s| s.upstream_errors).saturating_sub(denied_errors)
             } else {
                 bot.failed
             },
@@ -1127,6 +1312,10 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
             bot_failed: bot.failed,
             peak_minute: peaks.get(name).copied().unwrap_or(0),
             minutes_over: over.get(name).copied().unwrap_or(0),
+            peak_weight: (name == "binance" && sim_calls.is_some()).then(|| {
+                (peaks.get(BINANCE_WEIGHT).copied().unwrap_or(0), over.get(BINANCE_WEIGHT).copied().unwrap_or(0))
+            }),
+            budget_denied: bot.budget_denied,
             limit,
         });
     }
@@ -1143,10 +1332,7 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         checks.push(Check {
             what: "failed upstream calls (non-2xx)".into(),
             reported: providers_rows.iter().map(|r| r.upstream_failed).sum(),
-            simulator: providers_rows
-                .iter()
-                .map(|r| r.sim_failed.unwrap_or(0))
-                .sum(),
+            simulator: providers_rows.iter().map(|r| r.sim_failed.unwrap_or(0)).sum(),
         });
         let total_sim = sim_calls.as_ref().map_or(0, Calls::total);
         checks.push(Check {
@@ -1154,6 +1340,29 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
             reported: stats.total().upstream_calls,
             simulator: total_sim,
         });
+        // Every permit a budget granted is one request the simulator received; Binance's weight
+        // drawn is the weight of the requests it received.
+        if let Some(calls) = &sim_calls {
+            for b in &budget_stats {
+                let simulator = match b.name.as_str() {
+                    "dexscreener_profiles" => calls.get("dexscreener", "/token-profiles/latest/v1"),
+                    "dexscreener" => {
+                        calls.provider("dexscreener") - calls.get("dexscreener", "/token-profiles/latest/v1")
+                    }
+                    name if Limits::get(name).is_some() => calls.provider(name),
+                    _ => continue,
+                };
+                checks.push(Check { what: format!("{} budget permits", b.name), reported: b.granted, simulator });
+            }
+            if let Some(b) = budget_stats.iter().find(|b| b.name == "binance") {
+                let weight = sim_counts(calls).into_iter().find(|(n, _)| n == BINANCE_WEIGHT).map_or(0, |(_, w)| w);
+                checks.push(Check {
+                    what: "binance budget weight drawn".into(),
+                    reported: b.weight_used,
+                    simulator: weight,
+                });
+            }
+        }
     }
 
     let mut lat = tally.latencies;
@@ -1177,15 +1386,14 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
     let report = Report {
+        budgets: budget_stats,
+        declared,
+        window_start: sim.as_ref().map(|_| epoch),
         upstream,
         cache: cache_label,
         cache_enabled: cache.is_enabled(),
         elapsed,
-        simulated: if let Some(s) = &sim {
-            s.elapsed()
-        } else {
-            elapsed
-        },
+        simulated: if let Some(s) = &sim { s.elapsed() } else { elapsed },
         requested: config.requests,
         answered: lat.len() as u64,
         failed_answers: tally.failed_answers,
@@ -1202,6 +1410,10 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         notes,
         config,
     };
+    if matches!(report.config.cache, CacheMode::Redis(_)) && !report.config.live {
+        // The quota counters of a simulated period would otherwise stay until that period ends.
+        let _ = cache.remove_prefix("budget:").await;
+    }
     drop(sim); // the last handle stops the simulator and its runtime
     Ok(report)
 }
@@ -1267,6 +1479,140 @@ fn lasts(budget: u32, per_min: f64) -> String {
     }
 }
 
+/// `used / quota` or `-`.
+fn of_quota(used: Option<u64>, quota: Option<u64>) -> String {
+    match (used, quota) {
+        (Some(u), Some(q)) => format!("{} / {}", thousands(u), thousands(q)),
+        _ => "-".into(),
+    }
+}
+
+impl Report {
+    /// The BUDGETS section: what each budget did (`cache.budget_stats()`), and each provider's
+    /// per-minute peak (the simulator's counts) against its limit and its quotas' pace.
+    fn fmt_budgets(&self, f: &mut fmt::Formatter<'_>, minutes: u64) -> fmt::Result {
+        match &self.declared {
+            Some(declared) => {
+                writeln!(
+                    f,
+                    "BUDGETS (providers::config::budgets(), asked before every upstream call; cache.budget_stats())"
+                )?;
+                writeln!(
+                    f,
+                    "  {:<21} {:<22} {:>7} {:>7} {:>6} {:>6} {:>5} {:>4} {:>7}",
+                    "budget", "declared", "granted", "weight", "denied", "stale", "waits", "429s", "stretch"
+                )?;
+                for b in &self.budgets {
+                    let mut limits: Vec<String> = declared
+                        .get(&b.name)
+                        .map(|d| d.rates.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default();
+                    if let Some(q) = b.day_quota {
+                        limits.push(format!("{}/day", thousands(q)));
+                    }
+                    if let Some(q) = b.month_quota {
+                        limits.push(format!("{}/month", thousands(q)));
+                    }
+                    writeln!(
+                        f,
+                        "  {:<21} {:<22} {:>7} {:>7} {:>6} {:>6} {:>5} {:>4} {:>7.2}",
+                        b.name,
+                        limits.join(", "),
+                        thousands(b.granted),
+                        thousands(b.weight_used),
+                        thousands(b.denied),
+                        thousands(b.stale_served),
+                        thousands(b.waits),
+                        b.backoffs,
+                        b.stretch
+                    )?;
+                }
+                writeln!(
+                    f,
+                    "  denied = permits refused (then served stale if a value was cached, else an error); stale = served stale"
+                )?;
+                writeln!(
+                    f,
+                    "  because the budget said no; waits = callers that waited for a permit; 429s = back-offs after a 429;"
+                )?;
+                writeln!(f, "  stretch = the pacing factor on the provider's TTLs now (1.00: quotas on pace)")?;
+                writeln!(f)?;
+            }
+            None => {
+                let why = if self.cache_enabled { "the seed's plain TTLs" } else { "the cache is disabled" };
+                writeln!(f, "BUDGETS: none enforced ({why})")?;
+                writeln!(f)?;
+            }
+        }
+        writeln!(
+            f,
+            "LIMITS AND QUOTAS PER PROVIDER (per-minute figures from the simulator's own counts, 429s included)"
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {:>18} {:>8} {:>11} {:>13} {:>16} {:>16}   inside limits",
+            "provider", "peak/min / limit", "min>lim", "used today", "proj. today", "used this month", "proj. month"
+        )?;
+        for r in &self.providers {
+            let (peak, over, limit) = match (r.peak_weight, r.limit.weight_per_minute) {
+                (Some((w, o)), Some(l)) => {
+                    (format!("{} wt", thousands(w)), o.max(r.minutes_over), format!("{} wt", thousands(u64::from(l))))
+                }
+                _ => (
+                    thousands(r.peak_minute),
+                    r.minutes_over,
+                    r.limit.per_minute.map_or("-".to_string(), |l| thousands(u64::from(l))),
+                ),
+            };
+            let b = self.budget(r.provider);
+            let day = b.map_or("-".into(), |b| of_quota(b.day_used, b.day_quota));
+            let pday = b.map_or("-".into(), |b| of_quota(b.projected_day, b.day_quota));
+            let month = b.map_or("-".into(), |b| of_quota(b.month_used, b.month_quota));
+            let pmonth = b.map_or("-".into(), |b| of_quota(b.projected_month, b.month_quota));
+            let mut pace = String::new();
+            for (period, on_pace) in
+                [("month", self.on_pace_for_month(r.provider)), ("day", self.on_pace_for_day(r.provider))]
+            {
+                match on_pace {
+                    Some(true) => pace.push_str(&format!("; {period} on pace")),
+                    Some(false) => pace.push_str(&format!("; {period} NOT on pace")),
+                    None => {}
+                }
+            }
+            if let Some(b) = b.filter(|b| b.stretch > 1.0) {
+                pace.push_str(&format!(" (TTLs stretched x{:.2})", b.stretch));
+            }
+            let inside = if limit == "-" {
+                "yes (no per-minute limit)"
+            } else if self.inside_limits(r.provider) {
+                "yes"
+            } else {
+                "NO"
+            };
+            writeln!(
+                f,
+                "  {:<14} {:>18} {:>8} {:>11} {:>13} {:>16} {:>16}   {inside}{pace}",
+                r.provider,
+                format!("{peak} / {limit}"),
+                if limit == "-" { "-".to_string() } else { format!("{over}/{minutes}") },
+                day,
+                pday,
+                month,
+                pmonth
+            )?;
+        }
+        writeln!(
+            f,
+            "  peak/min = most requests (Binance: request weight) in one simulated minute / the limit; min>lim = minutes above it;"
+        )?;
+        writeln!(
+            f,
+            "  used/projected = the budget's quota use and the runtime's projection to the end of the period (budgets only)"
+        )?;
+        writeln!(f)
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
@@ -1309,6 +1655,48 @@ impl fmt::Display for Report {
                 c.minutes
             )?;
         }
+        if let Some(start) = self.window_start {
+            let end = start + self.simulated.as_secs_f64().round() as u64;
+            writeln!(
+                f,
+                "window:         simulated {} to {} UTC on the simulator's clock{}: the {}th,",
+                utc(start),
+                &utc(end)[11..],
+                if self.declared.is_some() { " (and the budgets')" } else { "" },
+                WINDOW_DAY
+            )?;
+            writeln!(f, "                the month {} days old, the day {} h", WINDOW_DAY - 1, WINDOW_HOUR)?;
+        }
+        match (&self.declared, self.cache_enabled) {
+            (Some(_), _) => {
+                let lines = [
+                    "budgets:        ON (providers::config::budgets()): rates per simulated minute, quotas per simulated UTC day".to_string(),
+                    format!("                and month, pacing on simulated time; a caller waits for a permit at most max_wait/{speed} of real time."),
+                    "                The budget counters start EMPTY at the window's start: the runtime's projections (LIMITS AND".to_string(),
+                    "                QUOTAS) spread this window's use over the elapsed part of the day and of the month as if nothing".to_string(),
+                    "                had been used before it; 'at this window's pace' assumes instead every minute were this busy.".to_string(),
+                ];
+                for l in lines {
+                    writeln!(f, "{l}")?;
+                }
+                if matches!(c.cache, CacheMode::Redis(_)) && !c.live && speed != 1.0 {
+                    let example = self
+                        .declared
+                        .as_ref()
+                        .and_then(|d| d.get("coingecko"))
+                        .and_then(|b| b.rates.first())
+                        .map(|r| format!(": coingecko's {r} is enforced as {} per {} of real time", r.limit, dur(r.per.div_f64(speed))))
+                        .unwrap_or_default();
+                    writeln!(f, "                --redis: the shared rate limits run on the Redis server's real clock, so every rate")?;
+                    writeln!(f, "                period is divided by {speed}{example}.")?;
+                }
+            }
+            (None, true) => writeln!(
+                f,
+                "budgets:        OFF (--no-budgets): the seed's plain TTLs, no budgets, no stale windows (jitter is compiled in)"
+            )?,
+            (None, false) => writeln!(f, "budgets:        OFF (the cache is disabled, budgets with it)")?,
+        }
         for n in &self.notes {
             writeln!(f, "note:           {n}")?;
         }
@@ -1329,6 +1717,22 @@ impl fmt::Display for Report {
             thousands(self.failed_answers),
             pct(self.failed_answers, self.answered)
         )?;
+        if self.cache_enabled {
+            let by_budget: u64 = self.budgets.iter().map(|b| b.stale_served).sum();
+            let why = if self.declared.is_some() {
+                format!("{} because a budget said no, the rest because upstream failed", thousands(by_budget))
+            } else {
+                "upstream failed and a stale window allowed it".to_string()
+            };
+            writeln!(f, "  answered from stale     {} calls   ({why})", thousands(self.stale_answers()))?;
+        }
+        if self.declared.is_some() {
+            writeln!(
+                f,
+                "  refused by a budget     {} calls with nothing cached to serve (never sent; the user saw the error)",
+                thousands(self.budget_denied())
+            )?;
+        }
         writeln!(
             f,
             "  answer latency          p50 {}   p99 {}   max {}",
@@ -1351,10 +1755,7 @@ impl fmt::Display for Report {
         writeln!(f, "\n")?;
 
         // Providers.
-        writeln!(
-            f,
-            "UPSTREAM CALLS PER PROVIDER (limits from providers::config::Limits)"
-        )?;
+        writeln!(f, "UPSTREAM CALLS PER PROVIDER (limits from providers::config::Limits)")?;
         writeln!(
             f,
             "  {:<14} {:>7} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8}   free-tier limit",
@@ -1362,11 +1763,7 @@ impl fmt::Display for Report {
         )?;
         let minutes = (sim_min - 0.05).ceil().max(1.0) as u64; // 20.01 min is 20 minutes
         for r in &self.providers {
-            let avg = if sim_min > 0.0 {
-                r.upstream as f64 / sim_min
-            } else {
-                0.0
-            };
+            let avg = if sim_min > 0.0 { r.upstream as f64 / sim_min } else { 0.0 };
             let over = match r.limit.per_minute {
                 Some(_) => format!("{}/{minutes}", r.minutes_over),
                 None => "-".into(),
@@ -1395,33 +1792,23 @@ impl fmt::Display for Report {
             thousands(self.rejected())
         )?;
         writeln!(f, "  asked = calls the answers made; upstream = calls that reached the provider (429s included);")?;
-        writeln!(f, "  peak/min = most upstream calls in one simulated minute; min>lim = minutes above the per-minute limit")?;
+        writeln!(
+            f,
+            "  peak/min = most upstream calls in one simulated minute; min>lim = minutes above the per-minute limit"
+        )?;
         let mut budgets = Vec::new();
         for r in &self.providers {
-            let per_min = if sim_min > 0.0 {
-                r.upstream as f64 / sim_min
-            } else {
-                0.0
-            };
+            let per_min = if sim_min > 0.0 { r.upstream as f64 / sim_min } else { 0.0 };
             if let Some(d) = r.limit.per_day {
-                budgets.push(format!(
-                    "{} {}/day lasts {}",
-                    r.provider,
-                    thousands(u64::from(d)),
-                    lasts(d, per_min)
-                ));
+                budgets.push(format!("{} {}/day lasts {}", r.provider, thousands(u64::from(d)), lasts(d, per_min)));
             }
             if let Some(m) = r.limit.per_month {
-                budgets.push(format!(
-                    "{} {}/month lasts {}",
-                    r.provider,
-                    thousands(u64::from(m)),
-                    lasts(m, per_min)
-                ));
+                budgets.push(format!("{} {}/month lasts {}", r.provider, thousands(u64::from(m)), lasts(m, per_min)));
             }
         }
-        writeln!(f, "  at this pace: {}", budgets.join("; "))?;
+        writeln!(f, "  at this window's pace, sustained: {}", budgets.join("; "))?;
         writeln!(f)?;
+        self.fmt_budgets(f, minutes)?;
 
         // Cache.
         writeln!(f, "CACHE")?;
@@ -1429,10 +1816,11 @@ impl fmt::Display for Report {
         match self.hit_rate() {
             Some(h) => writeln!(
                 f,
-                "  hit rate                {:.1}%   ({} hits, {} misses, {} waited for a concurrent call)",
+                "  hit rate                {:.1}%   ({} hits, {} misses of which {} answered stale, {} waited for a concurrent call)",
                 h * 100.0,
                 thousands(t.hits),
                 thousands(t.misses),
+                thousands(t.stale),
                 thousands(t.coalesced)
             )?,
             None => writeln!(f, "  hit rate                n/a (cache disabled)")?,
@@ -1444,40 +1832,31 @@ impl fmt::Display for Report {
             thousands(self.asked()),
             pct(self.calls_saved(), self.asked())
         )?;
-        writeln!(f, "  per method (cache.stats()):")?;
         writeln!(
             f,
-            "  {:<14} {:<14} {:>6} {:>6} {:>6} {:>8} {:>6} {:>7} {:>6} {:>9} {:>9}",
-            "service",
-            "method",
-            "calls",
-            "hits",
-            "misses",
-            "upstream",
-            "errors",
-            "hit",
-            "saved",
-            "p50",
-            "p99"
+            "  per method (cache.stats(); a stale answer is also counted as a miss; errors include budget refusals):"
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {:<14} {:>6} {:>6} {:>6} {:>5} {:>8} {:>6} {:>7} {:>6} {:>9} {:>9}",
+            "service", "method", "calls", "hits", "misses", "stale", "upstream", "errors", "hit", "saved", "p50", "p99"
         )?;
         for m in &self.stats.methods {
-            let calls = if self.cache_enabled {
-                m.hits + m.misses + m.stale
-            } else {
-                m.upstream_calls
-            };
+            // The runtime counts a call answered stale both as a miss and as stale.
+            let calls = if self.cache_enabled { m.hits + m.misses } else { m.upstream_calls };
             writeln!(
                 f,
-                "  {:<14} {:<14} {:>6} {:>6} {:>6} {:>8} {:>6} {:>7} {:>6} {:>9} {:>9}",
+                "  {:<14} {:<14} {:>6} {:>6} {:>6} {:>5} {:>8} {:>6} {:>7} {:>6} {:>9} {:>9}",
                 m.service,
                 m.method,
                 calls,
                 m.hits,
                 m.misses,
+                m.stale,
                 m.upstream_calls,
                 m.upstream_errors,
-                if self.cache_enabled {
-                    format!("{:.1}%", m.hit_rate() * 100.0)
+                if self.cache_enabled && calls > 0 {
+                    format!("{:.1}%", m.hits as f64 * 100.0 / calls as f64)
                 } else {
                     "-".into()
                 },

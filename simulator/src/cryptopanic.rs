@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::market::{hash, key, unit, COINS};
+use crate::market::{hash, key, unit, Coin, Market, COINS};
 use crate::util::{iso_s, Query, Reply};
 use crate::{Ctx, Route};
 
@@ -22,10 +22,7 @@ pub(crate) fn authorize(q: &Query) -> Result<(), Reply> {
     if q.get("auth_token").is_some() {
         Ok(())
     } else {
-        Err(Reply::json(
-            401,
-            &json!({"status": "Incomplete", "info": "Auth token is required."}),
-        ))
+        Err(Reply::json(401, &json!({"status": "Incomplete", "info": "Auth token is required."})))
     }
 }
 
@@ -50,42 +47,29 @@ const TEMPLATES: &[&str] = &[
 ];
 
 pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
-    if !matches!(
-        rest.trim_end_matches('/'),
-        "/api/v1/posts" | "/api/developer/v2/posts"
-    ) {
+    if !matches!(rest.trim_end_matches('/'), "/api/v1/posts" | "/api/developer/v2/posts") {
         return Reply::json(404, &json!({"status": "Incomplete", "info": "Not found"}));
     }
-    let wanted: Vec<String> = q
-        .list("currencies")
-        .iter()
-        .map(|c| c.to_uppercase())
-        .collect();
-    let page: usize = q
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|&p| p >= 1)
-        .unwrap_or(1);
+    let wanted: Vec<String> = q.list("currencies").iter().map(|c| c.to_uppercase()).collect();
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
     let m = &ctx.market;
     let now = ctx.now_s();
     let mut slot = now.div_euclid(SLOT);
     let mut results: Vec<Value> = Vec::new();
     let mut skipped = 0;
     let mut count = 0u64;
-    // Walk back through half-hour slots; each has a post with probability 0.7.
+    let news = key("news");
+    // Walk back through half-hour slots; each has a post with probability 0.7. Only the posts
+    // of the page are built: matching and counting need just each post's coins.
     for _ in 0..5_000 {
-        if unit(&[m.seed, key("news"), slot as u64]) < 0.7 {
-            let post = post(ctx, slot);
-            let codes: Vec<&str> = post["currencies"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|c| c["code"].as_str()).collect())
-                .unwrap_or_default();
-            if wanted.is_empty() || wanted.iter().any(|w| codes.contains(&w.as_str())) {
+        if unit(&[m.seed, news, slot as u64]) < 0.7 {
+            let (h, coins) = post_coins(m, slot);
+            if wanted.is_empty() || wanted.iter().any(|w| coins.iter().any(|c| c.symbol == w.as_str())) {
                 count += 1;
                 if skipped < (page - 1) * PAGE {
                     skipped += 1;
                 } else if results.len() < PAGE {
-                    results.push(post);
+                    results.push(post(ctx, slot, h, &coins));
                 }
             }
         }
@@ -102,14 +86,11 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
     Reply::ok(&json!({"count": count, "next": next, "previous": null, "results": results}))
 }
 
-fn post(ctx: &Ctx, slot: i64) -> Value {
-    let m = &ctx.market;
+/// The hash of a slot's post and the coins it is about (the first is its lead).
+fn post_coins(m: &Market, slot: i64) -> (u64, Vec<&'static Coin>) {
     let h = hash(&[m.seed, key("post"), slot as u64]);
-    // Published a few minutes into the slot.
-    let published = slot * SLOT + (h % 1_500) as i64;
-    let published = published.min(ctx.now_s());
     let n_coins = 1 + (h >> 8) % 2;
-    let mut coins = Vec::new();
+    let mut coins: Vec<&'static Coin> = Vec::with_capacity(2);
     for i in 0..n_coins {
         // Bitcoin and ether dominate the news flow.
         let r = unit(&[h, i]);
@@ -120,26 +101,27 @@ fn post(ctx: &Ctx, slot: i64) -> Value {
         } else {
             &COINS[(hash(&[h, i, 1]) % COINS.len() as u64) as usize]
         };
-        if !coins.iter().any(|x: &&crate::market::Coin| x.id == c.id) {
+        if !coins.iter().any(|x| x.id == c.id) {
             coins.push(c);
         }
     }
+    (h, coins)
+}
+
+/// The post of a slot, of hash `h` about `coins` (from [`post_coins`]).
+fn post(ctx: &Ctx, slot: i64, h: u64, coins: &[&'static Coin]) -> Value {
+    let m = &ctx.market;
+    // Published a few minutes into the slot.
+    let published = slot * SLOT + (h % 1_500) as i64;
+    let published = published.min(ctx.now_s());
     let lead = coins[0];
     let (source, domain) = SOURCES[(h >> 16) as usize % SOURCES.len()];
     let tpl = TEMPLATES[(h >> 24) as usize % TEMPLATES.len()];
     let price = m.coin_usd(lead, published);
     let mag = 10f64.powi(price.log10().floor() as i32 - 1).max(0.0001);
     let level = (price / mag).round() * mag;
-    let level = if level >= 1.0 {
-        format!("{}", level as u64)
-    } else {
-        format!("{level}")
-    };
-    let mood = if (h >> 32).is_multiple_of(2) {
-        "positive"
-    } else {
-        "negative"
-    };
+    let level = if level >= 1.0 { format!("{}", level as u64) } else { format!("{level}") };
+    let mood = if (h >> 32).is_multiple_of(2) { "positive" } else { "negative" };
     let title = tpl
         .replace("{name}", lead.name)
         .replace("{code}", lead.symbol)
