@@ -44,8 +44,10 @@ async fn rate_limit_is_exact_against_redis() {
         &redis,
         "rl",
         vec![
-            Budget::new("ten").rate(10, Duration::from_secs(1)),
-            Budget::new("binance").rate(60, Duration::from_secs(1)),
+            // 100 per 10 s: a burst of 10, then one per 10 s / 90 (never 100+ in any 10 s).
+            Budget::new("ten").rate(100, Duration::from_secs(10)),
+            // 600 weight per 10 s: a burst of 60 weight.
+            Budget::new("binance").rate(600, Duration::from_secs(10)),
             Budget::new("warm"),
         ],
     );
@@ -55,27 +57,27 @@ async fn rate_limit_is_exact_against_redis() {
         assert_eq!(p.decided_by, Decider::Shared);
     }
     let d = e.acquire("ten", 1).await.unwrap_err();
-    assert_eq!(d.limit, Limit::Rate { limit: 10, per: Duration::from_secs(1) });
-    assert!(d.retry_after > Duration::ZERO && d.retry_after <= Duration::from_millis(100), "{d}");
-    assert!(d.to_string().starts_with("ten budget exhausted: 10/s, retry after "), "{d}");
+    assert_eq!(d.limit, Limit::Rate { limit: 100, per: Duration::from_secs(10) });
+    assert!(d.retry_after > Duration::ZERO && d.retry_after <= Duration::from_micros(111_112), "{d}");
+    assert!(d.to_string().starts_with("ten budget exhausted: 100/10s, retry after "), "{d}");
     let pttl = redis.pttl("rl:budget:ten:rate:0");
-    assert!((800..=1_000).contains(&pttl), "the TAT key expires when the budget is full again: {pttl}");
+    assert!((900..=1_112).contains(&pttl), "the TAT key expires when the burst is back: {pttl}");
     tokio::time::sleep(d.retry_after).await;
     assert_eq!(e.acquire("ten", 1).await.unwrap().decided_by, Decider::Shared, "one more after one interval");
     assert!(e.acquire("ten", 1).await.is_err());
 
-    // Weights: 60 per second, three calls of weight 20, then nothing.
+    // Weights: a burst of 60, three calls of weight 20, then nothing.
     for _ in 0..3 {
         e.acquire("binance", 20).await.unwrap();
     }
     let d = e.acquire("binance", 20).await.unwrap_err();
-    assert!(matches!(d.limit, Limit::Rate { limit: 60, .. }), "{d}");
-    assert!(d.retry_after <= Duration::from_millis(334), "{d}");
+    assert!(matches!(d.limit, Limit::Rate { limit: 600, .. }), "{d}");
+    assert!(d.retry_after <= Duration::from_millis(371), "{d}");
     let d = e.acquire("binance", 61).await.unwrap_err();
     assert_eq!((d.limit, d.is_permanent()), (Limit::Weight { weight: 61, max: 60 }, true));
 
     // acquire_or_wait: the next permit of "ten" is ~100 ms away, within the 2 s default.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(1_400)).await; // the whole burst is back
     for _ in 0..10 {
         e.acquire("ten", 1).await.unwrap();
     }
@@ -132,7 +134,8 @@ async fn budget_worker() {
     let calls: usize = std::env::var("BUDGET_CALLS").unwrap().parse().unwrap();
     let e = BudgetEnforcer::builder(
         Budgets::new(vec![
-            Budget::new("xp_rate").rate(25, Duration::from_secs(3_600)),
+            // A burst of 25, then one per 16 s: within the test, exactly 25.
+            Budget::new("xp_rate").rate(250, Duration::from_secs(3_600)),
             Budget::new("xp_quota").quota_day(30).quota_month(1_000),
         ])
         .unwrap(),
@@ -203,7 +206,7 @@ fn processes_share_one_budget() {
         quota += field("quota=");
         per_process.push(line.to_owned());
     }
-    assert_eq!(rate, 25, "{PROCESSES} processes x {CALLS} calls against 25/h: {per_process:?}");
+    assert_eq!(rate, 25, "{PROCESSES} processes x {CALLS} calls against a burst of 25: {per_process:?}");
     if ms_to_utc_midnight() <= day_before {
         // (Skipped in the rare run that crosses midnight UTC: the quota restarts.)
         assert_eq!(quota, 30, "{PROCESSES} processes x {CALLS} calls against 30/day: {per_process:?}");
@@ -218,7 +221,8 @@ async fn falls_back_in_process_when_redis_dies_and_shares_again_after_restart() 
     let e = enforcer(
         &redis,
         "fb",
-        vec![Budget::new("rate").rate(10, Duration::from_secs(3_600)), Budget::new("quota").quota_day(5)],
+        // 100/h: a burst of 10, the next permit 40 s later.
+        vec![Budget::new("rate").rate(100, Duration::from_secs(3_600)), Budget::new("quota").quota_day(5)],
     );
     let bound = Duration::from_secs(2);
     for _ in 0..3 {
@@ -242,7 +246,7 @@ async fn falls_back_in_process_when_redis_dies_and_shares_again_after_restart() 
         }
     };
     assert_eq!(local, 7);
-    assert!(matches!(denied.limit, Limit::Rate { limit: 10, .. }), "{denied}");
+    assert!(matches!(denied.limit, Limit::Rate { limit: 100, .. }), "{denied}");
     // The quota continues from the last shared figure (2 of 5).
     for _ in 0..3 {
         assert_eq!(acquire_within(&e, "quota", 1, bound).await.unwrap().decided_by, Decider::Local);

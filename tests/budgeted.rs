@@ -77,8 +77,10 @@ impl Gecko {
 
 fn budgets() -> Budgets {
     Budgets::new(vec![
-        Budget::new("coingecko").rate(3, Duration::from_secs(60)).max_wait(Duration::from_millis(200)),
-        Budget::new("binance").rate(10, Duration::from_secs(60)).max_wait(Duration::ZERO),
+        // 30/min: a burst of 3, then one per 2.2 s (never more than 30 in any minute).
+        Budget::new("coingecko").rate(30, Duration::from_secs(60)).max_wait(Duration::from_millis(200)),
+        // 100 weight/min: a burst of 10 weight.
+        Budget::new("binance").rate(100, Duration::from_secs(60)).max_wait(Duration::ZERO),
         Budget::new("coinmarketcap").quota_day(100).max_ttl_stretch(4.0),
     ])
     .unwrap()
@@ -126,7 +128,7 @@ async fn weights_draw_more_from_the_budget() {
     let redis = RedisServer::start();
     let svc = Gecko::new(cache(&redis, "wt"));
     assert!(svc.klines("BTCUSDT", 500).await.is_ok()); // weight 5
-    assert!(svc.klines("ETHUSDT", 500).await.is_ok()); // weight 5: 10 of 10 used
+    assert!(svc.klines("ETHUSDT", 500).await.is_ok()); // weight 5: the burst of 10 is used
     assert!(matches!(svc.klines("SOLUSDT", 100).await, Err(ApiError::Budget(_))));
     assert_eq!(svc.calls(), 2);
 }

@@ -646,17 +646,17 @@ async fn per_minute_budgets_stay_inside_every_clock_minute() {
 fn budgets_are_declared_once_and_overridden_like_the_ttls() {
     let b = default_budgets();
     let cg = b.get("coingecko").unwrap();
-    assert_eq!(cg.rates, vec![Rate { limit: 3, per: Duration::from_secs(7) }], "30/min, inside every clock minute");
+    assert_eq!(cg.rates, vec![Rate { limit: 30, per: Duration::from_secs(60) }], "the provider's own figure");
     assert_eq!((cg.quota_day, cg.quota_month), (None, Some(10_000)));
     let cmc = b.get("coinmarketcap").unwrap();
     assert_eq!((cmc.rates.len(), cmc.quota_day, cmc.quota_month), (0, Some(333), Some(10_000)));
-    assert_eq!(b.get("dexscreener").unwrap().rates[0].limit, 30);
-    assert_eq!(b.get("dexscreener_profiles").unwrap().rates[0].limit, 6);
-    assert_eq!(b.get("binance").unwrap().rates[0].limit, 600);
+    assert_eq!(b.get("dexscreener").unwrap().rates[0].limit, 300);
+    assert_eq!(b.get("dexscreener_profiles").unwrap().rates[0].limit, 60);
+    assert_eq!(b.get("binance").unwrap().rates[0].limit, 6_000);
     assert_eq!(b.get("feargreed").unwrap().rates[0].to_string(), "60/min");
 
     // The TTL file's budget lines, then the variables (which win).
-    let file = "# budgets beside the TTLs\ncoingecko.price = 120\nbudget.coingecko.rate = 30/min\n\
+    let file = "# budgets beside the TTLs\ncoingecko.price = 120\nbudget.coingecko.rate = 20/min\n\
                 budget.coinmarketcap.day = 300 # tighter\nbudget.dexscreener_profiles.max_wait = 500ms\n";
     let vars = [
         ("SYNTRA_BUDGET_COINMARKETCAP_DAY", "250"),
@@ -665,7 +665,7 @@ fn budgets_are_declared_once_and_overridden_like_the_ttls() {
         ("PATH", "/usr/bin"),
     ];
     let o = apply_budget_overrides(default_budgets(), Some(file), vars).unwrap();
-    assert_eq!(o.get("coingecko").unwrap().rates, vec![Rate { limit: 30, per: Duration::from_secs(60) }]);
+    assert_eq!(o.get("coingecko").unwrap().rates, vec![Rate { limit: 20, per: Duration::from_secs(60) }]);
     assert_eq!(o.get("coingecko").unwrap().quota_month, Some(10_000), "untouched");
     assert_eq!(o.get("coinmarketcap").unwrap().quota_day, Some(250), "the environment wins");
     assert_eq!(o.get("dexscreener_profiles").unwrap().max_wait, Duration::from_millis(500));

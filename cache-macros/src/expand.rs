@@ -206,7 +206,7 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
         quote!(.refresh(#refresh))
     });
     let jitter = config.jitter.as_ref().map(|expr| {
-        quote_spanned!(expr.span()=> .jitter((#expr) as f64))
+        quote_spanned!(expr.span()=> .jitter(::core::convert::Into::<f64>::into(#expr)))
     });
     let budget = config.budget.as_ref().map(|arg| {
         let name = &arg.value;

@@ -709,6 +709,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 enforcer.acquire_or_wait(name, weight).await
             };
             if let Err(denied) = permit {
+                bump(&self.counters.budget_denied);
                 if let Some((v, _)) = stale.take() {
                     if !early {
                         bump(&self.counters.stale);
@@ -717,7 +718,6 @@ impl<'a, R: Outcome> Call<'a, R> {
                     tracing::info!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache STALE: {} - {denied}; serving the last value", self.key);
                     return self.finish(leader, token, R::from_value(v), false).await;
                 }
-                bump(&self.counters.upstream_errors);
                 if denied.is_permanent() {
                     tracing::error!(target: "syntra_cache", key = %self.key, service, method, budget = name, "Cache BUDGET: {denied}");
                 } else {

@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub(crate) cache_errors: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) budget_denied: AtomicU64,
     latency: Histogram,
 }
 
@@ -35,6 +36,7 @@ impl Counters {
             cache_errors: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            budget_denied: AtomicU64::new(0),
             latency: Histogram::new(),
         }
     }
@@ -133,12 +135,15 @@ pub struct MethodStats {
     pub misses: u64,
     /// Misses where an expired value was found.
     pub expired: u64,
-    /// Calls answered with a stale value (the body failed or the budget said no).
+    /// Misses answered with a stale value (the body failed or the budget said no); counted in
+    /// `misses` too.
     pub stale: u64,
     /// Times the function body ran: the upstream calls the cache did not save.
     pub upstream_calls: u64,
     /// Body runs whose result was not cacheable (`Err`, or `None` without `none_ttl`).
     pub upstream_errors: u64,
+    /// Upstream calls the budget refused (never sent; served stale or returned as an error).
+    pub budget_denied: u64,
     /// Store failures (Redis down, timeouts, undecodable values); the body ran instead.
     pub cache_errors: u64,
     /// Misses that waited for a concurrent caller's result instead of calling upstream.
@@ -150,9 +155,10 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
-    /// Hits over all calls (0 when there were none).
+    /// Calls answered from the cache (fresh hits and stale answers) over all calls (0 when
+    /// there were none).
     pub fn hit_rate(&self) -> f64 {
-        let calls = self.hits + self.misses + self.stale;
+        let calls = self.hits + self.misses;
         if calls == 0 {
             0.0
         } else {
@@ -162,7 +168,7 @@ impl MethodStats {
 
     /// Calls that did not reach upstream.
     pub fn calls_saved(&self) -> u64 {
-        (self.hits + self.misses + self.stale).saturating_sub(self.upstream_calls)
+        (self.hits + self.misses).saturating_sub(self.upstream_calls)
     }
 }
 
@@ -215,6 +221,7 @@ fn add(into: &mut MethodStats, m: &MethodStats) {
     into.cache_errors += m.cache_errors;
     into.coalesced += m.coalesced;
     into.refreshes += m.refreshes;
+    into.budget_denied += m.budget_denied;
     // Latency quantiles do not add up; keep the worst.
     into.latency.count += m.latency.count;
     into.latency.p50 = into.latency.p50.max(m.latency.p50);
@@ -252,6 +259,7 @@ impl Registry {
                 cache_errors: c.cache_errors.load(Relaxed),
                 coalesced: c.coalesced.load(Relaxed),
                 refreshes: c.refreshes.load(Relaxed),
+                budget_denied: c.budget_denied.load(Relaxed),
                 latency: c.latency.snapshot(),
             })
             .collect();

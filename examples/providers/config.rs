@@ -59,22 +59,17 @@
 //!
 //! | budget | provider's limit | declared as | day | month |
 //! |---|---|---|---|---|
-//! | `coingecko` | 30 calls/min | `3/7s` | | 10,000 |
+//! | `coingecko` | 30 calls/min | `30/min` | | 10,000 |
 //! | `coinmarketcap` | | | 333 | 10,000 |
-//! | `dexscreener` | 300 calls/min | `30/7s` | | |
-//! | `dexscreener_profiles` | 60 calls/min | `6/7s` | | |
-//! | `binance` | 6,000 weight/min | `600/7s` (weight) | | |
+//! | `dexscreener` | 300 calls/min | `300/min` | | |
+//! | `dexscreener_profiles` | 60 calls/min | `60/min` | | |
+//! | `binance` | 6,000 weight/min | `6000/min` (weight) | | |
 //! | `cryptopanic` | none published | `60/min` (runaway guard) | | |
 //! | `feargreed` | none published | `60/min` (runaway guard) | | |
 //!
-//! Why a per-minute limit `L/min` is declared as `L/10` per 7 s: the runtime's rate limits are
-//! GCRA, which allows a burst of the whole limit from idle and then refills continuously, so a
-//! declared `30/min` can let up to 59 calls into one clock minute (30 at its start, 29 refilled
-//! before its end). The providers count calls in fixed clock minutes and answer the 31st with a
-//! 429. `L/10` per 7 s sustains 6/7 of `L` a minute (25.7 of CoinGecko's 30) with a burst of
-//! `L/10`, so no clock minute sees more than 28 of CoinGecko's 30 (287 of DexScreener's 300),
-//! which leaves room for the clock skew between the bot and the provider. Declare `30/min`
-//! yourself if your provider counts differently (e.g. a sliding window that tolerates bursts).
+//! The providers count calls per clock minute; the runtime keeps a declared `L/min` inside every
+//! window of a minute (a burst of `L/10`, the rest spread evenly), so no clock minute ever sees
+//! more than `L`.
 //!
 //! Every budget keeps the runtime's defaults for the rest: a call with nothing cached to serve
 //! waits at most 2 s for a permit (`max_wait`), and when a day or month quota burns too fast the
@@ -462,15 +457,13 @@ pub const BUDGET_SETTINGS: [(&str, &str); 5] = [
     ("max_stretch", "_MAX_STRETCH"),
 ];
 
-/// A provider's per-minute limit `limit` as a rate the runtime's GCRA keeps inside every
-/// fixed clock minute: `limit / 10` per 7 s (6/7 of `limit` a minute sustained, a burst of
-/// `limit / 10`; see the module documentation).
+/// A provider's per-minute limit (the runtime keeps it inside every clock minute).
 fn per_clock_minute(budget: Budget, limit: u32) -> Budget {
-    budget.rate((limit / 10).max(1), Duration::from_secs(7))
+    budget.rate(limit, Duration::from_secs(60))
 }
 
 /// The providers' budgets as declared here (the seed's free tiers), without overrides. See the
-/// module documentation for the table and why per-minute limits are declared per 7 s.
+/// module documentation for the table.
 pub fn default_budgets() -> Budgets {
     let minute = Duration::from_secs(60);
     Budgets::new(vec![

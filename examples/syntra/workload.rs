@@ -1290,7 +1290,6 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         let bot = tally.providers.get(name).copied().unwrap_or_default();
         // A budget denial with nothing to serve counts as an upstream error in `cache.stats()`
         // although nothing was sent: take those out to compare with the simulator.
-        let denied_errors = budget_stats.iter().find(|b| b.name == name).map_or(0, |b| b.denied - b.stale_served);
         let sim_rejected = sim_calls
             .as_ref()
             .map(|c| c.iter().filter(|(p, _, _)| *p == name).map(|(_, _, e)| e.rejected).sum::<u64>());
@@ -1304,7 +1303,8 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
             sim_calls: sim_calls.as_ref().map(|c| c.provider(name)),
             rejected: sim_rejected.unwrap_or(bot.rate_limited),
             upstream_failed: if cache.is_enabled() {
-                svc.map_or(0, |s| s.upstream_errors).saturating_sub(denied_errors)
+                // Budget refusals are counted apart (`budget_denied`): they never reached upstream.
+                svc.map_or(0, |s| s.upstream_errors)
             } else {
                 bot.failed
             },

@@ -4,12 +4,18 @@
 use super::Rate;
 
 /// One rate limit of `limit` per `per`, as GCRA parameters.
+///
+/// Providers count requests per clock window (CoinGecko: 30 per calendar minute). A plain GCRA
+/// with a burst of `limit` lets almost `2·limit` through one such window (a full burst at its
+/// end, another at the start of the next). So the burst is a tenth of the limit (at least 1) and
+/// the emission interval spreads the rest over the period: `I = per / (limit - burst)`. In any
+/// window of length `per` at most `burst + per / I = limit` requests pass, whichever way the
+/// provider aligns its windows; the sustained rate is `limit - burst` per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gcra {
-    /// Emission interval `I = per / limit`, rounded up to a whole microsecond (never looser
-    /// than declared).
+    /// Emission interval, rounded up to a whole microsecond (never looser than declared).
     pub(crate) interval_us: u64,
-    /// `limit · I`: how far ahead of now the theoretical arrival time may run (burst of `limit`).
+    /// `burst · I`: how far ahead of now the theoretical arrival time may run.
     pub(crate) window_us: u64,
 }
 
@@ -17,8 +23,10 @@ impl Gcra {
     pub(crate) fn new(rate: Rate) -> Gcra {
         let per_us = u64::try_from(rate.per.as_micros()).unwrap_or(u64::MAX);
         let limit = u64::from(rate.limit.max(1));
-        let interval_us = per_us.div_ceil(limit).max(1);
-        Gcra { interval_us, window_us: interval_us.saturating_mul(limit) }
+        let burst = limit.div_ceil(10).max(1);
+        let spread = (limit - burst).max(1);
+        let interval_us = per_us.div_ceil(spread).max(1);
+        Gcra { interval_us, window_us: interval_us.saturating_mul(burst) }
     }
 
     /// Checks a request of `weight` at `now_us` against the stored theoretical arrival time `tat`
@@ -51,50 +59,56 @@ mod tests {
 
     #[test]
     fn parameters() {
-        assert_eq!(gcra(30, 60_000), Gcra { interval_us: 2_000_000, window_us: 60_000_000 });
-        assert_eq!(gcra(6_000, 60_000).interval_us, 10_000);
-        // 7 per second does not divide: the interval rounds up, the window follows.
-        let g = gcra(7, 1_000);
-        assert_eq!(g.interval_us, 142_858);
-        assert_eq!(g.window_us, 7 * 142_858);
+        // 30/min: burst 3, then one per 60 s / 27.
+        assert_eq!(gcra(30, 60_000), Gcra { interval_us: 2_222_223, window_us: 3 * 2_222_223 });
+        // 6,000 weight/min: burst 600, one weight per 60 s / 5,400.
+        assert_eq!(gcra(6_000, 60_000).interval_us, 11_112);
+        assert_eq!(gcra(1, 1_000), Gcra { interval_us: 1_000_000, window_us: 1_000_000 });
     }
 
+    /// Greedy callers asking every millisecond: no window of `per` (aligned or sliding) ever
+    /// sees more than `limit`, and the sustained rate is `limit - burst`.
     #[test]
-    fn burst_then_one_per_interval() {
-        let g = gcra(10, 1_000);
-        let now = 1_000_000_000;
-        let mut tat = 0;
-        for _ in 0..10 {
-            tat = g.check(tat, now, 1).expect("burst of 10");
+    fn never_more_than_limit_in_any_window() {
+        for (limit, per_ms) in [(30u32, 60_000u64), (10, 1_000), (3, 7_000), (1, 1_000), (300, 60_000)] {
+            let g = gcra(limit, per_ms);
+            let mut tat = 0;
+            let mut granted = Vec::new();
+            let start = 1_000_000_000u64;
+            for t in 0..(per_ms * 5) {
+                let now = start + t * 1_000;
+                if let Ok(n) = g.check(tat, now, 1) {
+                    tat = n;
+                    granted.push(now);
+                }
+            }
+            let per_us = per_ms * 1_000;
+            let max_in_window = granted
+                .iter()
+                .enumerate()
+                .map(|(i, &t0)| granted[i..].iter().take_while(|&&t| t < t0 + per_us).count())
+                .max()
+                .unwrap();
+            assert!(max_in_window <= limit as usize, "{limit}/{per_ms}ms: {max_in_window} in one window");
+            let burst = (limit as usize).div_ceil(10).max(1);
+            assert!(granted.len() >= (limit as usize - burst).max(1) * 5, "{limit}/{per_ms}ms: only {}", granted.len());
         }
-        assert_eq!(tat, now + 1_000_000);
-        assert_eq!(g.check(tat, now, 1), Err(100_000), "11th waits one interval");
-        assert_eq!(g.check(tat, now + 99_999, 1), Err(1));
-        let tat = g.check(tat, now + 100_000, 1).expect("one more after one interval");
-        assert!(g.check(tat, now + 100_000, 1).is_err());
-        // Idle for a full window: the whole burst is back.
-        let mut tat2 = tat;
-        for _ in 0..10 {
-            tat2 = g.check(tat2, now + 2_100_000, 1).unwrap();
-        }
-        assert!(g.check(tat2, now + 2_100_000, 1).is_err());
     }
 
     #[test]
     fn weights() {
         let g = gcra(6_000, 60_000);
         let now = 5_000_000;
-        let tat = g.check(0, now, 5_000).unwrap();
-        assert_eq!(g.check(tat, now, 1_001), Err(10_000), "1,001 weight needs one more interval");
-        assert!(g.check(tat, now, 1_000).is_ok());
-        assert!(g.fits(6_000) && !g.fits(6_001));
+        let tat = g.check(0, now, 600).unwrap();
+        assert!(g.check(tat, now, 1).is_err(), "the burst of 600 is spent");
+        assert!(g.fits(600) && !g.fits(601), "one request can weigh at most the burst");
         assert_eq!(g.check(0, now, 0), Ok(now), "weight 0 only checks");
     }
 
     #[test]
     fn clock_going_back_is_conservative() {
         let g = gcra(2, 1_000);
-        let tat = g.check(0, 10_000_000, 2).unwrap();
+        let tat = g.check(0, 10_000_000, 1).unwrap();
         assert!(g.check(tat, 9_000_000, 1).is_err(), "an earlier clock never frees capacity");
     }
 }

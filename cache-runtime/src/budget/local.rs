@@ -50,7 +50,8 @@ impl Compiled {
 
     /// `Some(max)` when `weight` can never be granted.
     pub(crate) fn too_heavy(&self, weight: u32) -> Option<u64> {
-        let rate_max = self.budget.rates.iter().map(|r| u64::from(r.limit));
+        // One request can weigh at most a rate's burst.
+        let rate_max = self.gcras.iter().map(|g| g.window_us / g.interval_us);
         let quota_max = [self.budget.quota_day, self.budget.quota_month].into_iter().flatten();
         let max = rate_max.chain(quota_max).min()?;
         let rates_fit = self.gcras.iter().all(|g| g.fits(weight));
@@ -160,14 +161,15 @@ mod tests {
 
     #[test]
     fn rates_and_quotas_decide_together() {
-        let c = Compiled::new(Budget::new("cg").rate(3, MIN).quota_day(4));
+        // 30/min: a burst of 3, then one per 60 s / 27.
+        let c = Compiled::new(Budget::new("cg").rate(30, MIN).quota_day(4));
         let mut s = LocalState::new(1);
         for _ in 0..3 {
             s.decide(&c, NOW, 1, false).unwrap();
         }
         let (limit, retry) = s.decide(&c, NOW, 1, false).unwrap_err();
-        assert_eq!((limit, retry), (Limit::Rate { limit: 3, per: MIN }, 20_000_000));
-        s.decide(&c, NOW + 20_000_000, 1, true).unwrap();
+        assert_eq!((limit, retry), (Limit::Rate { limit: 30, per: MIN }, 2_222_223));
+        s.decide(&c, NOW + 2_222_223, 1, true).unwrap();
         assert_eq!((s.day.used, s.day.pending), (4, 1));
         // The quota is used up: its retry-after (end of day, 12 h) beats the rate's.
         let (limit, retry) = s.decide(&c, NOW + 60_000_000, 1, false).unwrap_err();
@@ -182,7 +184,7 @@ mod tests {
     fn refusal_consumes_nothing() {
         let c = Compiled::new(Budget::new("x").rate(10, MIN).rate(2, Duration::from_secs(1)));
         let mut s = LocalState::new(2);
-        s.decide(&c, NOW, 2, false).unwrap();
+        s.decide(&c, NOW, 1, false).unwrap();
         let before = s.tats.clone();
         assert!(s.decide(&c, NOW, 1, false).is_err());
         assert_eq!(s.tats, before, "a refused request leaves every limit untouched");
@@ -191,8 +193,9 @@ mod tests {
     #[test]
     fn holds_and_weights() {
         let c = Compiled::new(Budget::new("bn").rate(6_000, MIN).quota_month(5_000));
-        assert_eq!(c.too_heavy(5_001), Some(5_000));
-        assert_eq!(c.too_heavy(5_000), None);
+        // 6,000/min has a burst of 600: one request can weigh at most that.
+        assert_eq!(c.too_heavy(601), Some(600));
+        assert_eq!(c.too_heavy(600), None);
         assert_eq!(Compiled::new(Budget::new("free")).too_heavy(u32::MAX), None);
         let mut s = LocalState::new(1);
         s.hold_until_us = NOW + 1_000;

@@ -36,11 +36,13 @@
 //! 2. refuses while the budget's 429 hold key (`{ns}:budget:{name}:hold`, set by
 //!    [`BudgetEnforcer::backoff`]) exists, with its remaining PTTL as retry-after;
 //! 3. checks every rate limit with GCRA (the generic cell rate algorithm as in redis-cell and
-//!    Brandur's write-up): a limit of `L` per `T` has the emission interval `I = T / L` and a
-//!    stored *theoretical arrival time* `tat` per limit key (`{ns}:budget:{name}:rate:{i}`).
-//!    A request of weight `w` at `now` is allowed iff `max(tat, now) + w·I - L·I <= now`; a burst
-//!    of `L` is allowed from idle. Time is the Redis server's `TIME`, so instances with skewed
-//!    clocks agree;
+//!    Brandur's write-up) and a stored *theoretical arrival time* `tat` per limit key
+//!    (`{ns}:budget:{name}:rate:{i}`). Providers count per clock window, and a GCRA whose burst
+//!    is the whole limit lets almost `2·L` through one such window; so a limit of `L` per `T`
+//!    gets a burst `B = ceil(L/10)` and the emission interval `I = T / (L - B)`: at most `L`
+//!    requests in any window of length `T`, however the provider aligns it. A request of weight
+//!    `w` at `now` is allowed iff `max(tat, now) + w·I - B·I <= now`. Time is the Redis
+//!    server's `TIME`, so instances with skewed clocks agree;
 //! 4. checks the day and month quota counters (`{ns}:budget:{name}:day:{yyyymmdd}`,
 //!    `{ns}:budget:{name}:month:{yyyymm}`, calendar periods in UTC): `used + w <= quota`;
 //! 5. only if everything allows it: stores each new `tat` with `PX` = `tat - now` and
@@ -62,7 +64,7 @@
 //! whole rate limit (up to `N` times the provider's rate) and the rest of each quota as last seen
 //! (up to `N` times the remaining quota)**. When Redis is back the weight granted locally is added
 //! to the shared quota counters, and the shared state decides again. A Redis restart without
-//! persistence loses the stored `tat`s and counters: a fresh burst of `L` is allowed and the
+//! persistence loses the stored `tat`s and counters: a fresh burst is allowed and the
 //! quotas restart from what the instances report.
 //!
 //! # When the budget says no

@@ -38,7 +38,8 @@ impl Binance {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let budgets = Budgets::new(vec![Budget::new("binance").rate(3, Duration::from_secs(60)).max_wait(Duration::ZERO)]).unwrap();
+    let budgets = Budgets::new(vec![Budget::new("binance").rate(30, Duration::from_secs(60)).max_wait(Duration::ZERO)]).unwrap();
+    // 30/min: a burst of 3 weight, then one per 2.2 s.
     let svc = Binance { cache: Cache::builder().budgets(budgets).build().unwrap() };
     assert!(svc.klines("BTCUSDT", 100).await.is_ok());
     assert!(svc.klines("ETHUSDT", 10).await.is_ok());
