@@ -521,8 +521,10 @@ mod tests {
         );
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
-            "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `version`, `crate`\n\
-             unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `version`, `crate`"
+            "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
+             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`\n\
+             unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
+             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
         assert_eq!(
