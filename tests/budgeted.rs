@@ -170,7 +170,13 @@ async fn pacing_stretches_ttls_when_the_quota_burns_too_fast() {
     let redis = RedisServer::start();
     // 06:00 UTC: a quarter of the day gone.
     let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + 6 * 3600)));
-    let cache = Cache::builder().namespace("pace").redis(redis.url()).budgets(budgets()).budget_clock(clock.clone()).build().unwrap();
+    let cache = Cache::builder()
+        .namespace("pace")
+        .redis(redis.url())
+        .budgets(budgets())
+        .budget_clock(clock.clone())
+        .build()
+        .unwrap();
     let svc = Gecko::new(cache);
     svc.quote("S0").await.unwrap();
     let calm = redis.pttl("pace:cmc:quote:S0");

@@ -208,7 +208,12 @@ async fn foreign_or_corrupted_values_are_misses_that_get_overwritten() {
     let redis = RedisServer::start();
     let svc = CoinGecko::new(redis_only(&redis, "bad"));
     let key = "bad:coingecko:price:bitcoin_usd";
-    for junk in [&b"not json"[..], b"{\"id\":\"bitcoin\"}", b"\x93\x01\x02", b"{\"syntra\":1,\"ty\":\"0000\",\"at\":0,\"ttl\":1,\"data\":5}"] {
+    for junk in [
+        &b"not json"[..],
+        b"{\"id\":\"bitcoin\"}",
+        b"\x93\x01\x02",
+        b"{\"syntra\":1,\"ty\":\"0000\",\"at\":0,\"ttl\":1,\"data\":5}",
+    ] {
         redis.set_bytes(key, junk);
         let before = calls(&svc);
         let p = svc.price("bitcoin", "usd").await.unwrap();
@@ -252,7 +257,8 @@ async fn password_protected_redis() {
 
 #[tokio::test]
 async fn acl_user_and_database_in_url() {
-    let redis = RedisServer::start_with(&["--user", "bot", "on", ">botpw", "~syntra:*", "+@all", "--user", "default", "off"]);
+    let redis =
+        RedisServer::start_with(&["--user", "bot", "on", ">botpw", "~syntra:*", "+@all", "--user", "default", "off"]);
     let url = format!("redis://bot:botpw@127.0.0.1:{}/3", redis.port());
     let svc = CoinGecko::new(Cache::builder().namespace("syntra").redis(url).local_tier(false).build().unwrap());
     svc.price("bitcoin", "usd").await.unwrap();
@@ -269,15 +275,66 @@ async fn tls_rediss_url() {
         let out = std::process::Command::new("openssl").args(args).output().expect("openssl is installed");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    sh(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", &d("ca.key"), "-out", &d("ca.crt")]);
-    sh(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &d("srv.key"), "-out", &d("srv.csr")]);
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        &d("ca.key"),
+        "-out",
+        &d("ca.crt"),
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &d("srv.key"),
+        "-out",
+        &d("srv.csr"),
+    ]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    sh(&["x509", "-req", "-in", &d("srv.csr"), "-CA", &d("ca.crt"), "-CAkey", &d("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &d("ext.cnf"), "-out", &d("srv.crt")]);
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        &d("srv.csr"),
+        "-CA",
+        &d("ca.crt"),
+        "-CAkey",
+        &d("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &d("ext.cnf"),
+        "-out",
+        &d("srv.crt"),
+    ]);
     let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let (crt, key, ca) = (d("srv.crt"), d("srv.key"), d("ca.crt"));
     let _redis = RedisServer::start_with(&[
-        "--tls-port", &tls_port, "--tls-cert-file", &crt, "--tls-key-file", &key, "--tls-ca-cert-file", &ca,
-        "--tls-auth-clients", "no", "--requirepass", "tls-pw",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "tls-pw",
     ]);
     // rustls-native-certs reads the trusted roots from SSL_CERT_FILE.
     std::env::set_var("SSL_CERT_FILE", &ca);

@@ -10,8 +10,8 @@ use crate::valid::Errors;
 
 /// Every argument, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "budget",
-    "weight", "version", "crate",
+    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight", "version",
+    "crate",
 ];
 
 mod kw {
@@ -117,10 +117,7 @@ where
         let message = format!("`{}` set multiple times", name.to_token_stream());
         errors.push(Error::new_spanned(name, message));
     } else {
-        *slot = Some(Arg {
-            span: name.span(),
-            value,
-        });
+        *slot = Some(Arg { span: name.span(), value });
     }
     Ok(())
 }
@@ -139,10 +136,7 @@ fn idents(input: ParseStream) -> Result<Vec<Ident>> {
 
 fn unknown_argument(name: &Ident) -> Error {
     let expected = ARGUMENTS.join("`, `");
-    Error::new_spanned(
-        name,
-        format!("unknown argument `{name}`; expected one of `{expected}`"),
-    )
+    Error::new_spanned(name, format!("unknown argument `{name}`; expected one of `{expected}`"))
 }
 
 fn skip_value(input: ParseStream) -> Result<()> {
@@ -201,18 +195,12 @@ impl Args {
         };
         let none_ttl = self.none_ttl.and_then(|arg| {
             let value = errors.check(parse_ttl("none_ttl", arg.value))?;
-            Some(Arg {
-                span: arg.span,
-                value,
-            })
+            Some(Arg { span: arg.span, value })
         });
         let mut window = |name: &str, arg: Option<Arg<Expr>>| {
             arg.and_then(|arg| {
                 let value = errors.check(parse_ttl(name, arg.value))?;
-                Some(Arg {
-                    span: arg.span,
-                    value,
-                })
+                Some(Arg { span: arg.span, value })
             })
         };
         let stale = window("stale", self.stale);
@@ -241,18 +229,18 @@ impl Args {
         });
         let weight = match (self.weight, &budget) {
             (Some(arg), None) => {
-                errors.push(Error::new(arg.span, "`weight` is what a call costs from its `budget`: add `budget = \"...\"`"));
+                errors.push(Error::new(
+                    arg.span,
+                    "`weight` is what a call costs from its `budget`: add `budget = \"...\"`",
+                ));
                 None
             }
             (weight, _) => weight.map(|arg| arg.value),
         };
         let key = self.key.and_then(|arg| {
-            let template = Template::parse(&arg.value.value())
-                .map_err(|message| Error::new_spanned(&arg.value, message));
-            Some(Arg {
-                span: arg.span,
-                value: (arg.value, errors.check(template)?),
-            })
+            let template =
+                Template::parse(&arg.value.value()).map_err(|message| Error::new_spanned(&arg.value, message));
+            Some(Arg { span: arg.span, value: (arg.value, errors.check(template)?) })
         });
         let format = match self.format {
             Some(arg) => errors.check(format(&arg.value)),
@@ -262,15 +250,13 @@ impl Args {
             Some(arg) => errors.check(arg.value.base10_parse()),
             None => Some(0),
         };
-        let krate = match self.krate {
-            Some(arg) => errors.check(arg.value.parse::<Path>().map_err(|_| {
-                Error::new_spanned(
-                    &arg.value,
-                    "expected a path such as `crate = \"my_crate::cache\"`",
-                )
-            })),
-            None => Some(syn::parse_quote!(::syntra_cache)),
-        };
+        let krate =
+            match self.krate {
+                Some(arg) => errors.check(arg.value.parse::<Path>().map_err(|_| {
+                    Error::new_spanned(&arg.value, "expected a path such as `crate = \"my_crate::cache\"`")
+                })),
+                None => Some(syn::parse_quote!(::syntra_cache)),
+            };
         errors.finish()?;
         Ok(Config {
             ttl: ttl.expect("checked"),
@@ -299,8 +285,7 @@ fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
             if secs == 0 {
                 return Err(Error::new_spanned(int, zero()));
             }
-            secs.checked_mul(1000)
-                .ok_or_else(|| Error::new_spanned(int, format!("`{name}` is too long")))?
+            secs.checked_mul(1000).ok_or_else(|| Error::new_spanned(int, format!("`{name}` is too long")))?
         }
         Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
             let millis = parse_duration(&text.value()).map_err(|m| Error::new_spanned(text, m))?;
@@ -317,11 +302,7 @@ fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
                 ),
             ))
         }
-        Expr::Unary(ExprUnary {
-            op: UnOp::Neg(_),
-            expr: inner,
-            ..
-        }) if matches!(unwrap_group(inner), Expr::Lit(_)) => {
+        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr: inner, .. }) if matches!(unwrap_group(inner), Expr::Lit(_)) => {
             return Err(Error::new_spanned(&expr, zero()));
         }
         _ => return Ok(Ttl::Expr(expr)),
@@ -358,10 +339,9 @@ fn format(value: &LitStr) -> Result<Format> {
     match value.value().as_str() {
         "json" => Ok(Format::Json),
         "msgpack" | "messagepack" => Ok(Format::MessagePack),
-        other => Err(Error::new_spanned(
-            value,
-            format!("unknown format `{other}`; expected `\"json\"` or `\"msgpack\"`"),
-        )),
+        other => {
+            Err(Error::new_spanned(value, format!("unknown format `{other}`; expected `\"json\"` or `\"msgpack\"`")))
+        }
     }
 }
 
@@ -369,7 +349,9 @@ fn format(value: &LitStr) -> Result<Format> {
 pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
     const UNITS: &str = "`ms`, `s`, `m`, `h` or `d`";
     let invalid = || {
-        format!("invalid duration `{text}`; expected numbers with units ({UNITS}), e.g. `\"90s\"`, `\"5m\"` or `\"1h30m\"`")
+        format!(
+            "invalid duration `{text}`; expected numbers with units ({UNITS}), e.g. `\"90s\"`, `\"5m\"` or `\"1h30m\"`"
+        )
     };
     if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
         return Err(invalid());
@@ -377,13 +359,9 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
     let mut total: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
         let (number, tail) = rest.split_at(digits);
-        let letters = tail
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(tail.len());
+        let letters = tail.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(letters);
         let (int, frac) = number.split_once('.').unwrap_or((number, ""));
         if int.is_empty() || frac.contains('.') || (number.contains('.') && frac.is_empty()) {
@@ -395,16 +373,8 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => {
-                return Err(format!(
-                    "missing unit in duration `{text}`; use {UNITS}, e.g. `\"{number}s\"`"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}` in duration `{text}`; use {UNITS}"
-                ))
-            }
+            "" => return Err(format!("missing unit in duration `{text}`; use {UNITS}, e.g. `\"{number}s\"`")),
+            other => return Err(format!("unknown unit `{other}` in duration `{text}`; use {UNITS}")),
         };
         let too_long = || format!("duration `{text}` is too long");
         if int.len() > 20 || frac.len() > 20 {
@@ -412,15 +382,9 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
         }
         let scale = 10u128.pow(frac.len() as u32);
         let int: u128 = int.parse().map_err(|_| invalid())?;
-        let frac: u128 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().map_err(|_| invalid())?
-        };
+        let frac: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| invalid())? };
         if !(frac * per_unit).is_multiple_of(scale) {
-            return Err(format!(
-                "duration `{text}` is not a whole number of milliseconds"
-            ));
+            return Err(format!("duration `{text}` is not a whole number of milliseconds"));
         }
         total += int * per_unit + frac * per_unit / scale;
         if total > u128::from(u64::MAX) {
@@ -474,11 +438,7 @@ mod tests {
     fn message(args: proc_macro2::TokenStream) -> String {
         match build(args) {
             Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
         }
     }
 
@@ -496,13 +456,7 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(config.ttl, Ttl::Millis(5_400_000)));
-        assert!(matches!(
-            config.none_ttl,
-            Some(Arg {
-                value: Ttl::Millis(5_000),
-                ..
-            })
-        ));
+        assert!(matches!(config.none_ttl, Some(Arg { value: Ttl::Millis(5_000), .. })));
         assert_eq!(config.skip.len(), 2);
         assert!(config.cache.is_some());
         assert!(matches!(config.format, Format::MessagePack));
@@ -515,10 +469,7 @@ mod tests {
 
     #[test]
     fn argument_errors() {
-        assert_eq!(
-            message(quote::quote!(ttl = 1, ttl = 2)),
-            "`ttl` set multiple times"
-        );
+        assert_eq!(message(quote::quote!(ttl = 1, ttl = 2)), "`ttl` set multiple times");
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
             "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
@@ -527,18 +478,9 @@ mod tests {
              `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
-        assert_eq!(
-            message(quote::quote!(ttl = 0)),
-            "`ttl` must be greater than zero"
-        );
-        assert_eq!(
-            message(quote::quote!(ttl = "0s")),
-            "`ttl` must be greater than zero"
-        );
-        assert_eq!(
-            message(quote::quote!(ttl = -5)),
-            "`ttl` must be greater than zero"
-        );
+        assert_eq!(message(quote::quote!(ttl = 0)), "`ttl` must be greater than zero");
+        assert_eq!(message(quote::quote!(ttl = "0s")), "`ttl` must be greater than zero");
+        assert_eq!(message(quote::quote!(ttl = -5)), "`ttl` must be greater than zero");
         assert!(message(quote::quote!(ttl = 1.5)).starts_with("expected whole seconds"));
         assert!(message(quote::quote!(ttl = 1, format = "xml")).starts_with("unknown format `xml`"));
         assert_eq!(

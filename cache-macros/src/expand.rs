@@ -4,10 +4,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::token::Brace;
-use syn::{
-    Attribute, Error, FnArg, Ident, Member, Pat, Result, ReturnType, Signature, TraitItemFn, Type,
-    Visibility,
-};
+use syn::{Attribute, Error, FnArg, Ident, Member, Pat, Result, ReturnType, Signature, TraitItemFn, Type, Visibility};
 
 use crate::attr::{Args, Config, Format, Ttl};
 use crate::key::{Next, Segment};
@@ -32,14 +29,7 @@ impl Parse for CachedFn {
         let brace_token = syn::braced!(content in input);
         let inner_attrs = content.call(Attribute::parse_inner)?;
         let body = content.parse()?;
-        Ok(CachedFn {
-            attrs,
-            vis,
-            sig,
-            brace_token,
-            inner_attrs,
-            body,
-        })
+        Ok(CachedFn { attrs, vis, sig, brace_token, inner_attrs, body })
     }
 }
 
@@ -137,14 +127,7 @@ fn try_expand(args: TokenStream, func: &CachedFn) -> Result<TokenStream> {
 //
 // A plain `-> T` caches `Plain<T>`: `cached::<Plain<T>, _>(.., async move { Plain(async move {..}.await) }).await.0`.
 fn generate(config: &Config, func: &CachedFn) -> TokenStream {
-    let CachedFn {
-        attrs,
-        vis,
-        sig,
-        brace_token,
-        inner_attrs,
-        body,
-    } = func;
+    let CachedFn { attrs, vis, sig, brace_token, inner_attrs, body } = func;
     let krate = &config.krate;
     let private = quote!(#krate::__private);
     let ret = func.return_type().expect("validated");
@@ -169,11 +152,7 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
 
     let plain = return_kind(ret) == ReturnKind::Plain;
     let private_at_ret = private_at(krate, ret_span);
-    let outcome = if plain {
-        quote_spanned!(ret_span=> #private_at_ret::Plain<#ret>)
-    } else {
-        quote!(#ret)
-    };
+    let outcome = if plain { quote_spanned!(ret_span=> #private_at_ret::Plain<#ret>) } else { quote!(#ret) };
     let assert_outcome = quote_spanned!(ret_span=> #private_at_ret::assert_outcome::<#outcome>(););
     let call = quote_spanned!(ret_span=> #private_at_ret::cached::<#outcome, _>);
 
@@ -205,9 +184,10 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
         let refresh = self::ttl(&arg.value, krate);
         quote!(.refresh(#refresh))
     });
-    let jitter = config.jitter.as_ref().map(|expr| {
-        quote_spanned!(expr.span()=> .jitter(::core::convert::Into::<f64>::into(#expr)))
-    });
+    let jitter = config
+        .jitter
+        .as_ref()
+        .map(|expr| quote_spanned!(expr.span()=> .jitter(::core::convert::Into::<f64>::into(#expr))));
     let budget = config.budget.as_ref().map(|arg| {
         let name = &arg.value;
         let weight = match &config.weight {
@@ -240,14 +220,8 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
     let mut block = TokenStream::new();
     brace_token.surround(&mut block, |tokens| body.to_tokens(tokens));
     let body = quote!(async move { #fake_return #block });
-    let (future, unwrap) = if plain {
-        (
-            quote!(async move { #private::Plain(#body.await) }),
-            quote!(.0),
-        )
-    } else {
-        (body, quote!())
-    };
+    let (future, unwrap) =
+        if plain { (quote!(async move { #private::Plain(#body.await) }), quote!(.0)) } else { (body, quote!()) };
     let call = quote_spanned! {ret_span=>
         #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
     };
@@ -277,9 +251,7 @@ fn site(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenStream 
     let module = quote!(#private::Service::Module(::core::module_path!()));
     let (service, method) = match template {
         Some(template) => (
-            template
-                .service()
-                .map_or(module, |name| quote!(#private::Service::Named(#name))),
+            template.service().map_or(module, |name| quote!(#private::Service::Named(#name))),
             template.method().unwrap_or(&fn_name),
         ),
         None if func.has_receiver() => (quote!(#private::Service::SelfType), fn_name.as_str()),
@@ -312,9 +284,7 @@ fn site(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenStream 
 fn key_parts(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenStream {
     let params = func.params();
     let Some(key) = &config.key else {
-        let hashed = params
-            .iter()
-            .filter(|param| !config.skip.iter().any(|skip| skip == **param));
+        let hashed = params.iter().filter(|param| !config.skip.iter().any(|skip| skip == **param));
         return quote!(__cache_key.args(&(#(&#hashed,)*)););
     };
     let template = &key.value.1;
@@ -327,10 +297,7 @@ fn key_parts(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenSt
             }
             Segment::Arg(placeholder) => placeholder,
         };
-        let param = *params
-            .iter()
-            .find(|param| **param == placeholder.param.as_str())
-            .expect("validated");
+        let param = *params.iter().find(|param| **param == placeholder.param.as_str()).expect("validated");
         let span = param.span();
         let fields = placeholder.fields.iter().map(|field| match field.parse() {
             Ok(index) => Member::Unnamed(syn::Index { index, span }),
@@ -407,12 +374,7 @@ mod tests {
                 ),
             ),
             (
-                quote!(
-                    ttl = "500ms",
-                    none_ttl = "1m",
-                    cache = self.cache,
-                    format = "msgpack"
-                ),
+                quote!(ttl = "500ms", none_ttl = "1m", cache = self.cache, format = "msgpack"),
                 quote!(
                     pub async fn find(&self, id: u64, _trace: u8) -> Option<User> {
                         None
@@ -420,12 +382,7 @@ mod tests {
                 ),
             ),
             (
-                quote!(
-                    ttl = interval.ttl_secs(),
-                    skip(interval),
-                    crate = "my::cache",
-                    version = 2
-                ),
+                quote!(ttl = interval.ttl_secs(), skip(interval), crate = "my::cache", version = 2),
                 quote!(
                     async fn candles(interval: Interval) -> Vec<Candle> {
                         vec![]
@@ -463,12 +420,7 @@ mod tests {
     #[test]
     fn key_checks() {
         let out = expand(
-            quote!(
-                ttl = 1,
-                key = "a:<idd>:<vs.x>",
-                skip(vs, nope),
-                none_ttl = 1
-            ),
+            quote!(ttl = 1, key = "a:<idd>:<vs.x>", skip(vs, nope), none_ttl = 1),
             quote!(
                 async fn f(id: u8, vs: u8, extra: u8) -> u8 {
                     1

@@ -39,17 +39,13 @@ impl Template {
             );
         }
         if text.contains("::") {
-            return Err(
-                "key template contains `::`; separate its segments with a single `:`".into(),
-            );
+            return Err("key template contains `::`; separate its segments with a single `:`".into());
         }
         let mut segments = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find(['<', '>']) {
             if rest[open..].starts_with('>') {
-                return Err(format!(
-                    "stray `>` in key template `{text}`; placeholders are written `<name>`"
-                ));
+                return Err(format!("stray `>` in key template `{text}`; placeholders are written `<name>`"));
             }
             if open > 0 {
                 segments.push(Segment::Lit(rest[..open].to_owned()));
@@ -62,9 +58,7 @@ impl Template {
                 }
                 close => {
                     let inner = &after[..close.unwrap_or(after.len())];
-                    return Err(format!(
-                        "unclosed placeholder `<{inner}` in key template; close it with `>`"
-                    ));
+                    return Err(format!("unclosed placeholder `<{inner}` in key template; close it with `>`"));
                 }
             }
         }
@@ -81,10 +75,7 @@ impl Template {
                 }
             }
         }
-        Ok(Template {
-            text: text.to_owned(),
-            segments,
-        })
+        Ok(Template { text: text.to_owned(), segments })
     }
 
     pub(crate) fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
@@ -110,9 +101,7 @@ impl Template {
         match self.segments.get(index + 1) {
             None => Next::End,
             Some(Segment::Arg(_)) => Next::Arg,
-            Some(Segment::Lit(lit)) => {
-                Next::Lit(lit.chars().next().expect("literals are non-empty"))
-            }
+            Some(Segment::Lit(lit)) => Next::Lit(lit.chars().next().expect("literals are non-empty")),
         }
     }
 }
@@ -120,9 +109,7 @@ impl Template {
 impl Placeholder {
     fn parse(inner: &str) -> Result<Self, String> {
         if inner.is_empty() {
-            return Err(
-                "empty placeholder `<>` in key template; name a parameter, e.g. `<id>`".into(),
-            );
+            return Err("empty placeholder `<>` in key template; name a parameter, e.g. `<id>`".into());
         }
         let mut parts = inner.split('.');
         let param = parts.next().unwrap_or_default();
@@ -137,10 +124,7 @@ impl Placeholder {
                 "invalid placeholder `<{inner}>` in key template; expected a parameter name such as `<id>` or `<id.field>`"
             ));
         }
-        Ok(Placeholder {
-            param: param.to_owned(),
-            fields,
-        })
+        Ok(Placeholder { param: param.to_owned(), fields })
     }
 }
 
@@ -171,10 +155,7 @@ mod tests {
     }
 
     fn arg(param: &str, fields: &[&str]) -> Segment {
-        Segment::Arg(Placeholder {
-            param: param.into(),
-            fields: fields.iter().map(|f| f.to_string()).collect(),
-        })
+        Segment::Arg(Placeholder { param: param.into(), fields: fields.iter().map(|f| f.to_string()).collect() })
     }
 
     fn err(text: &str) -> String {
@@ -184,15 +165,7 @@ mod tests {
     #[test]
     fn literals_and_placeholders() {
         let t = Template::parse("coingecko:price:<id>_<vs>").unwrap();
-        assert_eq!(
-            t.segments,
-            [
-                lit("coingecko:price:"),
-                arg("id", &[]),
-                lit("_"),
-                arg("vs", &[])
-            ]
-        );
+        assert_eq!(t.segments, [lit("coingecko:price:"), arg("id", &[]), lit("_"), arg("vs", &[])]);
         assert_eq!(t.service(), Some("coingecko"));
         assert_eq!(t.method(), Some("price"));
         assert_eq!(t.next_after(1), Next::Lit('_'));

@@ -58,30 +58,16 @@ pub(crate) fn signature(func: &CachedFn) -> Result<()> {
     let mut errors = Errors::default();
     let sig = &func.sig;
     if sig.asyncness.is_none() {
-        errors.push(Error::new_spanned(
-            sig.fn_token,
-            "#[cached] requires an `async fn`",
-        ));
+        errors.push(Error::new_spanned(sig.fn_token, "#[cached] requires an `async fn`"));
     }
     if let Some(constness) = sig.constness {
-        errors.push(Error::new_spanned(
-            constness,
-            "#[cached] fns cannot be `const`",
-        ));
+        errors.push(Error::new_spanned(constness, "#[cached] fns cannot be `const`"));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(Error::new_spanned(
-            variadic,
-            "#[cached] does not support variadic parameters",
-        ));
+        errors.push(Error::new_spanned(variadic, "#[cached] does not support variadic parameters"));
     }
     for attr in &func.attrs {
-        if attr
-            .path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "cached")
-        {
+        if attr.path().segments.last().is_some_and(|s| s.ident == "cached") {
             errors.push(Error::new_spanned(attr, "#[cached] applied twice"));
         }
     }
@@ -133,10 +119,9 @@ pub(crate) fn signature(func: &CachedFn) -> Result<()> {
             ),
         )),
         ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(tuple) if tuple.elems.is_empty() => errors.push(Error::new_spanned(
-                ty,
-                "#[cached] fn returns `()`, so there is nothing worth caching",
-            )),
+            Type::Tuple(tuple) if tuple.elems.is_empty() => {
+                errors.push(Error::new_spanned(ty, "#[cached] fn returns `()`, so there is nothing worth caching"))
+            }
             Type::ImplTrait(_) => errors.push(Error::new_spanned(
                 ty,
                 "#[cached] cannot store an `impl Trait` return value; name the concrete type",
@@ -189,20 +174,11 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
     let mut skipped = BTreeSet::new();
     for name in &config.skip {
         if name == "self" {
-            errors.push(Error::new_spanned(
-                name,
-                "`self` is never part of the cache key; remove it from `skip`",
-            ));
+            errors.push(Error::new_spanned(name, "`self` is never part of the cache key; remove it from `skip`"));
         } else if !is_param(&name.to_string()) {
-            errors.push(Error::new_spanned(
-                name,
-                format!("unknown parameter `{name}` in `skip`; {}", names()),
-            ));
+            errors.push(Error::new_spanned(name, format!("unknown parameter `{name}` in `skip`; {}", names())));
         } else if !skipped.insert(name.to_string()) {
-            errors.push(Error::new_spanned(
-                name,
-                format!("`{name}` is listed twice in `skip`"),
-            ));
+            errors.push(Error::new_spanned(name, format!("`{name}` is listed twice in `skip`")));
         }
     }
 
@@ -211,10 +187,8 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
         let mut in_key = BTreeSet::new();
         for placeholder in template.placeholders() {
             if !is_param(&placeholder.param) {
-                errors.push(Error::new_spanned(
-                    lit,
-                    format!("unknown placeholder `{placeholder}` in key; {}", names()),
-                ));
+                errors
+                    .push(Error::new_spanned(lit, format!("unknown placeholder `{placeholder}` in key; {}", names())));
             }
             in_key.insert(placeholder.param.as_str());
         }
@@ -222,9 +196,7 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
             if in_key.contains(name.to_string().as_str()) {
                 errors.push(Error::new_spanned(
                     name,
-                    format!(
-                        "`{name}` is both in the key and in `skip`; remove it from one of them"
-                    ),
+                    format!("`{name}` is both in the key and in `skip`; remove it from one of them"),
                 ));
             }
         }
@@ -253,10 +225,7 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
     }
     if let Some(none_ttl) = &config.none_ttl {
         if func.return_kind() != Some(ReturnKind::Option) {
-            errors.push(Error::new(
-                none_ttl.span,
-                "`none_ttl` applies only to fns returning `Option<_>`",
-            ));
+            errors.push(Error::new(none_ttl.span, "`none_ttl` applies only to fns returning `Option<_>`"));
         }
     }
     errors.finish()

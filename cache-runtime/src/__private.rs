@@ -220,13 +220,17 @@ pub struct Policy<R = ()> {
     share: Option<Sharer<R>>,
     budget: Option<(&'static str, u32)>,
     on_denied: Option<fn(crate::budget::Denied) -> R>,
-    rate_limited: Option<fn(&R) -> Option<Option<Duration>>>,
+    rate_limited: Option<RateHint<R>>,
 }
 
 impl<R> Policy<R> {
     pub fn new(ttl: Result<Duration, TtlError>) -> Self {
         let ttl = ttl.and_then(IntoTtl::into_ttl);
-        Policy { ttl, none_ttl: None, stale: Duration::ZERO, refresh: Duration::ZERO,
+        Policy {
+            ttl,
+            none_ttl: None,
+            stale: Duration::ZERO,
+            refresh: Duration::ZERO,
             jitter: 0.0,
             share: None,
             budget: None,
@@ -268,7 +272,7 @@ impl<R> Policy<R> {
         self
     }
     /// How to tell a rate-limit answer (429) in an outcome (see `RateLimitError`).
-    pub fn rate_limited(mut self, hint: Option<fn(&R) -> Option<Option<Duration>>>) -> Self {
+    pub fn rate_limited(mut self, hint: Option<RateHint<R>>) -> Self {
         self.rate_limited = hint;
         self
     }
@@ -315,6 +319,9 @@ impl<R> ShareNone<R> for Share<R> {
     }
 }
 
+/// Reads a rate-limit answer (429, with its retry-after) out of an outcome.
+pub type RateHint<R> = fn(&R) -> Option<Option<Duration>>;
+
 /// Autoref specialisation: `(&&Hint::<R>::new()).hint()` reads 429s when the error type
 /// implements `RateLimitError`.
 pub struct Hint<R>(std::marker::PhantomData<fn() -> R>);
@@ -325,18 +332,18 @@ impl<R> Hint<R> {
     }
 }
 pub trait HintSome<R> {
-    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>>;
+    fn hint(&self) -> Option<RateHint<R>>;
 }
 impl<T, E: crate::budget::RateLimitError> HintSome<Result<T, E>> for &Hint<Result<T, E>> {
-    fn hint(&self) -> Option<fn(&Result<T, E>) -> Option<Option<Duration>>> {
+    fn hint(&self) -> Option<RateHint<Result<T, E>>> {
         Some(|r| r.as_ref().err().and_then(crate::budget::RateLimitError::rate_limited))
     }
 }
 pub trait HintNone<R> {
-    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>>;
+    fn hint(&self) -> Option<RateHint<R>>;
 }
 impl<R> HintNone<R> for Hint<R> {
-    fn hint(&self) -> Option<fn(&R) -> Option<Option<Duration>>> {
+    fn hint(&self) -> Option<RateHint<R>> {
         None
     }
 }
@@ -743,7 +750,17 @@ impl<'a, R: Outcome> Call<'a, R> {
         let negative_cached = match out.verdict() {
             Verdict::Keep(v) => {
                 let meta = Meta::now(self.policy.jittered(ttl), keep_stale, false);
-                if let Err(e) = tiers.put(&self.key, Some(v), meta, format, ty, !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed)).await {
+                if let Err(e) = tiers
+                    .put(
+                        &self.key,
+                        Some(v),
+                        meta,
+                        format,
+                        ty,
+                        !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                    .await
+                {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
                 false
@@ -751,7 +768,17 @@ impl<'a, R: Outcome> Call<'a, R> {
             Verdict::Negative if matches!(self.policy.none_ttl, Some(Ok(_))) => {
                 let none_ttl = self.policy.none_ttl.clone().and_then(Result::ok).unwrap_or(self.ttl);
                 let meta = Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true);
-                if let Err(e) = tiers.put::<R::Value>(&self.key, None, meta, format, ty, !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed)).await {
+                if let Err(e) = tiers
+                    .put::<R::Value>(
+                        &self.key,
+                        None,
+                        meta,
+                        format,
+                        ty,
+                        !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                    .await
+                {
                     store_error(self.counters, &self.key, service, method, &e);
                 }
                 true
@@ -784,7 +811,13 @@ impl<'a, R: Outcome> Call<'a, R> {
         self.finish(leader, token, out, negative_cached).await
     }
 
-    async fn finish(&self, leader: Option<flight::Leader<'_>>, token: Option<String>, out: R, negative_cached: bool) -> R {
+    async fn finish(
+        &self,
+        leader: Option<flight::Leader<'_>>,
+        token: Option<String>,
+        out: R,
+        negative_cached: bool,
+    ) -> R {
         self.release(token).await;
         if let Some(l) = leader {
             l.publish(|| match out.verdict() {

@@ -311,12 +311,20 @@ impl CacheBuilder {
             b.budgets = match v.as_str() {
                 "seed" => Some(Budgets::seed_defaults()),
                 "off" | "none" => None,
-                _ => return Err(BuildError::Env { var: "SYNTRA_CACHE_BUDGETS", value: v, reason: "expected `seed` or `off`".into() }),
+                _ => {
+                    return Err(BuildError::Env {
+                        var: "SYNTRA_CACHE_BUDGETS",
+                        value: v,
+                        reason: "expected `seed` or `off`".into(),
+                    })
+                }
             };
         }
         if let Some(b2) = b.budgets.take() {
             let vars = |k: &str| get(k);
-            b.budgets = Some(b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?);
+            b.budgets = Some(
+                b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?,
+            );
         }
         if let Some(v) = get("SYNTRA_CACHE_DISABLED") {
             b.enabled = !parse_bool("SYNTRA_CACHE_DISABLED", &v)?;
@@ -343,7 +351,8 @@ impl CacheBuilder {
         }
         let clock = self.budget_clock;
         let mut budgets = self.budgets.map(BudgetEnforcer::builder).map(|b| {
-            let b = b.namespace(self.namespace.clone()).op_timeout(self.op_timeout).connect_timeout(self.connect_timeout);
+            let b =
+                b.namespace(self.namespace.clone()).op_timeout(self.op_timeout).connect_timeout(self.connect_timeout);
             match clock {
                 Some(c) => b.clock(c),
                 None => b,

@@ -68,19 +68,14 @@ impl Meta {
 
     /// How long the entry must be kept at `now_ms`: freshness plus the stale window.
     pub fn keep_left(&self, now_ms: u64) -> Duration {
-        let end = self
-            .written_at_ms
-            .saturating_add((self.ttl + self.stale).as_millis() as u64);
+        let end = self.written_at_ms.saturating_add((self.ttl + self.stale).as_millis() as u64);
         Duration::from_millis(end.saturating_sub(now_ms))
     }
 }
 
 /// Milliseconds since the Unix epoch (wall clock: shared by every instance reading Redis).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A fingerprint of the Rust type of cached values and the schema `version`: 16 hex digits.

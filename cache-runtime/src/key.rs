@@ -58,10 +58,7 @@ const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 /// Appends the escaped form of `s` to `out`, or its hash when the escaped form is too long.
 pub(crate) fn push_escaped(out: &mut String, s: &str, stop: Option<u8>) {
     let bytes = s.as_bytes();
-    let escaped_len: usize = bytes
-        .iter()
-        .map(|&c| if is_plain(c, stop) { 1 } else { 3 })
-        .sum();
+    let escaped_len: usize = bytes.iter().map(|&c| if is_plain(c, stop) { 1 } else { 3 }).sum();
     if escaped_len > MAX_PART {
         out.push('~');
         out.push_str(&hash_hex(b"str", bytes));

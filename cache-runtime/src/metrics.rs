@@ -102,7 +102,7 @@ impl Histogram {
         };
         LatencySnapshot {
             count: total,
-            mean: if total == 0 { Duration::ZERO } else { Duration::from_nanos(self.sum_ns.load(Relaxed) / total) },
+            mean: Duration::from_nanos(self.sum_ns.load(Relaxed).checked_div(total).unwrap_or(0)),
             p50: quantile(0.50),
             p99: quantile(0.99),
         }

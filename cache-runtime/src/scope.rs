@@ -8,7 +8,7 @@ use crate::Cache;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 #[derive(Clone)]
 pub(crate) enum Mode {
@@ -53,7 +53,7 @@ pub fn key_of<F: Future>(call: F) -> Result<CallKey, CacheError> {
     {
         let mut fut = pin!(MODE.scope(Mode::Capture(slot.clone()), call));
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(_) = fut.as_mut().poll(&mut cx) {
+        if fut.as_mut().poll(&mut cx).is_ready() {
             return Err(CacheError::NotCached);
         }
     }

@@ -21,16 +21,10 @@ pub(crate) fn route(rest: &str, q: &Query) -> Route {
         "/api/v3/ping" => ("/api/v3/ping", 1),
         "/api/v3/time" => ("/api/v3/time", 1),
         "/api/v3/klines" => {
-            let limit = q
-                .get("limit")
-                .and_then(|l| l.parse::<u32>().ok())
-                .unwrap_or(500);
+            let limit = q.get("limit").and_then(|l| l.parse::<u32>().ok()).unwrap_or(500);
             ("/api/v3/klines", klines_weight(limit))
         }
-        "/api/v3/ticker/price" => (
-            "/api/v3/ticker/price",
-            if q.get("symbol").is_some() { 2 } else { 4 },
-        ),
+        "/api/v3/ticker/price" => ("/api/v3/ticker/price", if q.get("symbol").is_some() { 2 } else { 4 }),
         "/fapi/v1/fundingRate" => ("/fapi/v1/fundingRate", 1),
         "/fapi/v1/premiumIndex" => ("/fapi/v1/premiumIndex", 1),
         "/fapi/v1/openInterest" => ("/fapi/v1/openInterest", 1),
@@ -44,10 +38,7 @@ fn err(code: i32, msg: &str) -> Reply {
 }
 
 fn mandatory(name: &str) -> Reply {
-    err(
-        -1102,
-        &format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
-    )
+    err(-1102, &format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
 }
 
 fn symbol_param(q: &Query, futures: bool) -> Result<&'static Symbol, Reply> {
@@ -191,24 +182,17 @@ fn ticker_price(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
         let names: Vec<String> = serde_json::from_str(list).map_err(|_| mandatory("symbols"))?;
         let mut out = Vec::new();
         for n in names {
-            out.push(one(
-                binance_symbol(&n).ok_or_else(|| err(-1121, "Invalid symbol."))?
-            ));
+            out.push(one(binance_symbol(&n).ok_or_else(|| err(-1121, "Invalid symbol."))?));
         }
         return Ok(Reply::ok(&Value::Array(out)));
     }
-    Ok(Reply::ok(&Value::Array(
-        BINANCE_SYMBOLS.iter().map(one).collect(),
-    )))
+    Ok(Reply::ok(&Value::Array(BINANCE_SYMBOLS.iter().map(one).collect())))
 }
 
 const FUNDING_PERIOD: i64 = 8 * 3_600;
 
 fn funding_at(ctx: &Ctx, sym: &Symbol, t: i64) -> f64 {
-    let w = ctx
-        .market
-        .wobble(sym.symbol, t, 3.0 * FUNDING_PERIOD as f64, 1.0)
-        - 1.0;
+    let w = ctx.market.wobble(sym.symbol, t, 3.0 * FUNDING_PERIOD as f64, 1.0) - 1.0;
     round_dp(0.0001 + 0.00025 * w, 8)
 }
 
@@ -218,16 +202,9 @@ fn funding_rate(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
     } else {
         BINANCE_SYMBOLS.iter().filter(|s| s.futures).collect()
     };
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .unwrap_or(100)
-        .clamp(1, 1000);
+    let limit = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(100).clamp(1, 1000);
     let now = ctx.now_s();
-    let end = q
-        .get("endTime")
-        .and_then(|e| e.parse::<i64>().ok())
-        .map_or(now, |e| (e / 1000).min(now));
+    let end = q.get("endTime").and_then(|e| e.parse::<i64>().ok()).map_or(now, |e| (e / 1000).min(now));
     let mut rows: Vec<(i64, Value)> = Vec::new();
     for sym in syms {
         let last = end.div_euclid(FUNDING_PERIOD) * FUNDING_PERIOD;
@@ -252,9 +229,7 @@ fn funding_rate(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
     }
     rows.sort_by_key(|(t, _)| *t);
     let skip = rows.len().saturating_sub(limit as usize);
-    Ok(Reply::ok(&Value::Array(
-        rows.into_iter().skip(skip).map(|(_, v)| v).collect(),
-    )))
+    Ok(Reply::ok(&Value::Array(rows.into_iter().skip(skip).map(|(_, v)| v).collect())))
 }
 
 fn premium_index(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
@@ -277,13 +252,7 @@ fn premium_index(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {
     if q.get("symbol").is_some() {
         return Ok(Reply::ok(&one(symbol_param(q, true)?)));
     }
-    Ok(Reply::ok(&Value::Array(
-        BINANCE_SYMBOLS
-            .iter()
-            .filter(|s| s.futures)
-            .map(one)
-            .collect(),
-    )))
+    Ok(Reply::ok(&Value::Array(BINANCE_SYMBOLS.iter().filter(|s| s.futures).map(one).collect())))
 }
 
 fn open_interest(ctx: &Ctx, q: &Query) -> Result<Reply, Reply> {

@@ -36,10 +36,7 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         ["ping"] => Reply::ok(&json!({"gecko_says": "(V3) To the Moon!"})),
         ["simple", "price"] => simple_price(ctx, q),
         ["coins", "list"] => Reply::ok(&Value::Array(
-            COINS
-                .iter()
-                .map(|c| json!({"id": c.id, "symbol": c.symbol.to_lowercase(), "name": c.name}))
-                .collect(),
+            COINS.iter().map(|c| json!({"id": c.id, "symbol": c.symbol.to_lowercase(), "name": c.name})).collect(),
         )),
         ["coins", id] => match coin_by_id(id) {
             Some(c) => Reply::ok(&coin(ctx, c, q)),
@@ -113,10 +110,7 @@ fn per_currency(f: impl Fn(&str) -> Option<f64>, round: impl Fn(f64) -> Value) -
 }
 
 fn image(c: &Coin, size: &str) -> String {
-    format!(
-        "https://coin-images.coingecko.com/coins/images/{}/{size}/{}.png?1696501400",
-        c.image_id, c.id
-    )
+    format!("https://coin-images.coingecko.com/coins/images/{}/{size}/{}.png?1696501400", c.image_id, c.id)
 }
 
 fn coin(ctx: &Ctx, c: &Coin, q: &Query) -> Value {
@@ -276,9 +270,8 @@ fn market_chart(ctx: &Ctx, c: &Coin, q: &Query) -> Reply {
     }
     times.push(now);
     let m = &ctx.market;
-    let series = |f: &dyn Fn(i64) -> f64| -> Value {
-        Value::Array(times.iter().map(|&t| json!([t * 1000, f(t)])).collect())
-    };
+    let series =
+        |f: &dyn Fn(i64) -> f64| -> Value { Value::Array(times.iter().map(|&t| json!([t * 1000, f(t)])).collect()) };
     let price = |t: i64| round_sig(m.coin_in(c, &vs, t).unwrap_or(0.0), 12);
     let body = json!({
         "prices": series(&price),
@@ -355,9 +348,7 @@ fn search(query: &str) -> Value {
         COINS
             .iter()
             .filter(|c| {
-                c.id.contains(&ql)
-                    || c.name.to_lowercase().contains(&ql)
-                    || c.symbol.to_lowercase().contains(&ql)
+                c.id.contains(&ql) || c.name.to_lowercase().contains(&ql) || c.symbol.to_lowercase().contains(&ql)
             })
             .map(|c| {
                 json!({
@@ -380,20 +371,14 @@ fn global(ctx: &Ctx) -> Value {
     let m = &ctx.market;
     // The catalogue is a sample of the market: scale it up to a plausible total.
     let sample: f64 = COINS.iter().map(|c| m.coin_usd(c, t) * c.circulating).sum();
-    let prev: f64 = COINS
-        .iter()
-        .map(|c| m.coin_usd(c, t - 86_400) * c.circulating)
-        .sum();
+    let prev: f64 = COINS.iter().map(|c| m.coin_usd(c, t - 86_400) * c.circulating).sum();
     let total = sample * 1.12;
     let volume: f64 = COINS.iter().map(|c| m.volume_usd(c, t)).sum::<f64>() * 1.3;
     let mut pct = Map::new();
     for c in COINS.iter().take(10) {
         pct.insert(
             c.symbol.to_lowercase(),
-            Value::from(round_sig(
-                m.coin_usd(c, t) * c.circulating / total * 100.0,
-                10,
-            )),
+            Value::from(round_sig(m.coin_usd(c, t) * c.circulating / total * 100.0, 10)),
         );
     }
     json!({"data": {

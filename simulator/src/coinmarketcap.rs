@@ -27,19 +27,13 @@ pub(crate) fn status(ctx: &Ctx, code: i64, message: Option<&str>, credits: u32) 
 }
 
 pub(crate) fn error(ctx: &Ctx, http: u16, code: i64, message: &str) -> Reply {
-    Reply::json(
-        http,
-        &json!({"status": status(ctx, code, Some(message), 0)}),
-    )
+    Reply::json(http, &json!({"status": status(ctx, code, Some(message), 0)}))
 }
 
 /// The API key must come in the `X-CMC_PRO_API_KEY` header (or the `CMC_PRO_API_KEY` query
 /// parameter, which CoinMarketCap also accepts).
 pub(crate) fn authorize(ctx: &Ctx, headers: &hyper::HeaderMap, q: &Query) -> Result<(), Reply> {
-    let header = headers
-        .get("x-cmc_pro_api_key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty());
+    let header = headers.get("x-cmc_pro_api_key").and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty());
     if header.is_some() || q.get("CMC_PRO_API_KEY").is_some() {
         Ok(())
     } else {
@@ -54,19 +48,10 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         _ => return error(ctx, 404, 404, "Not found"),
     };
     let convert = q.list("convert");
-    let convert = if convert.is_empty() {
-        vec!["USD".to_string()]
-    } else {
-        convert
-    };
+    let convert = if convert.is_empty() { vec!["USD".to_string()] } else { convert };
     for c in &convert {
         if ctx.market.usd_in(&c.to_lowercase(), 0).is_none() {
-            return error(
-                ctx,
-                400,
-                400,
-                &format!("Invalid value for \"convert\": \"{c}\""),
-            );
+            return error(ctx, 400, 400, &format!("Invalid value for \"convert\": \"{c}\""));
         }
     }
     let mut coins: Vec<(String, &Coin)> = Vec::new();
@@ -74,47 +59,25 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         for s in q.list("symbol") {
             match coin_by_symbol(&s) {
                 Some(c) => coins.push((s.to_uppercase(), c)),
-                None => {
-                    return error(
-                        ctx,
-                        400,
-                        400,
-                        &format!("Invalid value for \"symbol\": \"{s}\""),
-                    )
-                }
+                None => return error(ctx, 400, 400, &format!("Invalid value for \"symbol\": \"{s}\"")),
             }
         }
     } else if !q.list("slug").is_empty() {
         for s in q.list("slug") {
             match coin_by_id(&s) {
                 Some(c) => coins.push((c.cmc_id.to_string(), c)),
-                None => {
-                    return error(
-                        ctx,
-                        400,
-                        400,
-                        &format!("Invalid value for \"slug\": \"{s}\""),
-                    )
-                }
+                None => return error(ctx, 400, 400, &format!("Invalid value for \"slug\": \"{s}\"")),
             }
         }
     } else if !q.list("id").is_empty() {
         for s in q.list("id") {
-            match crate::market::COINS
-                .iter()
-                .find(|c| c.cmc_id.to_string() == s)
-            {
+            match crate::market::COINS.iter().find(|c| c.cmc_id.to_string() == s) {
                 Some(c) => coins.push((s.clone(), c)),
                 None => return error(ctx, 400, 400, &format!("Invalid value for \"id\": \"{s}\"")),
             }
         }
     } else {
-        return error(
-            ctx,
-            400,
-            400,
-            "\"value\" must contain at least one of [id, symbol, slug]",
-        );
+        return error(ctx, 400, 400, "\"value\" must contain at least one of [id, symbol, slug]");
     }
     let mut data = Map::new();
     for (k, c) in &coins {
@@ -128,11 +91,7 @@ fn quote(ctx: &Ctx, c: &Coin, convert: &[String]) -> Value {
     let m = &ctx.market;
     let t = ctx.now_s();
     let usd = m.coin_usd(c, t);
-    let total_mc: f64 = crate::market::COINS
-        .iter()
-        .map(|c| m.coin_usd(c, t) * c.circulating)
-        .sum::<f64>()
-        * 1.12;
+    let total_mc: f64 = crate::market::COINS.iter().map(|c| m.coin_usd(c, t) * c.circulating).sum::<f64>() * 1.12;
     let pct = |secs: i64| round_sig((usd / m.coin_usd(c, t - secs) - 1.0) * 100.0, 9);
     let mut q = Map::new();
     for cur in convert {

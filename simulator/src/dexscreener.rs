@@ -3,8 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::market::{
-    coin_by_id, dex_token, hash, key, round_dp, round_sig, same_address, DexToken, DEX_QUOTES,
-    DEX_TOKENS,
+    coin_by_id, dex_token, hash, key, round_dp, round_sig, same_address, DexToken, DEX_QUOTES, DEX_TOKENS,
 };
 use crate::util::{Query, Reply};
 use crate::{Ctx, Route};
@@ -29,12 +28,7 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
             let pairs: Vec<Value> = if query.is_empty() {
                 Vec::new()
             } else {
-                all_pairs()
-                    .into_iter()
-                    .filter(|p| p.matches(&query))
-                    .take(30)
-                    .map(|p| p.json(ctx))
-                    .collect()
+                all_pairs().into_iter().filter(|p| p.matches(&query)).take(30).map(|p| p.json(ctx)).collect()
             };
             Reply::ok(&json!({"schemaVersion": "1.0.0", "pairs": pairs}))
         }
@@ -45,36 +39,19 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
                 .map(|p| p.json(ctx))
                 .collect();
             let first = found.first().cloned().unwrap_or(Value::Null);
-            let pairs = if found.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(found)
-            };
+            let pairs = if found.is_empty() { Value::Null } else { Value::Array(found) };
             Reply::ok(&json!({"schemaVersion": "1.0.0", "pairs": pairs, "pair": first}))
         }
-        ["token-pairs", "v1", chain, address] => Reply::ok(&Value::Array(
-            pairs_of(chain, &[address])
-                .iter()
-                .map(|p| p.json(ctx))
-                .collect(),
-        )),
-        ["tokens", "v1", chain, addresses] => {
-            let list: Vec<&str> = addresses
-                .split(',')
-                .filter(|a| !a.is_empty())
-                .take(30)
-                .collect();
-            Reply::ok(&Value::Array(
-                pairs_of(chain, &list).iter().map(|p| p.json(ctx)).collect(),
-            ))
+        ["token-pairs", "v1", chain, address] => {
+            Reply::ok(&Value::Array(pairs_of(chain, &[address]).iter().map(|p| p.json(ctx)).collect()))
         }
-        ["token-profiles", "latest", "v1"] => Reply::ok(&Value::Array(
-            DEX_TOKENS
-                .iter()
-                .filter(|t| t.tracks.is_none())
-                .map(profile)
-                .collect(),
-        )),
+        ["tokens", "v1", chain, addresses] => {
+            let list: Vec<&str> = addresses.split(',').filter(|a| !a.is_empty()).take(30).collect();
+            Reply::ok(&Value::Array(pairs_of(chain, &list).iter().map(|p| p.json(ctx)).collect()))
+        }
+        ["token-profiles", "latest", "v1"] => {
+            Reply::ok(&Value::Array(DEX_TOKENS.iter().filter(|t| t.tracks.is_none()).map(profile).collect()))
+        }
         _ => Reply::json(404, &json!({"error": "Not Found"})),
     }
 }
@@ -90,23 +67,13 @@ struct Side {
 
 fn side(chain: &'static str, address: &'static str) -> Side {
     if let Some(t) = dex_token(chain, address) {
-        return Side {
-            chain,
-            address: t.address,
-            name: t.name,
-            symbol: t.symbol,
-        };
+        return Side { chain, address: t.address, name: t.name, symbol: t.symbol };
     }
     let q = DEX_QUOTES
         .iter()
         .find(|q| q.0 == chain && same_address(q.1, address))
         .expect("pool quote tokens are catalogued");
-    Side {
-        chain,
-        address: q.1,
-        name: q.2,
-        symbol: q.3,
-    }
+    Side { chain, address: q.1, name: q.2, symbol: q.3 }
 }
 
 #[derive(Debug, Clone)]
@@ -166,9 +133,7 @@ fn pairs_of(chain: &str, addresses: &[&str]) -> Vec<Pair> {
         .into_iter()
         .filter(|p| {
             p.base.chain == chain
-                && addresses
-                    .iter()
-                    .any(|a| same_address(p.base.address, a) || same_address(p.quote.address, a))
+                && addresses.iter().any(|a| same_address(p.base.address, a) || same_address(p.quote.address, a))
         })
         .collect()
 }
@@ -201,21 +166,17 @@ impl Pair {
         let m = &ctx.market;
         let t = ctx.now_s();
         let usd = m.dex_usd(self.token, t);
-        let quote_usd = m
-            .dex_address_usd(self.base.chain, self.quote.address, t)
-            .unwrap_or(1.0);
+        let quote_usd = m.dex_address_usd(self.base.chain, self.quote.address, t).unwrap_or(1.0);
         let ch = |secs: i64| {
             let then = m.dex_usd(self.token, t - secs);
             round_dp((usd / then - 1.0) * 100.0, 2)
         };
         let name = self.address.as_str();
         let vol24 = self.liquidity * 0.9 * m.wobble(name, t, 7_200.0, 0.4);
-        let frac =
-            |f: f64, salt: i64| round_dp(vol24 * f * m.wobble(name, t + salt, 600.0, 0.3), 2);
+        let frac = |f: f64, salt: i64| round_dp(vol24 * f * m.wobble(name, t + salt, 600.0, 0.3), 2);
         let tx = |f: f64, salt: i64| {
             let n = (vol24 * f / 1_800.0 * m.wobble(name, t + salt, 300.0, 0.3)).round() as u64;
-            let buys = (n as f64 * (0.5 + 0.1 * (m.wobble(name, t + salt + 1, 300.0, 1.0) - 1.0)))
-                .round() as u64;
+            let buys = (n as f64 * (0.5 + 0.1 * (m.wobble(name, t + salt + 1, 300.0, 1.0) - 1.0))).round() as u64;
             json!({"buys": buys, "sells": n.saturating_sub(buys)})
         };
         let (circ, total) = supply(self.token);

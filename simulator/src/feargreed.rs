@@ -29,9 +29,7 @@ pub(crate) fn value_on(ctx: &Ctx, day_start: i64) -> u32 {
     // Sentiment follows bitcoin's weekly trend plus daily noise.
     let trend = ctx.market.walk(key("bitcoin"), day_start) * 4.0;
     let noise = ctx.market.wobble("fng", day_start, 86_400.0 * 2.5, 1.0) - 1.0;
-    (50.0 + 120.0 * trend + 18.0 * noise)
-        .round()
-        .clamp(3.0, 97.0) as u32
+    (50.0 + 120.0 * trend + 18.0 * noise).round().clamp(3.0, 97.0) as u32
 }
 
 pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {

@@ -168,10 +168,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Defaults with `seed`.
     pub fn seeded(seed: u64) -> Self {
-        SimConfig {
-            seed,
-            ..SimConfig::default()
-        }
+        SimConfig { seed, ..SimConfig::default() }
     }
 }
 
@@ -186,10 +183,7 @@ pub struct Fault {
 impl Fault {
     /// A fault with `status`; 429 and 503 carry `Retry-After: 1`.
     pub fn status(status: u16) -> Self {
-        Fault {
-            status,
-            retry_after: matches!(status, 429 | 503).then_some(1),
-        }
+        Fault { status, retry_after: matches!(status, 429 | 503).then_some(1) }
     }
 }
 
@@ -223,20 +217,13 @@ impl Calls {
     /// Full counters of one endpoint.
     pub fn endpoint(&self, provider: impl AsRef<str>, endpoint: &str) -> EndpointCalls {
         let p = self::provider(provider.as_ref()).name();
-        self.map
-            .get(&(p.to_string(), endpoint.to_string()))
-            .copied()
-            .unwrap_or_default()
+        self.map.get(&(p.to_string(), endpoint.to_string())).copied().unwrap_or_default()
     }
 
     /// Requests received by one provider.
     pub fn provider(&self, provider: impl AsRef<str>) -> u64 {
         let p = self::provider(provider.as_ref()).name();
-        self.map
-            .iter()
-            .filter(|((q, _), _)| q == p)
-            .map(|(_, c)| c.total)
-            .sum()
+        self.map.iter().filter(|((q, _), _)| q == p).map(|(_, c)| c.total).sum()
     }
 
     /// Requests received in all.
@@ -251,34 +238,17 @@ impl Calls {
 
     /// `((provider, endpoint), counters)` in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, EndpointCalls)> {
-        self.map
-            .iter()
-            .map(|((p, e), c)| (p.as_str(), e.as_str(), *c))
+        self.map.iter().map(|((p, e), c)| (p.as_str(), e.as_str(), *c))
     }
 }
 
 impl fmt::Display for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:<14} {:<44} {:>7} {:>8} {:>6}",
-            "provider", "endpoint", "calls", "rejected", "failed"
-        )?;
+        writeln!(f, "{:<14} {:<44} {:>7} {:>8} {:>6}", "provider", "endpoint", "calls", "rejected", "failed")?;
         for (p, e, c) in self.iter() {
-            writeln!(
-                f,
-                "{p:<14} {e:<44} {:>7} {:>8} {:>6}",
-                c.total, c.rejected, c.failed
-            )?;
+            writeln!(f, "{p:<14} {e:<44} {:>7} {:>8} {:>6}", c.total, c.rejected, c.failed)?;
         }
-        write!(
-            f,
-            "{:<14} {:<44} {:>7} {:>8}",
-            "total",
-            "",
-            self.total(),
-            self.rejected()
-        )
+        write!(f, "{:<14} {:<44} {:>7} {:>8}", "total", "", self.total(), self.rejected())
     }
 }
 
@@ -292,11 +262,7 @@ pub(crate) struct Route {
 
 impl Route {
     pub fn new(endpoint: &str) -> Self {
-        Route {
-            endpoint: endpoint.to_string(),
-            cost: 1,
-            profiles: false,
-        }
+        Route { endpoint: endpoint.to_string(), cost: 1, profiles: false }
     }
 
     pub fn unknown(path: &str) -> Self {
@@ -364,108 +330,48 @@ impl State {
         let mut v = Vec::new();
         let mut add = |id, window_ms, cap: Option<u32>, cost| {
             if let Some(capacity) = cap {
-                v.push(Bucket {
-                    id,
-                    window_ms,
-                    capacity,
-                    cost,
-                });
+                v.push(Bucket { id, window_ms, capacity, cost });
             }
         };
         match p {
             Provider::CoinGecko => {
-                add(
-                    BucketId::CoinGeckoMinute,
-                    MINUTE_MS,
-                    limits.coingecko_per_minute,
-                    1,
-                );
-                add(
-                    BucketId::CoinGeckoMonth,
-                    MONTH_MS,
-                    limits.coingecko_per_month,
-                    1,
-                );
+                add(BucketId::CoinGeckoMinute, MINUTE_MS, limits.coingecko_per_minute, 1);
+                add(BucketId::CoinGeckoMonth, MONTH_MS, limits.coingecko_per_month, 1);
             }
             Provider::CoinMarketCap => {
-                add(
-                    BucketId::CmcMinute,
-                    MINUTE_MS,
-                    limits.coinmarketcap_per_minute,
-                    1,
-                );
+                add(BucketId::CmcMinute, MINUTE_MS, limits.coinmarketcap_per_minute, 1);
                 add(BucketId::CmcDay, DAY_MS, limits.coinmarketcap_per_day, 1);
-                add(
-                    BucketId::CmcMonth,
-                    MONTH_MS,
-                    limits.coinmarketcap_per_month,
-                    1,
-                );
+                add(BucketId::CmcMonth, MONTH_MS, limits.coinmarketcap_per_month, 1);
             }
             Provider::DexScreener => {
                 if route.profiles {
-                    add(
-                        BucketId::DexProfiles,
-                        MINUTE_MS,
-                        limits.dexscreener_profiles_per_minute,
-                        1,
-                    );
+                    add(BucketId::DexProfiles, MINUTE_MS, limits.dexscreener_profiles_per_minute, 1);
                 } else {
-                    add(
-                        BucketId::DexPairs,
-                        MINUTE_MS,
-                        limits.dexscreener_per_minute,
-                        1,
-                    );
+                    add(BucketId::DexPairs, MINUTE_MS, limits.dexscreener_per_minute, 1);
                 }
             }
             Provider::Binance => {
                 // Always tracked so X-MBX-USED-WEIGHT-1M is reported even when unlimited.
                 let cap = limits.binance_weight_per_minute.unwrap_or(u32::MAX);
                 add(BucketId::BinanceWeight, MINUTE_MS, Some(cap), route.cost);
-                add(
-                    BucketId::BinanceRequests,
-                    MINUTE_MS,
-                    limits.binance_requests_per_minute,
-                    1,
-                );
+                add(BucketId::BinanceRequests, MINUTE_MS, limits.binance_requests_per_minute, 1);
             }
             Provider::CryptoPanic => {
-                add(
-                    BucketId::CryptoPanicMinute,
-                    MINUTE_MS,
-                    limits.cryptopanic_per_minute,
-                    1,
-                );
+                add(BucketId::CryptoPanicMinute, MINUTE_MS, limits.cryptopanic_per_minute, 1);
             }
             Provider::FearGreed => {
-                add(
-                    BucketId::FearGreedMinute,
-                    MINUTE_MS,
-                    limits.feargreed_per_minute,
-                    1,
-                );
+                add(BucketId::FearGreedMinute, MINUTE_MS, limits.feargreed_per_minute, 1);
             }
         }
         v
     }
 
-    fn process(
-        &self,
-        method: &Method,
-        path: &str,
-        q: &Query,
-        headers: &hyper::HeaderMap,
-    ) -> (Reply, Duration) {
-        let Some(p) = Provider::ALL
-            .into_iter()
-            .find(|p| path == p.prefix() || path.starts_with(&format!("{}/", p.prefix())))
+    fn process(&self, method: &Method, path: &str, q: &Query, headers: &hyper::HeaderMap) -> (Reply, Duration) {
+        let Some(p) =
+            Provider::ALL.into_iter().find(|p| path == p.prefix() || path.starts_with(&format!("{}/", p.prefix())))
         else {
             let latency = self.lock().latency;
-            return (
-                Reply::json(404, &json!({"error": "unknown provider"})),
-                latency,
-            );
+            return (Reply::json(404, &json!({"error": "unknown provider"})), latency);
         };
         let rest = &path[p.prefix().len()..];
         let route = match p {
@@ -480,10 +386,7 @@ impl State {
         // Admission under the lock: count, faults, auth, limits.
         let (ctx, early, latency, weight) = {
             let mut inner = self.lock();
-            let ctx = Ctx {
-                market: self.market,
-                now_ms: self.now_ms(&inner),
-            };
+            let ctx = Ctx { market: self.market, now_ms: self.now_ms(&inner) };
             let latency = inner.latency;
             let authed = match p {
                 Provider::CoinGecko => {
@@ -519,9 +422,9 @@ impl State {
                         let now = ctx.now_ms as u64;
                         match inner.windows.check(&buckets, now) {
                             Verdict::Allowed => None,
-                            Verdict::Rejected {
-                                id, retry_after_s, ..
-                            } => Some(limit_reply(&ctx, id).header("Retry-After", retry_after_s)),
+                            Verdict::Rejected { id, retry_after_s, .. } => {
+                                Some(limit_reply(&ctx, id).header("Retry-After", retry_after_s))
+                            }
                         }
                     }
                 }
@@ -560,10 +463,7 @@ impl State {
     }
 
     fn record(inner: &mut Inner, p: Provider, endpoint: &str, status: u16) {
-        let c = inner
-            .calls
-            .entry((p.name().to_string(), endpoint.to_string()))
-            .or_default();
+        let c = inner.calls.entry((p.name().to_string(), endpoint.to_string())).or_default();
         c.total += 1;
         if status == 429 {
             c.rejected += 1;
@@ -576,12 +476,28 @@ impl State {
 /// Body of a provider's rate-limit (429) answer, in its own error shape.
 fn limit_reply(ctx: &Ctx, id: BucketId) -> Reply {
     match id {
-        BucketId::CoinGeckoMinute => Reply::json(429, &json!({"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit. Please visit https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits."}})),
-        BucketId::CoinGeckoMonth => Reply::json(429, &json!({"status": {"error_code": 429, "error_message": "You've exceeded the monthly credit limit of your plan. Please visit https://www.coingecko.com/en/api/pricing to upgrade."}})),
-        BucketId::CmcMinute => coinmarketcap::error(ctx, 429, 1008, "You've exceeded your API Key's HTTP request rate limit. Rate limits reset every minute."),
+        BucketId::CoinGeckoMinute => Reply::json(
+            429,
+            &json!({"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit. Please visit https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits."}}),
+        ),
+        BucketId::CoinGeckoMonth => Reply::json(
+            429,
+            &json!({"status": {"error_code": 429, "error_message": "You've exceeded the monthly credit limit of your plan. Please visit https://www.coingecko.com/en/api/pricing to upgrade."}}),
+        ),
+        BucketId::CmcMinute => coinmarketcap::error(
+            ctx,
+            429,
+            1008,
+            "You've exceeded your API Key's HTTP request rate limit. Rate limits reset every minute.",
+        ),
         BucketId::CmcDay => coinmarketcap::error(ctx, 429, 1009, "You've exceeded your API Key's daily rate limit."),
-        BucketId::CmcMonth => coinmarketcap::error(ctx, 429, 1010, "You've exceeded your API Key's monthly rate limit."),
-        BucketId::BinanceWeight | BucketId::BinanceRequests => Reply::json(429, &json!({"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the websocket for live updates to avoid polling the API."})),
+        BucketId::CmcMonth => {
+            coinmarketcap::error(ctx, 429, 1010, "You've exceeded your API Key's monthly rate limit.")
+        }
+        BucketId::BinanceWeight | BucketId::BinanceRequests => Reply::json(
+            429,
+            &json!({"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the websocket for live updates to avoid polling the API."}),
+        ),
         BucketId::DexPairs | BucketId::DexProfiles => Reply::json(429, &json!({"error": "Too Many Requests"})),
         BucketId::CryptoPanicMinute => Reply::json(429, &json!({"status": "api_error", "info": "Rate limit exceeded"})),
         BucketId::FearGreedMinute => Reply::json(429, &json!({"metadata": {"error": "Too Many Requests"}})),
@@ -624,10 +540,7 @@ pub struct Simulator {
 
 impl fmt::Debug for Simulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Simulator")
-            .field("addr", &self.addr)
-            .field("seed", &self.seed)
-            .finish()
+        f.debug_struct("Simulator").field("addr", &self.addr).field("seed", &self.seed).finish()
     }
 }
 
@@ -651,12 +564,7 @@ impl Simulator {
             }),
         });
         let task = tokio::spawn(serve(listener, state.clone()));
-        Ok(Simulator {
-            addr,
-            seed: config.seed,
-            state,
-            task: Some(task),
-        })
+        Ok(Simulator { addr, seed: config.seed, state, task: Some(task) })
     }
 
     /// The bound address (`127.0.0.1:<port>`).
@@ -677,11 +585,7 @@ impl Simulator {
     /// # Panics
     /// On an unknown provider name.
     pub fn base_url(&self, provider: impl AsRef<str>) -> String {
-        format!(
-            "{}{}",
-            self.url(),
-            self::provider(provider.as_ref()).prefix()
-        )
+        format!("{}{}", self.url(), self::provider(provider.as_ref()).prefix())
     }
 
     /// The seed.
@@ -691,9 +595,7 @@ impl Simulator {
 
     /// A snapshot of the call counters.
     pub fn calls(&self) -> Calls {
-        Calls {
-            map: self.state.lock().calls.clone(),
-        }
+        Calls { map: self.state.lock().calls.clone() }
     }
 
     /// Requests received by `provider`'s `endpoint` (route pattern such as `/simple/price` or
@@ -720,23 +622,14 @@ impl Simulator {
     /// 429s sent by `provider`.
     pub fn rejected_for(&self, provider: impl AsRef<str>) -> u64 {
         let p = self::provider(provider.as_ref()).name();
-        self.calls()
-            .iter()
-            .filter(|(q, _, _)| *q == p)
-            .map(|(_, _, c)| c.rejected)
-            .sum()
+        self.calls().iter().filter(|(q, _, _)| *q == p).map(|(_, _, c)| c.rejected).sum()
     }
 
     /// Requests to `provider` that carried credentials (CoinGecko `x-cg-demo-api-key`,
     /// CoinMarketCap `X-CMC_PRO_API_KEY`, CryptoPanic `auth_token`).
     pub fn authenticated(&self, provider: impl AsRef<str>) -> u64 {
         let p = self::provider(provider.as_ref());
-        self.state
-            .lock()
-            .authenticated
-            .get(&p)
-            .copied()
-            .unwrap_or(0)
+        self.state.lock().authenticated.get(&p).copied().unwrap_or(0)
     }
 
     /// Zeroes the call counters (not the rate-limit windows).
@@ -854,9 +747,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut resp = Response::builder()
-        .status(reply.status)
-        .header("content-type", "application/json; charset=utf-8");
+    let mut resp = Response::builder().status(reply.status).header("content-type", "application/json; charset=utf-8");
     for (k, v) in &reply.headers {
         resp = resp.header(*k, v);
     }

@@ -241,9 +241,7 @@ pub const DEX_QUOTES: &[(&str, &str, &str, &str, &str)] = &[
 
 /// Looks a DEX token up (EVM addresses compare case-insensitively, Solana ones exactly).
 pub fn dex_token(chain: &str, address: &str) -> Option<&'static DexToken> {
-    DEX_TOKENS
-        .iter()
-        .find(|t| t.chain == chain && same_address(t.address, address))
+    DEX_TOKENS.iter().find(|t| t.chain == chain && same_address(t.address, address))
 }
 
 pub(crate) fn same_address(a: &str, b: &str) -> bool {
@@ -279,9 +277,7 @@ pub(crate) fn key(s: &str) -> u64 {
 }
 
 pub(crate) fn hash(parts: &[u64]) -> u64 {
-    parts
-        .iter()
-        .fold(0x51_7cc1_b727_220a, |acc, &p| splitmix(acc ^ p))
+    parts.iter().fold(0x51_7cc1_b727_220a, |acc, &p| splitmix(acc ^ p))
 }
 
 /// Uniform in `[0, 1)`.
@@ -321,11 +317,7 @@ impl Market {
     /// Sum of octaves for `k` at unix second `t`: within `[-0.153, 0.153]`.
     pub fn walk(&self, k: u64, t: i64) -> f64 {
         let t = t as f64;
-        OCTAVES
-            .iter()
-            .enumerate()
-            .map(|(o, (period, amp))| amp * value_noise(self.seed, k, o as u64, t / period))
-            .sum()
+        OCTAVES.iter().enumerate().map(|(o, (period, amp))| amp * value_noise(self.seed, k, o as u64, t / period)).sum()
     }
 
     /// A smooth factor in `[1 - spread, 1 + spread]` for miscellaneous series (volumes, OI).
@@ -375,8 +367,7 @@ impl Market {
     /// USD price of a DEX token at `t`.
     pub fn dex_usd(&self, token: &DexToken, t: i64) -> f64 {
         if let Some(coin) = token.tracks.and_then(coin_by_id) {
-            let basis =
-                1.0 + 0.001 * value_noise(self.seed, key(token.address), 7, t as f64 / 30.0);
+            let basis = 1.0 + 0.001 * value_noise(self.seed, key(token.address), 7, t as f64 / 30.0);
             self.coin_usd(coin, t) * basis
         } else {
             token.base_usd * (token.vol * 2.5 * self.walk(key(token.address), t)).exp()

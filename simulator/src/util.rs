@@ -9,22 +9,14 @@ pub(crate) struct Query(Vec<(String, String)>);
 impl Query {
     pub fn parse(q: Option<&str>) -> Self {
         Query(
-            q.map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+            q.map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+                .unwrap_or_default(),
         )
     }
 
     /// First value of `name`, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, name: &str, default: bool) -> bool {
@@ -37,12 +29,7 @@ impl Query {
     /// Comma-separated list parameter, trimmed, without empty items.
     pub fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
     }
 }
@@ -57,11 +44,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: &Value) -> Self {
-        Reply {
-            status,
-            body: v.to_string(),
-            headers: Vec::new(),
-        }
+        Reply { status, body: v.to_string(), headers: Vec::new() }
     }
 
     pub fn ok(v: &Value) -> Self {
@@ -108,12 +91,7 @@ pub(crate) fn iso_ms(ms: i64) -> String {
 pub(crate) fn iso_s(secs: i64) -> String {
     let (y, mo, d) = civil(secs);
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
 /// `YYYY-MM-DD`.

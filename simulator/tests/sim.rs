@@ -29,24 +29,12 @@ async fn get_h(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
     let text = String::from_utf8(buf).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").expect("http response");
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-        raw: body.to_string(),
-    }
+    Resp { status, headers, body: serde_json::from_str(body).unwrap_or(Value::Null), raw: body.to_string() }
 }
 
 async fn get(addr: SocketAddr, path: &str) -> Resp {
@@ -54,13 +42,7 @@ async fn get(addr: SocketAddr, path: &str) -> Resp {
 }
 
 fn frozen(seed: u64, limits: Limits) -> SimConfig {
-    SimConfig {
-        seed,
-        limits,
-        clock_speed: 0.0,
-        latency: Duration::ZERO,
-        ..SimConfig::default()
-    }
+    SimConfig { seed, limits, clock_speed: 0.0, latency: Duration::ZERO, ..SimConfig::default() }
 }
 
 const CMC_KEY: (&str, &str) = ("X-CMC_PRO_API_KEY", "test-key");
@@ -100,15 +82,9 @@ async fn snapshot(sim: &Simulator) -> Vec<String> {
 
 #[tokio::test]
 async fn same_seed_same_bytes_other_seed_other_prices() {
-    let a = Simulator::start(frozen(7, Limits::unlimited()))
-        .await
-        .unwrap();
-    let b = Simulator::start(frozen(7, Limits::unlimited()))
-        .await
-        .unwrap();
-    let c = Simulator::start(frozen(8, Limits::unlimited()))
-        .await
-        .unwrap();
+    let a = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
+    let b = Simulator::start(frozen(7, Limits::unlimited())).await.unwrap();
+    let c = Simulator::start(frozen(8, Limits::unlimited())).await.unwrap();
     let (sa, sb, sc) = (snapshot(&a).await, snapshot(&b).await, snapshot(&c).await);
     assert_eq!(sa, sb);
     // Repeated calls on one simulator are identical while its clock stands still.
@@ -125,9 +101,7 @@ async fn same_seed_same_bytes_other_seed_other_prices() {
 
 #[tokio::test]
 async fn responses_have_the_real_shapes() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited()))
-        .await
-        .unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
     let a = sim.addr();
 
     let p = get(a, PATHS[0]).await.body;
@@ -138,10 +112,7 @@ async fn responses_have_the_real_shapes() {
     let coin = get(a, PATHS[1]).await.body;
     assert_eq!(coin["id"], "bitcoin");
     assert_eq!(coin["symbol"], "btc");
-    assert!(coin["description"]["en"]
-        .as_str()
-        .unwrap()
-        .contains("Bitcoin"));
+    assert!(coin["description"]["en"].as_str().unwrap().contains("Bitcoin"));
     assert!(coin.get("market_data").is_none());
     assert!(coin.get("localization").is_none());
     let md = get(a, PATHS[2]).await.body;
@@ -151,21 +122,11 @@ async fn responses_have_the_real_shapes() {
 
     let chart = get(a, PATHS[3]).await.body;
     let prices = chart["prices"].as_array().unwrap();
-    assert!(
-        prices.len() >= 7 * 24,
-        "hourly for 7 days: {}",
-        prices.len()
-    );
+    assert!(prices.len() >= 7 * 24, "hourly for 7 days: {}", prices.len());
     assert!(prices[0][0].is_i64() && prices[0][1].is_f64());
     assert_eq!(chart["market_caps"].as_array().unwrap().len(), prices.len());
 
-    assert_eq!(
-        get(a, PATHS[4]).await.body["coins"]
-            .as_array()
-            .unwrap()
-            .len(),
-        7
-    );
+    assert_eq!(get(a, PATHS[4]).await.body["coins"].as_array().unwrap().len(), 7);
     assert!(get(a, PATHS[5]).await.body["data"]["total_market_cap"]["usd"].is_number());
     assert_eq!(get(a, PATHS[6]).await.body["coins"][0]["id"], "bitcoin");
 
@@ -174,10 +135,7 @@ async fn responses_have_the_real_shapes() {
     assert_eq!(k.len(), 100);
     assert_eq!(k[0].as_array().unwrap().len(), 12);
     assert!(k[0][0].is_i64() && k[0][1].is_string() && k[0][6].is_i64());
-    assert_eq!(
-        k[1][0].as_i64().unwrap() - k[0][0].as_i64().unwrap(),
-        3_600_000
-    );
+    assert_eq!(k[1][0].as_i64().unwrap() - k[0][0].as_i64().unwrap(), 3_600_000);
     let t = get(a, PATHS[8]).await.body;
     assert_eq!(t["symbol"], "ETHUSDT");
     assert!(t["price"].as_str().unwrap().parse::<f64>().unwrap() > 100.0);
@@ -194,11 +152,7 @@ async fn responses_have_the_real_shapes() {
     assert!(pairs.iter().any(|p| p["baseToken"]["symbol"] == "WBTC"));
     assert!(pairs[0]["priceUsd"].is_string() && pairs[0]["liquidity"]["usd"].is_number());
     let tp = get(a, PATHS[13]).await.body;
-    assert!(tp
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["baseToken"]["symbol"] == "JUP"));
+    assert!(tp.as_array().unwrap().iter().all(|p| p["baseToken"]["symbol"] == "JUP"));
     let tk = get(a, PATHS[14]).await.body;
     assert!(tk.as_array().unwrap().len() >= 3);
 
@@ -209,11 +163,7 @@ async fn responses_have_the_real_shapes() {
     let n = get(a, PATHS[17]).await.body;
     let results = n["results"].as_array().unwrap();
     assert_eq!(results.len(), 20);
-    assert!(results.iter().all(|r| r["currencies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["code"] == "BTC")));
+    assert!(results.iter().all(|r| r["currencies"].as_array().unwrap().iter().any(|c| c["code"] == "BTC")));
 
     let fng = get(a, PATHS[18]).await.body;
     assert_eq!(fng["name"], "Fear and Greed Index");
@@ -224,20 +174,11 @@ async fn responses_have_the_real_shapes() {
 
 #[tokio::test]
 async fn errors_use_the_providers_shapes() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited()))
-        .await
-        .unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
     let a = sim.addr();
     let r = get(a, "/coingecko/api/v3/coins/not-a-coin").await;
-    assert_eq!(
-        (r.status, r.body["error"].as_str()),
-        (404, Some("coin not found"))
-    );
-    let r = get(
-        a,
-        "/coingecko/api/v3/coins/not-a-coin/market_chart?vs_currency=usd&days=1",
-    )
-    .await;
+    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("coin not found")));
+    let r = get(a, "/coingecko/api/v3/coins/not-a-coin/market_chart?vs_currency=usd&days=1").await;
     assert_eq!(r.status, 404);
     let r = get(a, "/binance/api/v3/klines?symbol=NOPEUSDT&interval=1h").await;
     assert_eq!((r.status, r.body["code"].as_i64()), (400, Some(-1121)));
@@ -245,24 +186,12 @@ async fn errors_use_the_providers_shapes() {
     assert_eq!(r.body["code"], -1120);
 
     // CoinMarketCap and CryptoPanic need credentials.
-    let r = get(
-        a,
-        "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC",
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.body["status"]["error_code"].as_i64()),
-        (401, Some(1002))
-    );
+    let r = get(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC").await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (401, Some(1002)));
     let r = get(a, "/cryptopanic/api/v1/posts/?currencies=BTC").await;
     assert_eq!(r.status, 401);
     assert_eq!(sim.authenticated("coinmarketcap"), 0);
-    get_h(
-        a,
-        "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC",
-        &[CMC_KEY],
-    )
-    .await;
+    get_h(a, "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC", &[CMC_KEY]).await;
     get_h(a, "/coingecko/api/v3/ping", &[("x-cg-demo-api-key", "k")]).await;
     assert_eq!(sim.authenticated("coinmarketcap"), 1);
     assert_eq!(sim.authenticated("coingecko"), 1);
@@ -270,10 +199,7 @@ async fn errors_use_the_providers_shapes() {
 
 #[tokio::test]
 async fn coingecko_minute_limit_answers_429_with_retry_after() {
-    let limits = Limits {
-        coingecko_per_minute: Some(3),
-        ..Limits::unlimited()
-    };
+    let limits = Limits { coingecko_per_minute: Some(3), ..Limits::unlimited() };
     let sim = Simulator::start(frozen(1, limits)).await.unwrap();
     let a = sim.addr();
     let path = "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd";
@@ -297,11 +223,7 @@ async fn coingecko_minute_limit_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn coingecko_monthly_and_cmc_daily_limits() {
-    let limits = Limits {
-        coingecko_per_month: Some(2),
-        coinmarketcap_per_day: Some(1),
-        ..Limits::unlimited()
-    };
+    let limits = Limits { coingecko_per_month: Some(2), coinmarketcap_per_day: Some(1), ..Limits::unlimited() };
     let sim = Simulator::start(frozen(1, limits)).await.unwrap();
     let a = sim.addr();
     assert_eq!(get(a, "/coingecko/api/v3/global").await.status, 200);
@@ -314,10 +236,7 @@ async fn coingecko_monthly_and_cmc_daily_limits() {
     let cmc = "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC";
     assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
     let r = get_h(a, cmc, &[CMC_KEY]).await;
-    assert_eq!(
-        (r.status, r.body["status"]["error_code"].as_i64()),
-        (429, Some(1009))
-    );
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1009)));
     assert!(r.headers["retry-after"].parse::<u64>().unwrap() <= 86_400);
     sim.advance(Duration::from_secs(86_400));
     assert_eq!(get_h(a, cmc, &[CMC_KEY]).await.status, 200);
@@ -325,30 +244,17 @@ async fn coingecko_monthly_and_cmc_daily_limits() {
 
 #[tokio::test]
 async fn binance_weight_limit_and_header() {
-    let limits = Limits {
-        binance_weight_per_minute: Some(12),
-        ..Limits::unlimited()
-    };
+    let limits = Limits { binance_weight_per_minute: Some(12), ..Limits::unlimited() };
     let sim = Simulator::start(frozen(1, limits)).await.unwrap();
     let a = sim.addr();
     let k500 = "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500"; // weight 5
     let r = get(a, k500).await;
-    assert_eq!(
-        (r.status, r.headers["x-mbx-used-weight-1m"].as_str()),
-        (200, "5")
-    );
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "5"));
     let r = get(a, k500).await;
     assert_eq!(r.headers["x-mbx-used-weight-1m"], "10");
     let r = get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await; // weight 2
-    assert_eq!(
-        (r.status, r.headers["x-mbx-used-weight-1m"].as_str()),
-        (200, "12")
-    );
-    let r = get(
-        a,
-        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10",
-    )
-    .await; // weight 1
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "12"));
+    let r = get(a, "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10").await; // weight 1
     assert_eq!(r.status, 429);
     assert_eq!(r.body["code"], -1003);
     assert!(r.headers.contains_key("retry-after"));
@@ -361,26 +267,16 @@ async fn binance_weight_limit_and_header() {
 
 #[tokio::test]
 async fn counts_are_exact() {
-    let sim = Simulator::start(frozen(3, Limits::unlimited()))
-        .await
-        .unwrap();
+    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
     let a = sim.addr();
     for _ in 0..4 {
-        get(
-            a,
-            "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd",
-        )
-        .await;
+        get(a, "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd").await;
     }
     get(a, "/coingecko/api/v3/coins/bitcoin").await;
     get(a, "/coingecko/api/v3/coins/ethereum?market_data=true").await;
     get(a, "/coingecko/api/v3/coins/nope").await;
     for i in 1..=3 {
-        get(
-            a,
-            &format!("/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit={i}"),
-        )
-        .await;
+        get(a, &format!("/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit={i}")).await;
     }
     get(a, "/dexscreener/latest/dex/search?q=pepe").await;
     get(a, "/feargreed/fng/?limit=1").await;
@@ -407,18 +303,10 @@ async fn counts_are_exact() {
 
 #[tokio::test]
 async fn counts_are_exact_under_concurrency() {
-    let sim = Simulator::start(frozen(3, Limits::unlimited()))
-        .await
-        .unwrap();
+    let sim = Simulator::start(frozen(3, Limits::unlimited())).await.unwrap();
     let a = sim.addr();
     let tasks: Vec<_> = (0..40)
-        .map(|_| {
-            tokio::spawn(async move {
-                get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT")
-                    .await
-                    .status
-            })
-        })
+        .map(|_| tokio::spawn(async move { get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await.status }))
         .collect();
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
@@ -428,9 +316,7 @@ async fn counts_are_exact_under_concurrency() {
 
 #[tokio::test]
 async fn fault_injection() {
-    let sim = Simulator::start(frozen(1, Limits::unlimited()))
-        .await
-        .unwrap();
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
     let a = sim.addr();
     let path = "/binance/api/v3/ticker/price?symbol=BTCUSDT";
     sim.set_fail("binance", Some(503));
@@ -442,13 +328,7 @@ async fn fault_injection() {
     sim.set_fail("binance", Some(429));
     let r = get(a, path).await;
     assert_eq!(r.status, 429);
-    sim.set_fault(
-        "coingecko",
-        Some(Fault {
-            status: 429,
-            retry_after: Some(17),
-        }),
-    );
+    sim.set_fault("coingecko", Some(Fault { status: 429, retry_after: Some(17) }));
     let r = get(a, "/coingecko/api/v3/global").await;
     assert_eq!((r.status, r.headers["retry-after"].as_str()), (429, "17"));
     sim.set_fail("binance", None);
@@ -461,12 +341,7 @@ async fn fault_injection() {
 
 #[tokio::test]
 async fn latency_and_shutdown() {
-    let sim = Simulator::start(SimConfig {
-        latency: Duration::from_millis(60),
-        ..SimConfig::seeded(5)
-    })
-    .await
-    .unwrap();
+    let sim = Simulator::start(SimConfig { latency: Duration::from_millis(60), ..SimConfig::seeded(5) }).await.unwrap();
     let a = sim.addr();
     let t0 = std::time::Instant::now();
     assert_eq!(get(a, "/feargreed/fng/").await.status, 200);

@@ -177,4 +177,3 @@ impl Clock for ManualClock {
         UNIX_EPOCH + Duration::from_micros(self.us.load(Relaxed))
     }
 }
-

@@ -99,7 +99,8 @@ impl<S: Store> Breaker<S> {
             Err(e) if e.is_outage() => {
                 let failures = self.state.failures.fetch_add(1, AcqRel) + 1;
                 if matches!(pass, Pass::Probe) || failures >= self.config.threshold {
-                    let was = self.state.open_until.swap(self.now_ms() + self.config.cooldown.as_millis() as u64, AcqRel);
+                    let was =
+                        self.state.open_until.swap(self.now_ms() + self.config.cooldown.as_millis() as u64, AcqRel);
                     if was == 0 {
                         self.state.opened.fetch_add(1, Relaxed);
                         tracing::warn!(target: "syntra_cache", store = self.inner.name(), failures, cooldown_ms = self.config.cooldown.as_millis() as u64, error = %e, "Cache store circuit OPEN: skipping the store");
@@ -183,7 +184,13 @@ mod tests {
         fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
             self.calls.fetch_add(1, SeqCst);
             let down = self.down.load(SeqCst);
-            Box::pin(async move { if down { Err(StoreError::Backend("down".into())) } else { Ok(None) } })
+            Box::pin(async move {
+                if down {
+                    Err(StoreError::Backend("down".into()))
+                } else {
+                    Ok(None)
+                }
+            })
         }
         fn set<'a>(&'a self, _: &'a str, _: Vec<u8>, _: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
             Box::pin(async { Ok(()) })

@@ -73,8 +73,7 @@ impl MemoryTier {
 
     /// Removes every key starting with `prefix`.
     pub fn remove_prefix(&self, prefix: &str) -> u64 {
-        let keys: Vec<Arc<String>> =
-            self.inner.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k).collect();
+        let keys: Vec<Arc<String>> = self.inner.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k).collect();
         let n = keys.len() as u64;
         for k in keys {
             self.inner.invalidate(k.as_str());

@@ -44,7 +44,8 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const RELEASE: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 impl RedisStore {
     /// A store for `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS with the
@@ -132,7 +133,15 @@ impl Store for RedisStore {
             let mut removed = 0;
             loop {
                 let (next, keys): (u64, Vec<String>) = self
-                    .bounded(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut c))
+                    .bounded(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(500)
+                            .query_async(&mut c),
+                    )
                     .await?;
                 if !keys.is_empty() {
                     removed += self.bounded(c.unlink::<_, u64>(&keys)).await?;
