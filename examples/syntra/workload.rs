@@ -1834,7 +1834,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  per method (cache.stats(); a stale answer is also counted as a miss; errors include budget refusals):"
+            "  per method (cache.stats(); a stale answer is also counted as a miss; errors = upstream calls that failed):"
         )?;
         writeln!(
             f,
