@@ -157,7 +157,9 @@ fn cross_process_stampede() {
         upstream += parts.next().unwrap()["UPSTREAM=".len()..].parse::<usize>().unwrap();
         values.push(parts.next().unwrap().to_owned());
     }
-    println!("cross-process stampede: {PROCESSES} processes x {CALLS} concurrent cold calls -> {upstream} upstream call(s)");
+    println!(
+        "cross-process stampede: {PROCESSES} processes x {CALLS} concurrent cold calls -> {upstream} upstream call(s)"
+    );
     assert_eq!(upstream, 1, "{PROCESSES} processes x {CALLS} concurrent cold calls");
     assert!(values.windows(2).all(|w| w[0] == w[1]), "every process got the same value: {values:?}");
 }
