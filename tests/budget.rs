@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::RedisServer;
+use common::{RedisExt, RedisServer};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use syntra_cache::budget::{Budget, BudgetEnforcer, Budgets, Decider, Denied, Limit, Permit, QuotaPeriod};

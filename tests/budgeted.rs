@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::RedisServer;
+use common::{RedisExt, RedisServer};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{redis_only, RedisServer};
+use common::{redis_only, RedisExt, RedisServer};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 use syntra_cache::{cached, Cache};

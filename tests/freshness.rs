@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{redis_cache, redis_only, RedisServer};
+use common::{redis_cache, redis_only, RedisExt, RedisServer};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{redis_cache, redis_only, RedisServer};
+use common::{redis_cache, redis_only, RedisExt, RedisServer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;

@@ -15,7 +15,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use syntra_bench::{bench_flag, fmt_ns, list_mode, make_coin, quick_mode, ApiError, Coin, RedisServer, Samples};
+use syntra_bench::{
+    bench_flag, fmt_ns, list_mode, make_coin, quick_mode, ApiError, Coin, RedisExt, RedisServer, Samples,
+};
 use syntra_cache::{cached, Cache};
 use tokio::runtime::Runtime;
 

@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use syntra_bench::{make_coin, ApiError, Coin, RedisServer};
+use syntra_bench::{make_coin, ApiError, Coin, RedisExt, RedisServer};
 use syntra_cache::{cached, Cache};
 
 struct Svc {

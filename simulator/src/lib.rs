@@ -27,6 +27,7 @@ mod dexscreener;
 mod feargreed;
 mod limits;
 pub mod market;
+pub mod redis_server;
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
