@@ -734,12 +734,10 @@ impl<'a, R: Outcome> Call<'a, R> {
                 return self.finish(leader, token, out, false).await;
             }
         }
-        let tiers = &self.cache.inner.tiers;
         let ty = self.fingerprint().unwrap_or_default();
         let ty: &str = &ty;
         bump(&self.counters.upstream_calls);
         let out = scope::unsteered(body).await;
-        let format = self.site.info.format;
         let ttl = match budget {
             Some((name, _, enforcer)) => enforcer.stretch_ttl(name, self.ttl),
             None => self.ttl,
@@ -749,38 +747,12 @@ impl<'a, R: Outcome> Call<'a, R> {
         let keep_stale = if budget.is_some() { self.policy.stale.max(ttl) } else { self.policy.stale };
         let negative_cached = match out.verdict() {
             Verdict::Keep(v) => {
-                let meta = Meta::now(self.policy.jittered(ttl), keep_stale, false);
-                if let Err(e) = tiers
-                    .put(
-                        &self.key,
-                        Some(v),
-                        meta,
-                        format,
-                        ty,
-                        !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed),
-                    )
-                    .await
-                {
-                    store_error(self.counters, &self.key, service, method, &e);
-                }
+                self.write(Some(v), Meta::now(self.policy.jittered(ttl), keep_stale, false), ty).await;
                 false
             }
             Verdict::Negative if matches!(self.policy.none_ttl, Some(Ok(_))) => {
                 let none_ttl = self.policy.none_ttl.clone().and_then(Result::ok).unwrap_or(self.ttl);
-                let meta = Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true);
-                if let Err(e) = tiers
-                    .put::<R::Value>(
-                        &self.key,
-                        None,
-                        meta,
-                        format,
-                        ty,
-                        !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed),
-                    )
-                    .await
-                {
-                    store_error(self.counters, &self.key, service, method, &e);
-                }
+                self.write(None, Meta::now(self.policy.jittered(none_ttl), Duration::ZERO, true), ty).await;
                 true
             }
             Verdict::Negative | Verdict::Skip => {
@@ -809,6 +781,15 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
         };
         self.finish(leader, token, out, negative_cached).await
+    }
+
+    /// Stores a value (`None`: a negative entry) in every tier; a failure is logged and dropped.
+    async fn write(&self, value: Option<&R::Value>, meta: Meta, ty: &str) {
+        let use_remote = !self.remote_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let tiers = &self.cache.inner.tiers;
+        if let Err(e) = tiers.put(&self.key, value, meta, self.site.info.format, ty, use_remote).await {
+            store_error(self.counters, &self.key, self.service(), self.site.info.method, &e);
+        }
     }
 
     async fn finish(
