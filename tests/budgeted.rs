@@ -162,7 +162,7 @@ async fn a_429_backs_off_at_once_across_instances() {
         other => panic!("expected the other instance to back off, got {other:?}"),
     }
     assert_eq!(a.calls() + b.calls(), 1, "no second call hammered the provider");
-    assert!(redis.pttl("bk:budget:coingecko:hold") > 20_000);
+    assert!(redis.pttl("bk::budget:coingecko:hold") > 20_000);
 }
 
 #[tokio::test]

@@ -98,7 +98,7 @@ async fn thousand_cold_calls_one_upstream_call_with_redis() {
     let results = stampede(svc.clone(), 1000).await;
     assert_eq!(svc.calls(), 1);
     assert!(results.iter().all(|r| r.is_ok() && *r == results[0]));
-    assert_eq!(redis.get_bytes("stp:svc:price:bitcoin#lock"), None, "lock released");
+    assert_eq!(redis.get_bytes("stp::lock:svc:price:bitcoin"), None, "lock released");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +224,7 @@ async fn redis_killed_while_another_instance_holds_the_lock() {
             .unwrap(),
     );
     // Another instance holds the lock and will never write the value.
-    let _: () = redis.cmd(&["SET", "lk:svc:price:bitcoin#lock", "other", "PX", "5000"]);
+    let _: () = redis.cmd(&["SET", "lk::lock:svc:price:bitcoin", "other", "PX", "5000"]);
     let started = Instant::now();
     let call = svc.price("bitcoin");
     let kill = async {
@@ -248,7 +248,7 @@ async fn a_lock_holder_that_never_writes_only_delays_by_the_wait_bound() {
             .build()
             .unwrap(),
     );
-    let _: () = redis.cmd(&["SET", "lw:svc:price:bitcoin#lock", "crashed", "PX", "10000"]);
+    let _: () = redis.cmd(&["SET", "lw::lock:svc:price:bitcoin", "crashed", "PX", "10000"]);
     let started = Instant::now();
     assert!(svc.price("bitcoin").await.is_ok());
     let waited = started.elapsed();

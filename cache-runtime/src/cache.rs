@@ -1,9 +1,10 @@
 //! The [`Cache`] handle, its builder and configuration from the environment.
 
+use crate::breaker::BreakerConfig;
 use crate::budget::{BudgetEnforcer, BudgetStats, Budgets};
 use crate::error::{BuildError, CacheError, StoreError};
 use crate::metrics::{Registry, Stats};
-use crate::store::breaker::{Breaker, BreakerConfig};
+use crate::store::breaker::Guarded;
 use crate::store::memory::MemoryTier;
 use crate::store::tiered::Tiered;
 use crate::store::Store;
@@ -35,7 +36,7 @@ pub(crate) struct Inner {
     pub(crate) tiers: Tiered,
     pub(crate) metrics: Registry,
     pub(crate) enabled: bool,
-    pub(crate) flights: crate::policy::flight::Flights,
+    pub(crate) flights: crate::engine::coalesce::Flights,
     pub(crate) lock: crate::policy::LockConfig,
     pub(crate) budgets: Option<BudgetEnforcer>,
 }
@@ -114,8 +115,13 @@ impl Cache {
     }
 
     /// Removes every entry whose key (without the namespace) starts with `prefix`, e.g.
-    /// `"coingecko:price:"`; how many were removed.
+    /// `"coingecko:price:"` (`""`: every entry); how many were removed (from Redis when it is
+    /// configured, else from memory). The runtime's own keys (budget counters, locks) are never
+    /// touched.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
+        if prefix.starts_with(':') {
+            return Err(CacheError::InvalidPrefix(prefix.to_owned()));
+        }
         Ok(self.inner.tiers.remove_prefix(&self.full_key(prefix)).await?)
     }
 
@@ -335,12 +341,20 @@ impl CacheBuilder {
     /// Builds the cache. Does not connect to Redis: the first call does, so the application
     /// starts while Redis is down.
     pub fn build(self) -> Result<Cache, BuildError> {
+        // `{namespace}::` is the runtime's own key space (locks, budgets): a namespace must not
+        // reach into it.
         if self.namespace.is_empty()
             || !self.namespace.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.:".contains(&c))
+            || self.namespace.contains("::")
+            || self.namespace.starts_with(':')
+            || self.namespace.ends_with(':')
         {
             return Err(BuildError::Invalid {
                 setting: "namespace",
-                reason: format!("{:?}: use letters, digits, `_`, `-`, `.` and `:`", self.namespace),
+                reason: format!(
+                    "{:?}: use letters, digits, `_`, `-`, `.` and single `:` between segments",
+                    self.namespace
+                ),
             });
         }
         if self.op_timeout.is_zero() {
@@ -375,7 +389,7 @@ impl CacheBuilder {
                 namespace: self.namespace,
                 tiers: Tiered {
                     local,
-                    remote: store.map(|s| Breaker::new(s, self.breaker)),
+                    remote: store.map(|s| Guarded::new(s, self.breaker)),
                     local_ttl_cap: self.local_ttl_cap,
                 },
                 metrics: Registry::default(),
@@ -396,7 +410,8 @@ fn open_redis(
     connect_timeout: Duration,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
 ) -> Result<Arc<dyn Store>, BuildError> {
-    use crate::store::redis::{RedisConfig, RedisStore};
+    use crate::connection::RedisConfig;
+    use crate::store::redis::RedisStore;
     let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?;
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));

@@ -83,6 +83,12 @@ pub enum CacheError {
     /// The store failed; nothing was changed or it is unknown whether it was.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The call's arguments give no key (an argument's `Serialize` failed).
+    #[error(transparent)]
+    Key(#[from] crate::key::KeyError),
+    /// A prefix starting with `:` would reach the runtime's own keys (locks, budgets).
+    #[error("invalid prefix {0:?}: it must not start with `:`")]
+    InvalidPrefix(String),
     /// [`set_default`](crate::set_default) was called after the default cache was first used.
     #[error("the default cache is already initialised")]
     DefaultAlreadySet,

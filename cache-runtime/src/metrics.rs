@@ -21,6 +21,7 @@ pub(crate) struct Counters {
     pub(crate) coalesced: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) budget_denied: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
     latency: Histogram,
 }
 
@@ -37,6 +38,7 @@ impl Counters {
             coalesced: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             budget_denied: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
             latency: Histogram::new(),
         }
     }
@@ -80,8 +82,32 @@ impl Histogram {
         self.sum_ns.fetch_add(ns, Relaxed);
     }
 
+    fn counts(&self) -> Buckets {
+        Buckets { counts: self.buckets.iter().map(|b| b.load(Relaxed)).collect(), sum_ns: self.sum_ns.load(Relaxed) }
+    }
+}
+
+/// A histogram's bucket counts, kept in a snapshot so that sums over methods can be taken
+/// exactly (quantiles do not add up; bucket counts do).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Buckets {
+    counts: Vec<u64>,
+    sum_ns: u64,
+}
+
+impl Buckets {
+    fn add(&mut self, other: &Buckets) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum_ns += other.sum_ns;
+    }
+
     fn snapshot(&self) -> LatencySnapshot {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let counts = &self.counts;
         let total: u64 = counts.iter().sum();
         let quantile = |q: f64| {
             if total == 0 {
@@ -93,8 +119,8 @@ impl Histogram {
                 seen += c;
                 if seen >= target {
                     // midpoint of the bucket
-                    let lo = Self::lower_bound(i);
-                    let hi = Self::lower_bound(i + 1).max(lo + 1);
+                    let lo = Histogram::lower_bound(i);
+                    let hi = Histogram::lower_bound(i + 1).max(lo + 1);
                     return Duration::from_nanos((lo + hi) / 2);
                 }
             }
@@ -102,7 +128,7 @@ impl Histogram {
         };
         LatencySnapshot {
             count: total,
-            mean: Duration::from_nanos(self.sum_ns.load(Relaxed).checked_div(total).unwrap_or(0)),
+            mean: Duration::from_nanos(self.sum_ns.checked_div(total).unwrap_or(0)),
             p50: quantile(0.50),
             p99: quantile(0.99),
         }
@@ -148,10 +174,13 @@ pub struct MethodStats {
     pub cache_errors: u64,
     /// Misses that waited for a concurrent caller's result instead of calling upstream.
     pub coalesced: u64,
-    /// Early (background or probabilistic) refreshes.
+    /// Early refreshes (and forced ones, through [`refresh`](crate::refresh)).
     pub refreshes: u64,
+    /// Reads that found another function's value type under this key (also in `cache_errors`).
+    pub conflicts: u64,
     /// Latency of all calls.
     pub latency: LatencySnapshot,
+    buckets: Buckets,
 }
 
 impl MethodStats {
@@ -222,45 +251,55 @@ fn add(into: &mut MethodStats, m: &MethodStats) {
     into.coalesced += m.coalesced;
     into.refreshes += m.refreshes;
     into.budget_denied += m.budget_denied;
-    // Latency quantiles do not add up; keep the worst.
-    into.latency.count += m.latency.count;
-    into.latency.p50 = into.latency.p50.max(m.latency.p50);
-    into.latency.p99 = into.latency.p99.max(m.latency.p99);
+    into.conflicts += m.conflicts;
+    into.buckets.add(&m.buckets);
+    into.latency = into.buckets.snapshot();
 }
 
 /// The counters of one [`Cache`](crate::Cache), keyed by (service, method).
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    map: RwLock<HashMap<(&'static str, &'static str), Arc<Counters>>>,
+    map: RwLock<HashMap<String, HashMap<String, Arc<Counters>>>>,
 }
 
 impl Registry {
-    pub(crate) fn counters(&self, service: &'static str, method: &'static str) -> Arc<Counters> {
-        if let Some(c) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(&(service, method)) {
+    /// The counters of (service, method), created on first use.
+    pub(crate) fn counters(&self, service: &str, method: &str) -> Arc<Counters> {
+        if let Some(c) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(service).and_then(|m| m.get(method)) {
             return c.clone();
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.entry((service, method)).or_insert_with(|| Arc::new(Counters::new())).clone()
+        map.entry(service.to_owned())
+            .or_default()
+            .entry(method.to_owned())
+            .or_insert_with(|| Arc::new(Counters::new()))
+            .clone()
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let mut methods: Vec<MethodStats> = map
             .iter()
-            .map(|((s, m), c)| MethodStats {
-                service: (*s).to_owned(),
-                method: (*m).to_owned(),
-                hits: c.hits.load(Relaxed),
-                misses: c.misses.load(Relaxed),
-                expired: c.expired.load(Relaxed),
-                stale: c.stale.load(Relaxed),
-                upstream_calls: c.upstream_calls.load(Relaxed),
-                upstream_errors: c.upstream_errors.load(Relaxed),
-                cache_errors: c.cache_errors.load(Relaxed),
-                coalesced: c.coalesced.load(Relaxed),
-                refreshes: c.refreshes.load(Relaxed),
-                budget_denied: c.budget_denied.load(Relaxed),
-                latency: c.latency.snapshot(),
+            .flat_map(|(s, methods)| methods.iter().map(move |(m, c)| (s, m, c)))
+            .map(|(s, m, c)| {
+                let buckets = c.latency.counts();
+                MethodStats {
+                    service: s.clone(),
+                    method: m.clone(),
+                    hits: c.hits.load(Relaxed),
+                    misses: c.misses.load(Relaxed),
+                    expired: c.expired.load(Relaxed),
+                    stale: c.stale.load(Relaxed),
+                    upstream_calls: c.upstream_calls.load(Relaxed),
+                    upstream_errors: c.upstream_errors.load(Relaxed),
+                    cache_errors: c.cache_errors.load(Relaxed),
+                    coalesced: c.coalesced.load(Relaxed),
+                    refreshes: c.refreshes.load(Relaxed),
+                    budget_denied: c.budget_denied.load(Relaxed),
+                    conflicts: c.conflicts.load(Relaxed),
+                    latency: buckets.snapshot(),
+                    buckets,
+                }
             })
             .collect();
         methods.sort_by(|a, b| (&a.service, &a.method).cmp(&(&b.service, &b.method)));
@@ -278,7 +317,7 @@ mod tests {
         for i in 1..=1000u64 {
             h.record(Duration::from_micros(i));
         }
-        let s = h.snapshot();
+        let s = h.counts().snapshot();
         assert_eq!(s.count, 1000);
         let p50 = s.p50.as_micros() as f64;
         assert!((400.0..600.0).contains(&p50), "{p50}");
@@ -297,5 +336,21 @@ mod tests {
         let t = s.total();
         assert_eq!((t.hits, t.misses, t.calls_saved()), (3, 1, 3));
         assert_eq!(s.by_service().len(), 1);
+    }
+
+    #[test]
+    fn totals_merge_latencies_exactly() {
+        let r = Registry::default();
+        // 99 fast calls on one method, one slow call on another.
+        for _ in 0..99 {
+            r.counters("a", "fast").record_latency(Duration::from_micros(10));
+        }
+        r.counters("a", "slow").record_latency(Duration::from_millis(100));
+        let t = r.snapshot().total();
+        assert_eq!(t.latency.count, 100);
+        let mean = t.latency.mean.as_secs_f64();
+        assert!((0.00099..0.00102).contains(&mean), "mean of 99 x 10 µs + 100 ms is ~1.01 ms: {mean}");
+        assert!(t.latency.p99 < Duration::from_micros(20), "99% of calls took 10 µs: {:?}", t.latency.p99);
+        assert_eq!(r.snapshot().by_service()[0].latency, t.latency);
     }
 }

@@ -4,6 +4,7 @@
 //! companion functions.
 
 use crate::error::CacheError;
+use crate::key::KeyError;
 use crate::Cache;
 use std::future::Future;
 use std::pin::pin;
@@ -14,7 +15,7 @@ use std::task::{Context, Waker};
 pub(crate) enum Mode {
     Normal,
     Refresh,
-    Capture(Arc<Mutex<Option<CallKey>>>),
+    Capture(Arc<Mutex<Option<Result<CallKey, KeyError>>>>),
 }
 
 tokio::task_local! {
@@ -58,7 +59,7 @@ pub fn key_of<F: Future>(call: F) -> Result<CallKey, CacheError> {
         }
     }
     let captured = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    captured.ok_or(CacheError::NotCached)
+    Ok(captured.ok_or(CacheError::NotCached)??)
 }
 
 /// Removes the cached entry of a call from every tier, without running it:
@@ -74,9 +75,9 @@ pub async fn refresh<F: Future>(call: F) -> F::Output {
     MODE.scope(Mode::Refresh, call).await
 }
 
-pub(crate) fn capture(slot: &Mutex<Option<CallKey>>, key: String, cache: &Cache) {
+pub(crate) fn capture(slot: &Mutex<Option<Result<CallKey, KeyError>>>, key: Result<String, KeyError>, cache: &Cache) {
     let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
     if s.is_none() {
-        *s = Some(CallKey { key, cache: cache.clone() });
+        *s = Some(key.map(|key| CallKey { key, cache: cache.clone() }));
     }
 }

@@ -50,7 +50,7 @@ struct Slot {
     hold_key: String,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     rate_keys: Vec<String>,
-    /// `{ns}:budget:{name}`.
+    /// `{ns}::budget:{name}`.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     prefix: String,
     state: Mutex<LocalState>,
@@ -182,7 +182,7 @@ impl std::fmt::Debug for EnforcerBuilder {
 }
 
 impl EnforcerBuilder {
-    /// The key namespace (default `syntra`: keys `syntra:budget:{name}:...`). Letters, digits,
+    /// The key namespace (default `syntra`: keys `syntra::budget:{name}:...`). Letters, digits,
     /// `_`, `-`, `.` and `:` only. Use the cache's namespace.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.namespace = ns.into();
@@ -269,26 +269,21 @@ impl EnforcerBuilder {
         let shared = {
             let config = SharedConfig {
                 op_timeout: self.op_timeout,
-                connect_timeout: self.connect_timeout,
-                threshold: self.threshold,
-                cooldown: self.cooldown,
+                breaker: crate::breaker::BreakerConfig { threshold: self.threshold, cooldown: self.cooldown },
             };
+            let redis_config =
+                crate::connection::RedisConfig { op_timeout: self.op_timeout, connect_timeout: self.connect_timeout };
             let conn = match self.redis.take() {
                 None => None,
-                Some(RedisSource::Url(url)) => {
-                    let client = redis::Client::open(url.as_str()).map_err(|e| BudgetError::Invalid {
-                        setting: "redis url",
-                        reason: if url.contains('@') {
-                            e.to_string().replace(&url, "<redis url>")
-                        } else {
-                            e.to_string()
-                        },
-                    })?;
-                    Some(Conn::Client(client, Default::default()))
+                Some(RedisSource::Url(url)) => Some(Conn::Redis(
+                    crate::connection::RedisConn::open(&url, redis_config)
+                        .map_err(|e| BudgetError::Invalid { setting: "redis url", reason: e.to_string() })?,
+                )),
+                Some(RedisSource::Client(client)) => {
+                    Some(Conn::Redis(crate::connection::RedisConn::from_client(client, redis_config)))
                 }
-                Some(RedisSource::Client(client)) => Some(Conn::Client(client, Default::default())),
                 Some(RedisSource::Manager(m)) => Some(Conn::Manager(m)),
-                Some(RedisSource::Store(s)) => Some(Conn::Store(s)),
+                Some(RedisSource::Store(s)) => Some(Conn::Redis(s.conn().clone())),
             };
             conn.map(|c| Shared::new(c, config))
         };
@@ -304,7 +299,7 @@ impl EnforcerBuilder {
             .budgets
             .iter()
             .map(|b| {
-                let prefix = format!("{ns}:budget:{}", b.name);
+                let prefix = format!("{ns}::budget:{}", b.name);
                 let slot = Slot {
                     hold_key: format!("{prefix}:hold"),
                     rate_keys: (0..b.rates.len()).map(|i| format!("{prefix}:rate:{i}")).collect(),
@@ -601,7 +596,7 @@ impl BudgetEnforcer {
 
     /// The provider answered 429 for budget `name`: deny it locally until now + `retry_after`
     /// (1 s when `None`, at most a day) and, with Redis, set the shared hold key
-    /// `{ns}:budget:{name}:hold` with that `PX` in the background (inside a Tokio runtime), so
+    /// `{ns}::budget:{name}:hold` with that `PX` in the background (inside a Tokio runtime), so
     /// every instance backs off. Unknown names are logged and ignored.
     pub fn backoff(&self, name: &str, retry_after: Option<Duration>) {
         let Some(_ms) = self.hold_locally(name, retry_after) else {
@@ -674,6 +669,11 @@ impl BudgetEnforcer {
             Some(slot) => self.pace(slot, self.now_us()).0,
             None => 1.0,
         }
+    }
+
+    /// The ceiling of [`ttl_stretch`](Self::ttl_stretch) for budget `name` (1 for an unknown one).
+    pub fn max_ttl_stretch(&self, name: &str) -> f64 {
+        self.inner.budgets.get(name).map_or(1.0, |b| b.max_ttl_stretch)
     }
 
     /// `ttl` stretched by [`ttl_stretch`](Self::ttl_stretch).

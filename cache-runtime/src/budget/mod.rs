@@ -33,18 +33,18 @@
 //!
 //! 1. adds the weight this instance granted on its own while Redis was unreachable to the quota
 //!    counters (so the shared figures stay true after an outage);
-//! 2. refuses while the budget's 429 hold key (`{ns}:budget:{name}:hold`, set by
+//! 2. refuses while the budget's 429 hold key (`{ns}::budget:{name}:hold`, set by
 //!    [`BudgetEnforcer::backoff`]) exists, with its remaining PTTL as retry-after;
 //! 3. checks every rate limit with GCRA (the generic cell rate algorithm as in redis-cell and
 //!    Brandur's write-up) and a stored *theoretical arrival time* `tat` per limit key
-//!    (`{ns}:budget:{name}:rate:{i}`). Providers count per clock window, and a GCRA whose burst
+//!    (`{ns}::budget:{name}:rate:{i}`). Providers count per clock window, and a GCRA whose burst
 //!    is the whole limit lets almost `2·L` through one such window; so a limit of `L` per `T`
 //!    gets a burst `B = ceil(L/10)` and the emission interval `I = T / (L - B)`: at most `L`
 //!    requests in any window of length `T`, however the provider aligns it. A request of weight
 //!    `w` at `now` is allowed iff `max(tat, now) + w·I - B·I <= now`. Time is the Redis
 //!    server's `TIME`, so instances with skewed clocks agree;
-//! 4. checks the day and month quota counters (`{ns}:budget:{name}:day:{yyyymmdd}`,
-//!    `{ns}:budget:{name}:month:{yyyymm}`, calendar periods in UTC): `used + w <= quota`;
+//! 4. checks the day and month quota counters (`{ns}::budget:{name}:day:{yyyymmdd}`,
+//!    `{ns}::budget:{name}:month:{yyyymm}`, calendar periods in UTC): `used + w <= quota`;
 //! 5. only if everything allows it: stores each new `tat` with `PX` = `tat - now` and
 //!    `INCRBY`s the quota counters, which expire at the end of their period;
 //!

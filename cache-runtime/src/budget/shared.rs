@@ -1,14 +1,14 @@
-//! The shared budget in Redis: one atomic Lua script per acquire, the 429 hold, and a small
-//! breaker that skips Redis for a cool-down after repeated failures.
+//! The shared budget in Redis: one atomic Lua script per acquire, the 429 hold, and the
+//! runtime's [`Breaker`] that skips Redis for a cool-down after repeated failures.
 
+use crate::breaker::{Breaker, BreakerConfig};
+use crate::connection::{bounded, RedisConn};
 use crate::error::StoreError;
-use crate::store::redis::RedisStore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::aio::ConnectionManager;
+use redis::Script;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::time::Duration;
 
 /// The acquire script. See the module documentation of `budget` for its semantics.
 ///
@@ -155,53 +155,37 @@ pub(crate) struct Request<'a> {
 
 /// How the Redis connection is obtained.
 pub(crate) enum Conn {
-    /// A client; the lazily connected manager is created on first use (inside the runtime).
-    Client(Client, OnceLock<ConnectionManager>),
+    /// The runtime's connection helper: from a URL or client, or the Redis tier's own.
+    Redis(RedisConn),
     /// A manager given by the application.
     Manager(ConnectionManager),
-    /// The connection of the cache's Redis tier.
-    Store(RedisStore),
 }
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the URL: it may hold a password.
-        f.write_str(match self {
-            Conn::Client(..) => "Conn::Client",
-            Conn::Manager(_) => "Conn::Manager",
-            Conn::Store(_) => "Conn::Store",
-        })
+        match self {
+            Conn::Redis(c) => c.fmt(f),
+            Conn::Manager(_) => f.write_str("Conn::Manager"),
+        }
     }
 }
 
-/// Breaker settings of the shared backend.
+/// Settings of the shared backend.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SharedConfig {
     pub(crate) op_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) threshold: u32,
-    pub(crate) cooldown: Duration,
+    pub(crate) breaker: BreakerConfig,
 }
 
-/// The shared backend: connection, scripts, timeout and breaker.
+/// The shared backend: connection, scripts, timeout and the runtime's breaker.
 #[derive(Debug)]
 pub(crate) struct Shared {
     conn: Conn,
     config: SharedConfig,
     acquire: Script,
     hold: Script,
-    failures: AtomicU32,
-    /// Milliseconds since `epoch` until which Redis is skipped (0: not skipped).
-    skip_until: AtomicU64,
-    probing: AtomicBool,
+    breaker: Breaker,
     degraded: AtomicBool,
-    epoch: Instant,
-}
-
-/// Whether the breaker lets a call through, and as what.
-enum Pass {
-    Closed,
-    Probe,
 }
 
 impl Shared {
@@ -211,96 +195,49 @@ impl Shared {
             config,
             acquire: Script::new(ACQUIRE_LUA),
             hold: Script::new(HOLD_LUA),
-            failures: AtomicU32::new(0),
-            skip_until: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
+            breaker: Breaker::new("budgets", config.breaker),
             degraded: AtomicBool::new(false),
-            epoch: Instant::now(),
         }
     }
 
     /// Whether Redis is being skipped now (after repeated failures).
     pub(crate) fn is_skipped(&self) -> bool {
-        let until = self.skip_until.load(Acquire);
-        until != 0 && self.now_ms() < until
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
+        self.breaker.peek().is_err()
     }
 
     fn manager(&self) -> Result<ConnectionManager, StoreError> {
         match &self.conn {
             Conn::Manager(m) => Ok(m.clone()),
-            Conn::Store(s) => s.connection(),
-            Conn::Client(client, cell) => {
-                if let Some(m) = cell.get() {
-                    return Ok(m.clone());
-                }
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout))
-                    .set_response_timeout(Some(self.config.op_timeout))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_secs(2));
-                let m = ConnectionManager::new_lazy_with_config(client.clone(), cfg)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?;
-                Ok(cell.get_or_init(|| m).clone())
-            }
+            Conn::Redis(c) => c.manager(),
         }
     }
 
-    fn admit(&self) -> Option<Pass> {
-        let until = self.skip_until.load(Acquire);
-        if until == 0 {
-            return Some(Pass::Closed);
-        }
-        if self.now_ms() < until {
-            return None;
-        }
-        self.probing.compare_exchange(false, true, AcqRel, Acquire).is_ok().then_some(Pass::Probe)
-    }
-
-    fn record<T>(&self, pass: Pass, result: &Result<T, StoreError>) {
-        match result {
-            Err(e) => {
-                let failures = self.failures.fetch_add(1, AcqRel) + 1;
-                if matches!(pass, Pass::Probe) || failures >= self.config.threshold {
-                    self.skip_until.store(self.now_ms() + self.config.cooldown.as_millis() as u64, Release);
-                }
-                if !self.degraded.swap(true, AcqRel) {
-                    tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
-                }
-            }
-            Ok(_) => {
-                self.failures.store(0, Release);
-                self.skip_until.store(0, Release);
-                if self.degraded.swap(false, AcqRel) {
-                    tracing::info!(target: "syntra_cache", "Budget: Redis is back, budgets shared again");
-                }
-            }
-        }
-        if matches!(pass, Pass::Probe) {
-            self.probing.store(false, Release);
-        }
-    }
-
-    /// Runs `op` on a connection if the breaker allows it, bounded by the timeout.
+    /// Runs `op` on a connection if the breaker allows it, bounded by the timeout. A caller
+    /// cancelled mid-call drops its breaker trial, which hands a probe back.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let pass = self.admit().ok_or(StoreError::BreakerOpen)?;
+        let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
         let result = match self.manager() {
-            Ok(c) => match tokio::time::timeout(self.config.op_timeout, op(c)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(StoreError::Backend(e.to_string())),
-                Err(_) => Err(StoreError::Timeout(self.config.op_timeout)),
-            },
+            Ok(c) => bounded(self.config.op_timeout, op(c)).await,
             Err(e) => Err(e),
         };
-        self.record(pass, &result);
+        match &result {
+            Err(e) => {
+                trial.failure(e);
+                if !self.degraded.swap(true, AcqRel) {
+                    tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
+                }
+            }
+            Ok(_) => {
+                trial.success();
+                if self.degraded.swap(false, AcqRel) {
+                    tracing::info!(target: "syntra_cache", "Budget: Redis is back, budgets shared again");
+                }
+            }
+        }
         result
     }
 

@@ -1,7 +1,6 @@
-//! Policies applied around the function body: TTLs, single-flight, the cross-instance stampede
-//! lock.
+//! Settings of the policies the [engine](crate::engine) applies: TTL values and the
+//! cross-instance stampede lock.
 
-pub(crate) mod flight;
 pub mod ttl;
 
 use std::time::Duration;

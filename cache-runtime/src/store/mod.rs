@@ -1,7 +1,8 @@
 //! Stores: where cached values live.
 //!
 //! - [`Store`]: the byte-level trait of a shared, remote tier ([`RedisStore`](redis::RedisStore)
-//!   or your own), wrapped by [`Breaker`](breaker::Breaker) so an outage is skipped quickly.
+//!   or your own), wrapped by [`Guarded`](breaker::Guarded) (the runtime's one
+//!   [`Breaker`](crate::breaker::Breaker)) so an outage is skipped quickly.
 //! - [`MemoryTier`](memory::MemoryTier): the in-process tier. It keeps *decoded* values, so a
 //!   hit costs a clone, not a decode; it is the embedded default when no Redis is configured.
 //! - [`Tiered`](tiered::Tiered): the memory tier in front of a remote store; memory entries
@@ -34,7 +35,9 @@ pub trait Store: Send + Sync + 'static {
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Removes `key`; whether it existed.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Removes every key starting with `prefix`; how many were removed.
+    /// Removes every key starting with `prefix`; how many were removed. Keys containing `::` are
+    /// the runtime's own (locks under `{namespace}::lock:`, budgets under `{namespace}::budget:`)
+    /// and must be left alone: no cache entry's key contains `::`.
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// Sets `key` to `token` for `ttl` only if it does not exist (a lock); whether it was set.
     fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>>;

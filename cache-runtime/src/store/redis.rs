@@ -6,42 +6,18 @@
 //! stops trying for a cool-down after repeated failures.
 
 use super::{BoxFuture, Store};
+pub use crate::connection::RedisConfig;
+use crate::connection::RedisConn;
 use crate::error::{BuildError, StoreError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, Script};
-use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Timeouts of the Redis tier.
-#[derive(Debug, Clone, Copy)]
-pub struct RedisConfig {
-    /// Bound on every cache operation, connection set-up included.
-    pub op_timeout: Duration,
-    /// Bound on one connection attempt.
-    pub connect_timeout: Duration,
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        RedisConfig { op_timeout: Duration::from_millis(250), connect_timeout: Duration::from_millis(500) }
-    }
-}
-
 /// A [`Store`] on Redis. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisStore {
-    client: Client,
-    manager: Arc<OnceLock<ConnectionManager>>,
-    config: RedisConfig,
-}
-
-impl std::fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the URL: it may hold a password.
-        let info = self.client.get_connection_info();
-        f.debug_struct("RedisStore").field("addr", &info.addr().to_string()).field("config", &self.config).finish()
-    }
+    conn: RedisConn,
 }
 
 const RELEASE: &str =
@@ -51,46 +27,23 @@ impl RedisStore {
     /// A store for `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS with the
     /// `tls` feature). Does not connect: the first operation does.
     pub fn open(url: &str, config: RedisConfig) -> Result<Self, BuildError> {
-        let client = Client::open(url).map_err(|e| BuildError::RedisUrl(redact(&e.to_string(), url)))?;
-        Ok(RedisStore { client, manager: Arc::new(OnceLock::new()), config })
+        Ok(RedisStore { conn: RedisConn::open(url, config)? })
     }
 
     fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(m) = self.manager.get() {
-            return Ok(m.clone());
-        }
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(self.config.op_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(2));
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(self.manager.get_or_init(|| m).clone())
+        self.conn.manager()
     }
 
-    /// The lazily connected connection manager (shared with the budgets' Redis backend).
-    pub(crate) fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        self.manager()
+    /// The connection helper (shared with the budgets' Redis backend).
+    pub(crate) fn conn(&self) -> &RedisConn {
+        &self.conn
     }
 
     async fn bounded<T, F>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Future<Output = redis::RedisResult<T>>,
+        F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.config.op_timeout, op).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Backend(e.to_string())),
-            Err(_) => Err(StoreError::Timeout(self.config.op_timeout)),
-        }
-    }
-}
-
-fn redact(msg: &str, url: &str) -> String {
-    match url.find('@') {
-        Some(_) => msg.replace(url, "<redis url>"),
-        None => msg.to_owned(),
+        self.conn.bounded(op).await
     }
 }
 
@@ -143,6 +96,8 @@ impl Store for RedisStore {
                             .query_async(&mut c),
                     )
                     .await?;
+                // Keys with `::` are the runtime's own (locks, budgets): never cache entries.
+                let keys: Vec<String> = keys.into_iter().filter(|k| !k.contains("::")).collect();
                 if !keys.is_empty() {
                     removed += self.bounded(c.unlink::<_, u64>(&keys)).await?;
                 }

@@ -1,6 +1,6 @@
 //! The memory tier in front of a remote store, typed.
 
-use super::breaker::Breaker;
+use super::breaker::Guarded;
 use super::memory::{MemEntry, MemoryTier};
 use super::Store;
 use crate::codec::{self, DecodeError, Format, Meta};
@@ -12,25 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A shared remote store behind its circuit breaker.
-pub type Remote = Breaker<Arc<dyn Store>>;
+pub type Remote = Guarded<Arc<dyn Store>>;
 
-/// What a lookup found.
-#[derive(Debug)]
-pub enum Found<T> {
-    /// A fresh value.
-    Fresh(T, Meta),
-    /// A fresh negative entry (a cached `None`).
-    Negative(Meta),
-    /// An expired value still inside its stale window.
-    Stale(T, Meta),
-    /// Nothing usable; `expired` when an expired entry was seen.
-    Miss {
-        /// An expired entry was found.
-        expired: bool,
-    },
-}
+/// What a lookup found: a decoded entry (`None` value: a negative entry), or nothing.
+pub type Found<T> = Option<(Option<T>, Meta)>;
 
-/// An error met during a lookup; the lookup still answers (as a miss).
+/// An error met during a remote lookup; the engine answers it as a miss.
 #[derive(Debug)]
 pub enum LookupError {
     /// The remote store failed.
@@ -64,47 +51,36 @@ fn downcast<T: Clone + 'static>(v: &Arc<dyn Any + Send + Sync>) -> Option<T> {
 }
 
 impl Tiered {
-    /// The memory tier's answer, without touching the remote store.
+    /// The memory tier's entry, without touching the remote store. `Err(())` when the entry
+    /// holds another type (two functions share a key).
     #[inline]
-    pub fn get_local<T: Clone + 'static>(&self, key: &str) -> Option<Found<T>> {
-        let entry = self.local.as_ref()?.get(key)?;
-        // Entries without a stale window are dropped by moka when they expire; only stale
-        // windows need the clock.
-        let fresh = entry.meta.stale.is_zero() || entry.meta.is_fresh(codec::now_ms());
-        match (&entry.value, fresh) {
-            (None, true) => Some(Found::Negative(entry.meta)),
-            (None, false) => None,
-            (Some(v), true) => downcast(v).map(|v| Found::Fresh(v, entry.meta)),
-            (Some(v), false) => downcast(v).map(|v| Found::Stale(v, entry.meta)),
+    pub fn get_local<T: Clone + 'static>(&self, key: &str) -> Result<Found<T>, ()> {
+        let Some(entry) = self.local.as_ref().and_then(|l| l.get(key)) else { return Ok(None) };
+        match &entry.value {
+            None => Ok(Some((None, entry.meta))),
+            Some(v) => downcast(v).map(|v| Some((Some(v), entry.meta))).ok_or(()),
         }
     }
 
-    /// The remote store's answer; a usable value is copied into the memory tier.
+    /// The remote store's entry, decoded (freshness is for the caller to judge).
     pub async fn get_remote<T>(&self, key: &str, ty: &str) -> Result<Found<T>, LookupError>
     where
-        T: DeserializeOwned + Clone + Send + Sync + 'static,
+        T: DeserializeOwned,
     {
-        let Some(remote) = &self.remote else { return Ok(Found::Miss { expired: false }) };
-        let Some(bytes) = remote.get(key).await.map_err(LookupError::Store)? else {
-            return Ok(Found::Miss { expired: false });
-        };
+        let Some(remote) = &self.remote else { return Ok(None) };
+        let Some(bytes) = remote.get(key).await.map_err(LookupError::Store)? else { return Ok(None) };
         let (meta, value) = codec::decode::<T>(&bytes, ty).map_err(LookupError::Decode)?;
-        let now = codec::now_ms();
-        let keep = meta.keep_left(now);
-        if keep.is_zero() {
-            return Ok(Found::Miss { expired: true });
-        }
-        if let Some(local) = &self.local {
-            let keep = self.local_ttl_cap.map_or(keep, |cap| keep.min(cap));
-            let value = value.clone().map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>);
-            local.insert(key.to_owned(), MemEntry { value, meta, keep });
-        }
-        Ok(match (value, meta.is_fresh(now)) {
-            (None, true) => Found::Negative(meta),
-            (None, false) => Found::Miss { expired: true },
-            (Some(v), true) => Found::Fresh(v, meta),
-            (Some(v), false) => Found::Stale(v, meta),
-        })
+        Ok(Some((value, meta)))
+    }
+
+    /// Copies an entry read from the remote tier into the memory tier, for what is left of its
+    /// life (capped by `local_ttl_cap`).
+    pub fn remember<T: Clone + Send + Sync + 'static>(&self, key: &str, value: Option<&T>, meta: Meta) {
+        let Some(local) = &self.local else { return };
+        let keep = meta.keep_left(codec::now_ms());
+        let keep = self.local_ttl_cap.map_or(keep, |cap| keep.min(cap));
+        let value = value.map(|v| Arc::new(v.clone()) as Arc<dyn Any + Send + Sync>);
+        local.insert(key.to_owned(), MemEntry { value, meta, keep });
     }
 
     /// Stores a value (`None`: a negative entry) in every tier (the remote one only if
@@ -146,11 +122,13 @@ impl Tiered {
         }
     }
 
-    /// Removes every key starting with `prefix` from every tier; how many the largest tier had.
+    /// Removes every cache entry whose key starts with `prefix` from every tier (never the
+    /// runtime's own keys: locks and budgets contain `::`); how many the shared tier had (the
+    /// memory tier's count without one).
     pub async fn remove_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let local = self.local.as_ref().map_or(0, |l| l.remove_prefix(prefix));
         match &self.remote {
-            Some(r) => Ok(r.delete_prefix(prefix).await?.max(local)),
+            Some(r) => r.delete_prefix(prefix).await,
             None => Ok(local),
         }
     }
