@@ -557,6 +557,7 @@ fn main() {
             module: module_path!(),
             format: Format::Json,
             version: 0,
+            path: || "bench::row8::price",
         });
         let cache = &ours_mem.cache;
         // What the macro emits for `key = "coingecko:price:<id>_<vs>"`.
@@ -566,7 +567,7 @@ fn main() {
             k.arg(black_box(id), Next::Lit('_'));
             k.lit("_");
             k.arg(black_box(vs), Next::End);
-            k.finish()
+            k.finish().expect("strings serialize")
         };
         assert_eq!(key("bitcoin", "usd"), "syntra:coingecko:price:bitcoin_usd");
         let long = "x".repeat(100);
@@ -576,7 +577,7 @@ fn main() {
         let hashed = || key(&long, "usd");
         let part_only = || {
             let mut s = String::with_capacity(32);
-            syntra_cache::key::render_part(&mut s, black_box("bitcoin"), Next::Lit('_'));
+            syntra_cache::key::render_part(&mut s, black_box("bitcoin"), Next::Lit('_')).unwrap();
             s
         };
         let via_key_of = || syntra_cache::key_of(ours_mem.price("bitcoin", "usd")).unwrap();

@@ -106,7 +106,7 @@ async fn measured(
             }
             "key_hashed" => {
                 let mut s = String::new();
-                syntra_cache::key::render_part(&mut s, black_box(LONG), syntra_cache::key::Next::End);
+                syntra_cache::key::render_part(&mut s, black_box(LONG), syntra_cache::key::Next::End).unwrap();
                 black_box(s);
             }
             "body" => {

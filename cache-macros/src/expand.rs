@@ -264,6 +264,9 @@ fn site(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenStream 
     };
     let version = Literal::u32_suffixed(config.version);
     quote! {
+        fn __cache_path() -> &'static str {
+            ::core::any::type_name_of_val(&__cache_path)
+        }
         static __CACHE_SITE: #private::Site = #private::Site::new(#private::SiteInfo {
             template: #text,
             service: #service,
@@ -272,6 +275,7 @@ fn site(config: &Config, func: &CachedFn, private: &TokenStream) -> TokenStream 
             module: ::core::module_path!(),
             format: #format,
             version: #version,
+            path: __cache_path,
         });
     }
 }
