@@ -160,9 +160,12 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
     let handle = match &config.cache {
         Some(expr) => {
             let private = private_at(krate, expr.span());
-            quote_spanned!(expr.span()=> #private::as_cache(&(#expr)))
+            // A `let` of its own extends the temporary's life: `cache = shared()` returning a
+            // `&Cache` works.
+            let owner = quote_spanned!(expr.span()=> let __cache_owner = &(#expr););
+            quote_spanned!(expr.span()=> #owner let __cache_handle: &#krate::Cache = #private::as_cache(__cache_owner);)
         }
-        None => quote!(#private::default_cache()),
+        None => quote!(let __cache_handle: &#krate::Cache = #private::default_cache();),
     };
     let type_name = if config.key.is_none() && func.has_receiver() {
         quote!(::core::option::Option::Some(::core::any::type_name::<Self>))
@@ -232,7 +235,7 @@ fn generate(config: &Config, func: &CachedFn) -> TokenStream {
             #(#inner_attrs)*
             #assert_outcome
             #site
-            let __cache_handle: &#krate::Cache = #handle;
+            #handle
             let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
             #key_parts
             let __cache_policy = #private::Policy::new(#ttl) #none_ttl #stale #refresh #jitter #budget #share;

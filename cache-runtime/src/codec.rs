@@ -164,14 +164,29 @@ pub fn encode<T: Serialize>(format: Format, ty: &str, meta: &Meta, value: Option
     }
 }
 
+fn envelope<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<EnvelopeIn<'a, T>, DecodeError> {
+    match bytes.first() {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string())),
+        #[cfg(feature = "msgpack")]
+        Some(0x90..=0x9f) => rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string())),
+        _ => Err(DecodeError::Foreign("unknown leading byte".into())),
+    }
+}
+
 /// Decodes stored bytes (JSON or MessagePack, told apart by the first byte) as an envelope of
 /// `T` with fingerprint `ty`. `Ok((meta, None))` is a negative entry.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<(Meta, Option<T>), DecodeError> {
-    let env: EnvelopeIn<'_, T> = match bytes.first() {
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string()))?,
-        #[cfg(feature = "msgpack")]
-        Some(0x90..=0x9f) => rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string()))?,
-        _ => return Err(DecodeError::Foreign("unknown leading byte".into())),
+    let env: EnvelopeIn<'_, T> = match envelope(bytes) {
+        Ok(env) => env,
+        // The data did not decode as `T`: if the envelope is another type's, say so.
+        Err(e) => {
+            return Err(match envelope::<serde::de::IgnoredAny>(bytes) {
+                Ok(other) if other.ty != ty => {
+                    DecodeError::WrongType { found: other.ty.into_owned(), expected: ty.to_owned() }
+                }
+                _ => e,
+            })
+        }
     };
     if env.syntra != ENVELOPE_VERSION {
         return Err(DecodeError::Version(env.syntra));
