@@ -683,3 +683,35 @@ fn refresh_worker() {
         println!("UPSTREAM={} CALLS={calls}", hot.calls.load(SeqCst));
     });
 }
+
+#[tokio::test]
+async fn a_cancelled_budget_probe_does_not_leave_budgets_local_for_good() {
+    use syntra_cache::budget::{Budget, BudgetEnforcer, Budgets, Decider};
+    let redis = RedisServer::start();
+    let cooldown = Duration::from_millis(300);
+    let budgets = Budgets::new(vec![Budget::new("cg").quota_day(1_000)]).unwrap();
+    let enforcer = BudgetEnforcer::builder(budgets)
+        .namespace("bp")
+        .redis_url(redis.url())
+        .op_timeout(Duration::from_millis(150))
+        .breaker(1, cooldown)
+        .build()
+        .unwrap();
+    assert_eq!(enforcer.acquire("cg", 1).await.unwrap().decided_by, Decider::Shared);
+    redis.pause();
+    assert_eq!(enforcer.acquire("cg", 1).await.unwrap().decided_by, Decider::Local, "Redis stalled: local");
+    assert!(enforcer.shared_skipped());
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    // The probe hangs on the stalled server; its caller gives up first.
+    assert!(tokio::time::timeout(Duration::from_millis(40), enforcer.acquire("cg", 1)).await.is_err());
+    redis.resume();
+    let resumed = Instant::now();
+    loop {
+        if enforcer.acquire("cg", 1).await.unwrap().decided_by == Decider::Shared {
+            break;
+        }
+        assert!(resumed.elapsed() < cooldown + Duration::from_secs(1), "budgets never went back to Redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("budgets shared again {:?} after Redis resumed", resumed.elapsed());
+}
