@@ -10,10 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use syntra_cache::{cached, Cache};
 
-#[derive(Default)]
 struct Upstream {
     calls: AtomicUsize,
     fail: AtomicBool,
+    /// Bodies wait for this before answering (a stampede test holds it until every caller joined).
+    open: AtomicBool,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream { calls: AtomicUsize::new(0), fail: AtomicBool::new(false), open: AtomicBool::new(true) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,12 +28,17 @@ struct RateLimited;
 
 struct Svc {
     cache: Cache,
-    up: Upstream,
+    up: Arc<Upstream>,
 }
 
 impl Svc {
     fn new(cache: Cache) -> Self {
-        Svc { cache, up: Upstream::default() }
+        Svc { cache, up: Arc::default() }
+    }
+
+    /// Another instance (its own cache handle, flights and memory tier) of the same upstream.
+    fn sharing(cache: Cache, up: &Arc<Upstream>) -> Self {
+        Svc { cache, up: up.clone() }
     }
 
     fn calls(&self) -> usize {
@@ -37,6 +49,9 @@ impl Svc {
     async fn price(&self, id: &str) -> Result<u64, RateLimited> {
         let n = self.up.calls.fetch_add(1, SeqCst) as u64;
         tokio::time::sleep(Duration::from_millis(50)).await;
+        while !self.up.open.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         if self.up.fail.load(SeqCst) {
             return Err(RateLimited);
         }
@@ -65,12 +80,44 @@ impl Svc {
     }
 }
 
-async fn stampede(svc: Arc<Svc>, n: usize) -> Vec<Result<u64, RateLimited>> {
-    let mut tasks = Vec::with_capacity(n);
-    for _ in 0..n {
-        let svc = svc.clone();
-        tasks.push(tokio::spawn(async move { svc.price("bitcoin").await }));
+/// `n` concurrent cold calls on each instance. The upstream answers only once every caller has
+/// joined (`coalesced` reaches `n - 1` per instance, or a 20 s deadline passes), so a slow spawn on
+/// a loaded machine cannot turn a follower into a late hit.
+async fn stampede_on(svcs: &[Arc<Svc>], n: usize) -> Vec<Result<u64, RateLimited>> {
+    svcs[0].up.open.store(false, SeqCst);
+    let mut tasks = Vec::with_capacity(n * svcs.len());
+    for svc in svcs {
+        for _ in 0..n {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move { svc.price("bitcoin").await }));
+        }
     }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let joined = |svc: &Arc<Svc>| svc.cache.stats().get("svc", "price").map_or(0, |m| m.coalesced);
+    while svcs.iter().any(|s| joined(s) < n as u64 - 1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    svcs[0].up.open.store(true, SeqCst);
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn stampede(svc: Arc<Svc>, n: usize) -> Vec<Result<u64, RateLimited>> {
+    stampede_on(&[svc], n).await
+}
+
+/// `n` concurrent cold calls, ungated (the other processes of a cross-process stampede cannot be
+/// waited for from here).
+async fn stampede_local(svc: Arc<Svc>, n: usize) -> Vec<Result<u64, RateLimited>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.price("bitcoin").await })
+        })
+        .collect();
     let mut out = Vec::with_capacity(n);
     for t in tasks {
         out.push(t.await.unwrap());
@@ -91,13 +138,19 @@ async fn thousand_cold_calls_one_upstream_call_in_memory() {
     assert_eq!(m.coalesced, 999);
 }
 
+/// Two instances (separate caches: separate single-flight maps) on one redis-server: only the
+/// Redis lock can keep the second instance's leader from calling upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_cold_calls_one_upstream_call_with_redis() {
+async fn thousand_cold_calls_one_upstream_call_across_two_instances() {
     let redis = RedisServer::start();
-    let svc = Arc::new(Svc::new(redis_only(&redis, "stp")));
-    let results = stampede(svc.clone(), 1000).await;
-    assert_eq!(svc.calls(), 1);
+    let a = Arc::new(Svc::new(redis_only(&redis, "stp")));
+    let b = Arc::new(Svc::sharing(redis_only(&redis, "stp"), &a.up));
+    let results = stampede_on(&[a.clone(), b.clone()], 500).await;
+    println!("two instances x 500 concurrent cold calls -> {} upstream call(s)", a.calls());
+    assert_eq!(a.calls(), 1, "the Redis lock made the other instance wait for the value");
     assert!(results.iter().all(|r| r.is_ok() && *r == results[0]));
+    let waited = |s: &Arc<Svc>| s.cache.stats().get("svc", "price").unwrap().coalesced;
+    assert_eq!(waited(&a) + waited(&b), 999, "one leader, 999 callers that waited for it");
     assert_eq!(redis.get_bytes("stp::lock:svc:price:bitcoin"), None, "lock released");
 }
 
@@ -117,14 +170,22 @@ async fn concurrent_failures_are_shared_not_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "worker process of cross_process_stampede"]
 async fn stampede_worker() {
-    let url = std::env::var("STAMPEDE_REDIS_URL").expect("spawned by cross_process_stampede");
+    // Run by `--include-ignored` rather than by `cross_process_stampede`: nothing to do.
+    let Ok(url) = std::env::var("STAMPEDE_REDIS_URL") else { return };
     let start_at: u64 = std::env::var("STAMPEDE_START_AT_MS").unwrap().parse().unwrap();
     let per_process: usize = std::env::var("STAMPEDE_CALLS").unwrap().parse().unwrap();
-    let cache = Cache::builder().namespace("xproc").redis(url).build().unwrap();
+    // Generous timeouts: a first connect on a loaded machine must not be taken for an outage.
+    let cache = Cache::builder()
+        .namespace("xproc")
+        .redis(url)
+        .op_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let svc = Arc::new(Svc::new(cache));
     let now = syntra_cache::codec::now_ms();
     tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
-    let results = stampede(svc.clone(), per_process).await;
+    let results = stampede_local(svc.clone(), per_process).await;
     assert!(results.iter().all(|r| r.is_ok() && *r == results[0]));
     println!("UPSTREAM={} VALUE={:?}", svc.calls(), results[0]);
 }
@@ -134,7 +195,7 @@ fn cross_process_stampede() {
     const PROCESSES: usize = 4;
     const CALLS: usize = 250;
     let redis = RedisServer::start();
-    let start_at = syntra_cache::codec::now_ms() + 1500;
+    let start_at = syntra_cache::codec::now_ms() + 3000;
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
