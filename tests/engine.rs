@@ -715,3 +715,35 @@ async fn a_cancelled_budget_probe_does_not_leave_budgets_local_for_good() {
     }
     println!("budgets shared again {:?} after Redis resumed", resumed.elapsed());
 }
+
+struct Schema {
+    cache: Cache,
+    calls: AtomicUsize,
+}
+
+impl Schema {
+    #[cached(ttl = 60, key = "schema:<id>", version = 1, cache = self.cache)]
+    async fn v1(&self, id: &str) -> u64 {
+        self.calls.fetch_add(1, SeqCst);
+        id.len() as u64
+    }
+
+    #[cached(ttl = 60, key = "schema:<id>", version = 2, cache = self.cache)]
+    async fn v2(&self, id: &str) -> u64 {
+        self.calls.fetch_add(1, SeqCst);
+        id.len() as u64 * 10
+    }
+}
+
+#[tokio::test]
+async fn a_version_bump_is_an_ordinary_miss_not_a_conflict() {
+    let redis = RedisServer::start();
+    let (logs, _guard) = capture_logs();
+    let schema = Schema { cache: redis_only(&redis, "sv"), calls: AtomicUsize::new(0) };
+    assert_eq!(schema.v1("btc").await, 3);
+    assert_eq!(schema.v2("btc").await, 30, "the old schema's entry is not served");
+    assert_eq!(schema.v2("btc").await, 30);
+    assert_eq!(schema.calls.load(SeqCst), 2);
+    assert_eq!(schema.cache.stats().total().conflicts, 0);
+    assert!(!text(&logs).contains("CONFLICT"), "{}", text(&logs));
+}

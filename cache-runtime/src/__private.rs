@@ -217,6 +217,8 @@ pub struct KeyWriter {
 
 impl KeyWriter {
     pub fn new(cache: &Cache, site: &'static Site, self_type: Option<fn() -> &'static str>) -> Self {
+        // Resolves the service label (the impl's type) once, before the call counts anything.
+        site.service(self_type);
         let ns = cache.namespace();
         let mut buf = String::with_capacity(ns.len() + site.info.template.len() + 48);
         buf.push_str(ns);
@@ -469,6 +471,9 @@ mod tests {
             })))
         }
         let cache = Cache::memory();
+        let labelled = site(|| "bot::coingecko::CoinGecko::get::{{closure}}::__cache_path");
+        let _ = KeyWriter::new(&cache, labelled, Some(|| "bot::coingecko::CoinGecko"));
+        assert_eq!(labelled.service(None), "coin_gecko", "stats label from the impl's type");
         let key = |s: &'static Site, ty: Option<fn() -> &'static str>| {
             let mut k = KeyWriter::new(&cache, s, ty);
             k.args(&(&"/simple/price",));

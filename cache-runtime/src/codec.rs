@@ -93,6 +93,13 @@ pub fn fingerprint<T: ?Sized>(version: u32) -> String {
     s
 }
 
+/// Whether `found` is the fingerprint of `T` at a schema version near `version` (an entry written
+/// before a `version` bump, or by a newer instance during a rolling deploy): an ordinary miss,
+/// not two functions sharing a key.
+pub fn is_other_version<T: ?Sized>(found: &str, version: u32) -> bool {
+    (version.saturating_sub(16)..=version.saturating_add(16)).any(|v| v != version && fingerprint::<T>(v) == found)
+}
+
 /// Why stored bytes were not used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

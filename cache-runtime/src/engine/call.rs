@@ -359,6 +359,12 @@ impl<'a, R: Outcome> Call<'a, R> {
                 self.store_error(&e);
                 return None;
             }
+            Err(LookupError::Decode(codec::DecodeError::WrongType { found, .. }))
+                if codec::is_other_version::<R::Value>(&found, self.policy.version) =>
+            {
+                tracing::debug!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache EXPIRED: {} - written by another schema version", self.key);
+                return None;
+            }
             Err(LookupError::Decode(codec::DecodeError::WrongType { found, expected })) => {
                 self.conflict(&format!("it holds type fingerprint {found}, this function's is {expected}"));
                 return None;
