@@ -51,8 +51,10 @@ async fn redis_killed_mid_run_then_restarted() {
     }
     let outage = start.elapsed();
     assert!(svc.cache.remote_circuit_open(), "breaker opened");
-    // 200 calls: a few pay the timeout before the breaker opens, the rest skip Redis.
-    assert!(outage < Duration::from_secs(3), "outage cost {outage:?} for 200 calls");
+    // 200 calls: at most the breaker's threshold (2) pay a 200 ms timeout before it opens, the
+    // rest skip Redis (microseconds each): about 0.4 s in all.
+    println!("Redis killed: 200 calls took {outage:?}");
+    assert!(outage < Duration::from_millis(1000), "outage cost {outage:?} for 200 calls");
 
     redis.restart();
     wait_until_cached(&svc, 7).await;
@@ -124,6 +126,8 @@ async fn breaker_open_calls_cost_microseconds() {
         svc.square(n).await.unwrap();
     }
     let per_call = start.elapsed() / 1000;
-    // Generous bound (debug build, shared machine): the target is ~1 ms; a timeout is 200 ms.
-    assert!(per_call < Duration::from_millis(5), "{per_call:?} per call with the breaker open");
+    // The bench (release) measures a few µs per call, body included; this is a debug build on a
+    // shared machine: 100x that is still far from one 200 ms timeout.
+    println!("breaker open: {per_call:?} per call (debug build)");
+    assert!(per_call < Duration::from_micros(500), "{per_call:?} per call with the breaker open");
 }
