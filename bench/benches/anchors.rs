@@ -549,12 +549,16 @@ fn main() {
     // ---- Row 8: key building ----
     {
         use syntra_cache::__private::{Format, KeyWriter, Next, Service, Site, SiteInfo};
+        fn __cache_path() -> &'static str {
+            ::core::any::type_name_of_val(&__cache_path)
+        }
         static SITE: Site = Site::new(SiteInfo {
             template: "coingecko:price:<id>_<vs>",
             service: Service::Named("coingecko"),
             method: "price",
             fn_name: "price",
             module: module_path!(),
+            path: __cache_path,
             format: Format::Json,
             version: 0,
         });

@@ -30,7 +30,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> Result<TokenStream> {
 // Output:
 //     async fn get(&self, id: u64) -> Result<T, E> {
 //         assert_outcome::<Result<T, E>>();
-//         static __CACHE_SITE: Site = Site::new(SiteInfo { service: Named("svc"), method: "get", .. });
+//         fn __cache_path() -> &'static str { type_name_of_val(&__cache_path) }
+//         static __CACHE_SITE: Site = Site::new(SiteInfo { service: Named("svc"), path: __cache_path, .. });
 //         let __cache_handle: &Cache = default_cache();
 //         let mut __cache_key = KeyWriter::new(__cache_handle, &__CACHE_SITE, None);
 //         __cache_key.lit("svc:get:");
@@ -115,8 +116,12 @@ fn generate(plan: &Plan) -> TokenStream {
 }
 
 // Input:  key = "svc:get:<id>" on `async fn get(..)`
-// Output: static __CACHE_SITE: Site = Site::new(SiteInfo { template: "svc:get:<id>",
-//             service: Service::Named("svc"), method: "get", fn_name: "get", .. });
+// Output: fn __cache_path() -> &'static str { type_name_of_val(&__cache_path) }
+//         static __CACHE_SITE: Site = Site::new(SiteInfo { template: "svc:get:<id>",
+//             service: Service::Named("svc"), method: "get", fn_name: "get", path: __cache_path, .. });
+//
+// `__cache_path` is named `krate::module::Type::get::{{closure}}::__cache_path` (`<Type as Trait>`
+// in a trait impl), so the runtime can tell apart fns that share a module, a type or a name.
 fn site(site: &Site, private: &TokenStream) -> TokenStream {
     let Site { template, service, method, fn_name, format, version } = site;
     let service = match service {
@@ -130,12 +135,16 @@ fn site(site: &Site, private: &TokenStream) -> TokenStream {
     };
     let version = Literal::u32_suffixed(*version);
     quote! {
+        fn __cache_path() -> &'static str {
+            ::core::any::type_name_of_val(&__cache_path)
+        }
         static __CACHE_SITE: #private::Site = #private::Site::new(#private::SiteInfo {
             template: #template,
             service: #service,
             method: #method,
             fn_name: #fn_name,
             module: ::core::module_path!(),
+            path: __cache_path,
             format: #format,
             version: #version,
         });
@@ -306,6 +315,22 @@ mod tests {
             let out = expand(args, item);
             assert!(!out.contains("compile_error"), "{out}");
             println!("{out}\n");
+        }
+    }
+
+    #[test]
+    fn names_the_fn_in_every_expansion() {
+        let item = quote!(
+            async fn get(&self, id: u8) -> u8 {
+                id
+            }
+        );
+        for args in [quote!(ttl = 1), quote!(ttl = 1, key = "svc:get:<id>")] {
+            let out = expand(args, item.clone());
+            let nested = "fn __cache_path () -> & 'static str { :: core :: any :: type_name_of_val (& __cache_path) }";
+            assert!(out.contains(nested), "{out}");
+            assert!(out.contains("path : __cache_path ,"), "{out}");
+            assert!(out.find(nested) < out.find("async move"), "{out}");
         }
     }
 
