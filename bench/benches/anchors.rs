@@ -549,6 +549,9 @@ fn main() {
     // ---- Row 8: key building ----
     {
         use syntra_cache::__private::{Format, KeyWriter, Next, Service, Site, SiteInfo};
+        fn __cache_path() -> &'static str {
+            ::core::any::type_name_of_val(&__cache_path)
+        }
         static SITE: Site = Site::new(SiteInfo {
             template: "coingecko:price:<id>_<vs>",
             service: Service::Named("coingecko"),
@@ -557,7 +560,7 @@ fn main() {
             module: module_path!(),
             format: Format::Json,
             version: 0,
-            path: || "bench::row8::price",
+            path: __cache_path,
         });
         let cache = &ours_mem.cache;
         // What the macro emits for `key = "coingecko:price:<id>_<vs>"`.

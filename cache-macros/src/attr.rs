@@ -5,8 +5,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Path, Result, Token, UnOp};
 
+use crate::diag::Errors;
 use crate::key::Template;
-use crate::valid::Errors;
 
 /// Every argument, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[

@@ -78,13 +78,6 @@ impl Template {
         Ok(Template { text: text.to_owned(), segments })
     }
 
-    pub(crate) fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.segments.iter().filter_map(|segment| match segment {
-            Segment::Arg(arg) => Some(arg),
-            Segment::Lit(_) => None,
-        })
-    }
-
     /// The first `:`-segment, when it is plain text.
     pub(crate) fn service(&self) -> Option<&str> {
         let first = self.text.split(':').next()?;
@@ -179,7 +172,6 @@ mod tests {
         assert_eq!(t.next_after(0), Next::Arg);
         assert_eq!(t.service(), None);
         assert_eq!(t.method(), None);
-        assert_eq!(t.placeholders().count(), 2);
     }
 
     #[test]

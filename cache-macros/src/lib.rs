@@ -3,7 +3,9 @@
 
 #![forbid(unsafe_code)]
 
+mod ast;
 mod attr;
+mod diag;
 mod expand;
 mod key;
 mod valid;

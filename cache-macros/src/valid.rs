@@ -1,60 +1,131 @@
 use std::collections::BTreeSet;
 
+use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::visit::Visit;
-use syn::{Error, FnArg, GenericParam, Pat, Receiver, Result, ReturnType, Type, TypeImplTrait};
+use syn::{
+    Error, Expr, FnArg, GenericParam, Ident, LitStr, Pat, Path, Receiver, Result, ReturnType, Type, TypeImplTrait,
+};
 
-use crate::attr::Config;
-use crate::expand::CachedFn;
+use crate::ast::{return_kind, CachedFn, ReturnKind};
+use crate::attr::{Config, Format, Ttl};
+use crate::diag::{self, Errors};
+use crate::key::{Next, Segment, Template};
 
-/// Collects errors so that one expansion reports all of them.
-#[derive(Default)]
-pub(crate) struct Errors(Option<Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn check<T>(&mut self, result: Result<T>) -> Option<T> {
-        result.map_err(|error| self.push(error)).ok()
-    }
-
-    /// Adds `error` and returns everything collected so far.
-    pub(crate) fn with(&mut self, error: Error) -> Error {
-        self.push(error);
-        self.0.take().expect("just pushed")
-    }
-
-    pub(crate) fn finish(self) -> Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
+/// A checked `#[cached]` fn: everything the expansion needs, every name resolved.
+pub(crate) struct Plan {
+    pub(crate) func: CachedFn,
+    pub(crate) ret: Type,
+    pub(crate) kind: ReturnKind,
+    pub(crate) site: Site,
+    pub(crate) key: Key,
+    pub(crate) policy: Policy,
+    /// `cache = EXPR`; `None` for the default cache.
+    pub(crate) cache: Option<Expr>,
+    pub(crate) krate: Path,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum ReturnKind {
-    Result,
-    Option,
-    Plain,
+/// The static facts of the `SiteInfo` literal.
+pub(crate) struct Site {
+    /// The `key` template as written, empty without one.
+    pub(crate) template: String,
+    pub(crate) service: Service,
+    pub(crate) method: String,
+    pub(crate) fn_name: String,
+    pub(crate) format: Format,
+    pub(crate) version: u32,
 }
 
-pub(crate) fn return_kind(ty: &Type) -> ReturnKind {
-    match ty {
-        Type::Group(group) => return_kind(&group.elem),
-        Type::Paren(paren) => return_kind(&paren.elem),
-        Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
-            Some(last) if last.ident == "Result" => ReturnKind::Result,
-            Some(last) if last.ident == "Option" => ReturnKind::Option,
-            _ => ReturnKind::Plain,
-        },
-        _ => ReturnKind::Plain,
-    }
+pub(crate) enum Service {
+    /// The template's first segment.
+    Named(String),
+    /// The last segment of the module path.
+    Module,
+    /// The self type's name, resolved at run time.
+    SelfType,
 }
 
-/// The checks that need only the fn.
-pub(crate) fn signature(func: &CachedFn) -> Result<()> {
+pub(crate) enum Key {
+    /// `key = ".."`: its text and placeholders, each placeholder resolved to its parameter.
+    Template(Vec<Part>),
+    /// No `key`: the parameters outside `skip` are hashed; `self_type` when the fn has a receiver.
+    Hashed { params: Vec<Ident>, self_type: bool },
+}
+
+pub(crate) enum Part {
+    Lit(String),
+    /// `<param.field.0>`, followed by `next`.
+    Arg {
+        param: Ident,
+        fields: Vec<String>,
+        next: Next,
+    },
+}
+
+pub(crate) struct Policy {
+    pub(crate) ttl: Ttl,
+    pub(crate) none_ttl: Option<Ttl>,
+    pub(crate) stale: Option<Ttl>,
+    pub(crate) refresh: Option<Ttl>,
+    pub(crate) jitter: Option<Expr>,
+    pub(crate) budget: Option<Budget>,
+}
+
+pub(crate) struct Budget {
+    /// The `budget` keyword, where a missing `From<Denied>` is reported.
+    pub(crate) span: Span,
+    pub(crate) name: LitStr,
+    pub(crate) weight: Option<Expr>,
+}
+
+/// Checks the fn and its arguments together, so that one expansion reports every error.
+pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
+    let checked = config.and_then(|config| Ok((arguments(&config, &func)?, config)));
+    let (ret, (key, config)) = diag::both(signature(&func), checked)?;
+    let Config {
+        ttl,
+        none_ttl,
+        stale,
+        refresh,
+        jitter,
+        budget,
+        weight,
+        key: template,
+        skip: _,
+        cache,
+        format,
+        version,
+        krate,
+    } = config;
+    let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
+    let budget = budget.map(|arg| Budget { span: arg.span, name: arg.value, weight });
+    let policy = Policy {
+        ttl,
+        none_ttl: none_ttl.map(|arg| arg.value),
+        stale: stale.map(|arg| arg.value),
+        refresh: refresh.map(|arg| arg.value),
+        jitter,
+        budget,
+    };
+    Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func })
+}
+
+fn site(func: &CachedFn, template: Option<&Template>, format: Format, version: u32) -> Site {
+    let fn_name = func.sig.ident.unraw().to_string();
+    let (service, method) = match template {
+        Some(template) => (
+            template.service().map_or(Service::Module, |name| Service::Named(name.to_owned())),
+            template.method().unwrap_or(&fn_name).to_owned(),
+        ),
+        None if func.has_receiver() => (Service::SelfType, fn_name.clone()),
+        None => (Service::Module, fn_name.clone()),
+    };
+    let template = template.map_or_else(String::new, |template| template.text.clone());
+    Site { template, service, method, fn_name, format, version }
+}
+
+/// The checks that need only the fn; returns its return type.
+fn signature(func: &CachedFn) -> Result<Type> {
     let mut errors = Errors::default();
     let sig = &func.sig;
     if sig.asyncness.is_none() {
@@ -110,26 +181,30 @@ pub(crate) fn signature(func: &CachedFn) -> Result<()> {
             }
         }
     }
-    match &sig.output {
-        ReturnType::Default => errors.push(Error::new_spanned(
-            sig,
-            format!(
-                "#[cached] fn `{}` returns nothing, so there is nothing worth caching; add a return type",
-                sig.ident
-            ),
+    let ret = match &sig.output {
+        ReturnType::Default => {
+            return Err(errors.with(Error::new_spanned(
+                sig,
+                format!(
+                    "#[cached] fn `{}` returns nothing, so there is nothing worth caching; add a return type",
+                    sig.ident
+                ),
+            )))
+        }
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    match ret {
+        Type::Tuple(tuple) if tuple.elems.is_empty() => {
+            errors.push(Error::new_spanned(ret, "#[cached] fn returns `()`, so there is nothing worth caching"))
+        }
+        Type::ImplTrait(_) => errors.push(Error::new_spanned(
+            ret,
+            "#[cached] cannot store an `impl Trait` return value; name the concrete type",
         )),
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(tuple) if tuple.elems.is_empty() => {
-                errors.push(Error::new_spanned(ty, "#[cached] fn returns `()`, so there is nothing worth caching"))
-            }
-            Type::ImplTrait(_) => errors.push(Error::new_spanned(
-                ty,
-                "#[cached] cannot store an `impl Trait` return value; name the concrete type",
-            )),
-            _ => {}
-        },
+        _ => {}
     }
-    errors.finish()
+    errors.finish()?;
+    Ok(ret.clone())
 }
 
 fn self_by_reference(receiver: &Receiver) -> Result<()> {
@@ -158,8 +233,8 @@ impl<'ast> Visit<'ast> for ImplTrait<'ast> {
     }
 }
 
-/// The checks that relate the arguments to the fn.
-pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
+/// The checks that relate the arguments to the fn; returns the key with its parameters resolved.
+fn arguments(config: &Config, func: &CachedFn) -> Result<Key> {
     let mut errors = Errors::default();
     let params = func.params();
     let names = || match params.len() {
@@ -182,38 +257,60 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
         }
     }
 
-    if let Some(key) = &config.key {
-        let (lit, template) = &key.value;
-        let mut in_key = BTreeSet::new();
-        for placeholder in template.placeholders() {
-            if !is_param(&placeholder.param) {
-                errors
-                    .push(Error::new_spanned(lit, format!("unknown placeholder `{placeholder}` in key; {}", names())));
-            }
-            in_key.insert(placeholder.param.as_str());
+    let key = match &config.key {
+        None => {
+            let hashed = params.iter().filter(|param| !config.skip.iter().any(|skip| skip == **param));
+            Key::Hashed { params: hashed.map(|param| (*param).clone()).collect(), self_type: func.has_receiver() }
         }
-        for name in &config.skip {
-            if in_key.contains(name.to_string().as_str()) {
-                errors.push(Error::new_spanned(
-                    name,
-                    format!("`{name}` is both in the key and in `skip`; remove it from one of them"),
-                ));
+        Some(key) => {
+            let (lit, template) = &key.value;
+            let mut in_key = BTreeSet::new();
+            let mut parts = Vec::new();
+            for (index, segment) in template.segments.iter().enumerate() {
+                let placeholder = match segment {
+                    Segment::Lit(text) => {
+                        parts.push(Part::Lit(text.clone()));
+                        continue;
+                    }
+                    Segment::Arg(placeholder) => placeholder,
+                };
+                match params.iter().find(|param| **param == placeholder.param.as_str()) {
+                    Some(param) => parts.push(Part::Arg {
+                        param: (*param).clone(),
+                        fields: placeholder.fields.clone(),
+                        next: template.next_after(index),
+                    }),
+                    None => errors.push(Error::new_spanned(
+                        lit,
+                        format!("unknown placeholder `{placeholder}` in key; {}", names()),
+                    )),
+                }
+                in_key.insert(placeholder.param.as_str());
             }
-        }
-        for param in &params {
-            let name = param.to_string();
-            if !in_key.contains(name.as_str()) && !skipped.contains(&name) {
-                errors.push(Error::new_spanned(
-                    param,
-                    format!(
-                        "parameter `{name}` is not part of the cache key: calls that differ only in \
-                         `{name}` would share one cached value; add `<{name}>` to `key = \"...\"` or \
-                         list it in `skip({name})`"
-                    ),
-                ));
+            for name in &config.skip {
+                if in_key.contains(name.to_string().as_str()) {
+                    errors.push(Error::new_spanned(
+                        name,
+                        format!("`{name}` is both in the key and in `skip`; remove it from one of them"),
+                    ));
+                }
             }
+            for param in &params {
+                let name = param.to_string();
+                if !in_key.contains(name.as_str()) && !skipped.contains(&name) {
+                    errors.push(Error::new_spanned(
+                        param,
+                        format!(
+                            "parameter `{name}` is not part of the cache key: calls that differ only in \
+                             `{name}` would share one cached value; add `<{name}>` to `key = \"...\"` or \
+                             list it in `skip({name})`"
+                        ),
+                    ));
+                }
+            }
+            Key::Template(parts)
         }
-    }
+    };
 
     if let Some(budget) = &config.budget {
         if func.return_kind() != Some(ReturnKind::Result) {
@@ -228,5 +325,104 @@ pub(crate) fn arguments(config: &Config, func: &CachedFn) -> Result<()> {
             errors.push(Error::new(none_ttl.span, "`none_ttl` applies only to fns returning `Option<_>`"));
         }
     }
-    errors.finish()
+    errors.finish()?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attr::Args;
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    fn plan_of(args: TokenStream, item: TokenStream) -> Result<Plan> {
+        let config = syn::parse2::<Args>(args).and_then(Args::build);
+        plan(CachedFn::from_item(item)?, config)
+    }
+
+    fn messages(args: TokenStream, item: TokenStream) -> String {
+        match plan_of(args, item) {
+            Ok(_) => panic!("expected errors"),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    #[test]
+    fn key_checks() {
+        let out = messages(
+            quote!(ttl = 1, key = "a:<idd>:<vs.x>", skip(vs, nope), none_ttl = 1),
+            quote!(
+                async fn f(id: u8, vs: u8, extra: u8) -> u8 {
+                    1
+                }
+            ),
+        );
+        for message in [
+            "unknown placeholder `<idd>` in key; parameters are: `id`, `vs`, `extra`",
+            "unknown parameter `nope` in `skip`",
+            "`vs` is both in the key and in `skip`",
+            "parameter `id` is not part of the cache key",
+            "parameter `extra` is not part of the cache key",
+            "`none_ttl` applies only to fns returning `Option<_>`",
+        ] {
+            assert!(out.contains(message), "{message}: {out}");
+        }
+    }
+
+    #[test]
+    fn resolves_the_key() {
+        let plan = plan_of(
+            quote!(ttl = 1, key = "svc:get:<id>_<user.name.0>"),
+            quote!(
+                async fn get(&self, id: u8, user: &User) -> Option<u8> {
+                    None
+                }
+            ),
+        )
+        .unwrap();
+        assert!(plan.kind == ReturnKind::Option);
+        assert!(matches!(&plan.site.service, Service::Named(name) if name == "svc"));
+        assert_eq!((plan.site.method.as_str(), plan.site.template.as_str()), ("get", "svc:get:<id>_<user.name.0>"));
+        let Key::Template(parts) = &plan.key else { panic!("expected a template") };
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|part| match part {
+                Part::Lit(text) => text.clone(),
+                Part::Arg { param, fields, next } => format!("<{param}{fields:?}> {next:?}"),
+            })
+            .collect();
+        assert_eq!(parts, ["svc:get:", "<id[]> Lit('_')", "_", "<user[\"name\", \"0\"]> End"]);
+    }
+
+    #[test]
+    fn hashes_the_parameters_without_a_key() {
+        let plan = plan_of(
+            quote!(ttl = 1, skip(trace)),
+            quote!(
+                async fn r#find(&self, id: u8, trace: u8) -> u8 {
+                    id
+                }
+            ),
+        )
+        .unwrap();
+        assert!(plan.kind == ReturnKind::Plain);
+        assert!(matches!(plan.site.service, Service::SelfType));
+        assert_eq!((plan.site.method.as_str(), plan.site.fn_name.as_str()), ("find", "find"));
+        let Key::Hashed { params, self_type: true } = &plan.key else { panic!("expected hashed params and Self") };
+        assert_eq!(params.len(), 1);
+        assert_eq!(params[0], "id");
+
+        let plan = plan_of(
+            quote!(ttl = 1),
+            quote!(
+                async fn free(id: u8) -> u8 {
+                    id
+                }
+            ),
+        )
+        .unwrap();
+        assert!(matches!(plan.site.service, Service::Module));
+        assert!(matches!(&plan.key, Key::Hashed { self_type: false, .. }));
+    }
 }

@@ -39,6 +39,8 @@ pub struct SiteInfo {
     pub method: &'static str,
     pub fn_name: &'static str,
     pub module: &'static str,
+    /// `type_name` of an item nested in the cached fn: its full path, impl type included.
+    pub path: fn() -> &'static str,
     pub format: Format,
     pub version: u32,
     /// `type_name` of an item nested in the cached fn: its full path, impl type included.
