@@ -43,8 +43,6 @@ pub struct SiteInfo {
     pub path: fn() -> &'static str,
     pub format: Format,
     pub version: u32,
-    /// `type_name` of an item nested in the cached fn: its full path, impl type included.
-    pub path: fn() -> &'static str,
 }
 
 /// One `#[cached]` function: static facts plus names and counters resolved once.
