@@ -69,3 +69,45 @@ pub fn redis_only(server: &RedisServer, ns: &str) -> syntra_cache::Cache {
         .build()
         .unwrap()
 }
+
+/// Polls `f` every 10 ms until it returns `Some`, for at most `within`; panics with `what`
+/// otherwise. For effects that may land in the background (writes, shared holds).
+pub fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Milliseconds since the Unix epoch (the clock of the envelopes' `at`).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Every key matching `pattern`, by SCAN (what a client sees, not what a cache remembers).
+pub fn scan_keys(client: &redis::Client, pattern: &str) -> Vec<String> {
+    let mut c = client.get_connection().unwrap();
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, batch): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query(&mut c).unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys
+}
+
+/// The JSON envelope stored under `key`, if any.
+pub fn envelope(client: &redis::Client, key: &str) -> Option<serde_json::Value> {
+    let mut c = client.get_connection().unwrap();
+    let raw: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut c).unwrap();
+    raw.map(|r| serde_json::from_slice(&r).unwrap_or_else(|e| panic!("{key}: not a JSON envelope ({e})")))
+}
