@@ -111,3 +111,33 @@ pub fn envelope(client: &redis::Client, key: &str) -> Option<serde_json::Value> 
     let raw: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut c).unwrap();
     raw.map(|r| serde_json::from_slice(&r).unwrap_or_else(|e| panic!("{key}: not a JSON envelope ({e})")))
 }
+
+/// Replaces the `data` of the JSON envelope under `key` directly in Redis (keeping its TTL): a
+/// change made by someone else, which only a read from Redis can see.
+pub fn rewrite_data(client: &redis::Client, key: &str, data: serde_json::Value) {
+    let mut doc = envelope(client, key).unwrap_or_else(|| panic!("{key} is in Redis"));
+    doc["data"] = data;
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg(key).arg(serde_json::to_vec(&doc).unwrap()).arg("KEEPTTL").query(&mut c).unwrap();
+}
+
+/// A command line for re-running this test binary as a child process that runs only the
+/// `#[ignore]`d test `entry`, without any SYNTRA_* variable of ours leaking into it.
+pub fn child_process(entry: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", entry, "--nocapture", "--test-threads=1"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SYNTRA_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` to completion; its stdout and stderr, after checking it succeeded.
+pub fn run_child(mut cmd: std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child process failed ({}):\n{all}", out.status);
+    all
+}
