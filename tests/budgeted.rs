@@ -157,7 +157,9 @@ async fn a_429_backs_off_at_once_across_instances() {
     a.answer_429.store(true, SeqCst);
     assert!(matches!(a.price("btc").await, Err(ApiError::RateLimited(_))));
     // The shared hold may be written in the background: wait for it (bounded), not a fixed time.
-    poll(Duration::from_secs(5), "the 429 hold in Redis", || (redis.pttl("bk:budget:coingecko:hold") > 0).then_some(()));
+    poll(Duration::from_secs(5), "the 429 hold in Redis", || {
+        (redis.pttl("bk:budget:coingecko:hold") > 0).then_some(())
+    });
     match b.price("eth").await {
         Err(ApiError::Budget(d)) => assert!(d.retry_after > Duration::from_secs(20), "Retry-After honoured: {d}"),
         other => panic!("expected the other instance to back off, got {other:?}"),
@@ -214,7 +216,8 @@ async fn a_misnamed_budget_is_a_clear_error_not_a_silent_pass() {
 
 /// One value of a child's report line (`RESULT calls=3 denied=7 ...`).
 fn field(out: &str, name: &str) -> u64 {
-    let line = out.lines().find_map(|l| l.find("RESULT ").map(|i| &l[i..])).unwrap_or_else(|| panic!("no report:\n{out}"));
+    let line =
+        out.lines().find_map(|l| l.find("RESULT ").map(|i| &l[i..])).unwrap_or_else(|| panic!("no report:\n{out}"));
     let v = line.split_whitespace().find_map(|f| f.strip_prefix(name).and_then(|f| f.strip_prefix('=')));
     v.unwrap_or_else(|| panic!("no {name} in {line}")).parse().unwrap()
 }
@@ -230,7 +233,10 @@ async fn budgeted_child() {
     let url = std::env::var("BUDGETED_REDIS_URL").unwrap();
     let budgets = match role.as_str() {
         // 200 per hour: a burst of 20, then one per 20 s (none more within the test).
-        "spend" => Budgets::new(vec![Budget::new("coingecko").rate(200, Duration::from_secs(3_600)).max_wait(Duration::ZERO)]).unwrap(),
+        "spend" => {
+            Budgets::new(vec![Budget::new("coingecko").rate(200, Duration::from_secs(3_600)).max_wait(Duration::ZERO)])
+                .unwrap()
+        }
         _ => budgets(),
     };
     let cache = Cache::builder()
@@ -271,7 +277,10 @@ async fn budgeted_child() {
             let client = redis::Client::open(url).unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             loop {
-                let pttl: i64 = redis::cmd("PTTL").arg("xp-429:budget:coingecko:hold").query(&mut client.get_connection().unwrap()).unwrap();
+                let pttl: i64 = redis::cmd("PTTL")
+                    .arg("xp-429:budget:coingecko:hold")
+                    .query(&mut client.get_connection().unwrap())
+                    .unwrap();
                 if pttl > 0 {
                     break;
                 }

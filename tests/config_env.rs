@@ -74,10 +74,8 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
 #[tokio::test]
 async fn redis_url_and_namespace() {
     let redis = RedisServer::start();
-    let svc = Svc::new(from_vars(&[
-        ("SYNTRA_CACHE_REDIS_URL", url(&redis, 2)),
-        ("SYNTRA_CACHE_NAMESPACE", "envbot".into()),
-    ]));
+    let svc =
+        Svc::new(from_vars(&[("SYNTRA_CACHE_REDIS_URL", url(&redis, 2)), ("SYNTRA_CACHE_NAMESPACE", "envbot".into())]));
     assert!(svc.cache.has_remote());
     assert_eq!(svc.price("btc").await.unwrap(), 100);
     assert_eq!(svc.price("btc").await.unwrap(), 100);
@@ -125,10 +123,8 @@ async fn memory_capacity() {
 async fn local_tier_false_reads_redis_on_every_call() {
     let redis = RedisServer::start();
     let key = "syntra:coingecko:price:btc";
-    let off = Svc::new(from_vars(&[
-        ("SYNTRA_CACHE_REDIS_URL", url(&redis, 0)),
-        ("SYNTRA_CACHE_LOCAL_TIER", "false".into()),
-    ]));
+    let off =
+        Svc::new(from_vars(&[("SYNTRA_CACHE_REDIS_URL", url(&redis, 0)), ("SYNTRA_CACHE_LOCAL_TIER", "false".into())]));
     let on = Svc::new(from_vars(&[("SYNTRA_CACHE_REDIS_URL", url(&redis, 0))]));
     assert_eq!(off.price("btc").await.unwrap(), 100);
     assert_eq!(on.price("btc").await.unwrap(), 100, "read through Redis (and kept in memory)");
@@ -301,10 +297,8 @@ async fn budgets_seed_and_budget_overrides() {
 #[tokio::test]
 async fn disabled_runs_every_body() {
     let redis = RedisServer::start();
-    let svc = Svc::new(from_vars(&[
-        ("SYNTRA_CACHE_REDIS_URL", url(&redis, 0)),
-        ("SYNTRA_CACHE_DISABLED", "true".into()),
-    ]));
+    let svc =
+        Svc::new(from_vars(&[("SYNTRA_CACHE_REDIS_URL", url(&redis, 0)), ("SYNTRA_CACHE_DISABLED", "true".into())]));
     assert!(!svc.cache.is_enabled());
     for want in [100, 101, 102] {
         assert_eq!(svc.price("btc").await.unwrap(), want);
@@ -418,7 +412,8 @@ fn a_bad_environment_falls_back_to_memory_and_logs_why() {
         .env("SYNTRA_CACHE_TIMEOUT_MS", "soon");
     let out = run_child(cmd);
     assert!(out.contains("CHILD bad OK"), "{out}");
-    let line = out.lines().find(|l| l.contains("Cache configuration invalid")).unwrap_or_else(|| panic!("logged:\n{out}"));
+    let line =
+        out.lines().find(|l| l.contains("Cache configuration invalid")).unwrap_or_else(|| panic!("logged:\n{out}"));
     assert!(line.contains("ERROR") && line.contains("SYNTRA_CACHE_TIMEOUT_MS"), "{line}");
     assert!(scan_keys(&redis.client(), "*").is_empty(), "the fallback never touched Redis");
 }

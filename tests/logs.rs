@@ -86,9 +86,9 @@ impl Capture {
     /// so the cache's background tasks log here too).
     fn install(&self) -> tracing::subscriber::DefaultGuard {
         let text = self.text.clone();
-        let subscriber = tracing_subscriber::registry().with(self.clone()).with(
-            tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || TextWriter(text.clone())),
-        );
+        let subscriber = tracing_subscriber::registry()
+            .with(self.clone())
+            .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || TextWriter(text.clone())));
         tracing::subscriber::set_default(subscriber)
     }
 
@@ -277,9 +277,11 @@ fn leaks(s: &str) -> bool {
 /// Everything one cache prints while Redis refuses it or is gone: Debug of the builder and the
 /// cache, of a captured call key and the budgets, the errors of its own API, its counters.
 async fn exercise(url: &str, printed: &mut Vec<String>) {
-    let builder = Cache::builder().namespace("sec").redis(url).op_timeout(Duration::from_millis(300)).budgets(
-        Budgets::new(vec![Budget::new("coingecko").rate(600, Duration::from_secs(60))]).unwrap(),
-    );
+    let builder = Cache::builder()
+        .namespace("sec")
+        .redis(url)
+        .op_timeout(Duration::from_millis(300))
+        .budgets(Budgets::new(vec![Budget::new("coingecko").rate(600, Duration::from_secs(60))]).unwrap());
     printed.push(format!("{builder:?} {builder:#?}"));
     let cache = match builder.build() {
         Ok(c) => c,
@@ -294,7 +296,8 @@ async fn exercise(url: &str, printed: &mut Vec<String>) {
     printed.push(format!("{:?}", syntra_cache::key_of(svc.price("btc")).unwrap()));
     // The cache's own API returns the store's error (before the breaker opens, and after).
     for round in 0..2 {
-        let removed = [cache.remove("coingecko:price:a").await.map(|_| ()), cache.remove_prefix("x:").await.map(|_| ())];
+        let removed =
+            [cache.remove("coingecko:price:a").await.map(|_| ()), cache.remove_prefix("x:").await.map(|_| ())];
         for r in removed {
             match r {
                 Err(e) => printed.push(format!("{e} {e:?}")),
@@ -325,7 +328,16 @@ async fn exercise(url: &str, printed: &mut Vec<String>) {
 async fn the_redis_password_appears_in_no_debug_output_error_or_log_line() {
     let capture = Capture::default();
     let _guard = capture.install();
-    let redis = RedisServer::start_with(&["--requirepass", "the-right-one", "--user", "bot", "on", ">bot-right", "+@all", "~*"]);
+    let redis = RedisServer::start_with(&[
+        "--requirepass",
+        "the-right-one",
+        "--user",
+        "bot",
+        "on",
+        ">bot-right",
+        "+@all",
+        "~*",
+    ]);
     let dead = {
         let mut r = RedisServer::start();
         let port = r.port();

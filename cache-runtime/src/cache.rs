@@ -545,7 +545,8 @@ mod tests {
                 other => panic!("{var}=soon: {other:?}"),
             }
         }
-        let bad_budget = CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_BUDGETS", "seed"), ("SYNTRA_BUDGET_COINGECKO_RATE", "x")]));
+        let bad_budget =
+            CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_BUDGETS", "seed"), ("SYNTRA_BUDGET_COINGECKO_RATE", "x")]));
         assert!(matches!(bad_budget, Err(BuildError::Invalid { setting: "budgets", .. })), "{bad_budget:?}");
         // Values that parse but cannot be used are refused when building.
         let zero = |var| CacheBuilder::from_vars(vars(&[(var, "0")])).unwrap().build().unwrap_err();

@@ -59,7 +59,8 @@ impl RedisServer {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let mut s = RedisServer { child: Mutex::new(None), port, extra: extra.iter().map(|s| s.to_string()).collect(), dir };
+        let mut s =
+            RedisServer { child: Mutex::new(None), port, extra: extra.iter().map(|s| s.to_string()).collect(), dir };
         s.spawn();
         s
     }
