@@ -250,6 +250,9 @@ async fn budgeted_child() {
     let pid = std::process::id();
     match role.as_str() {
         "spend" => {
+            // Connect before the start line (a slow first connect must not push decisions to
+            // the in-process fallback).
+            svc.cache.remove("warm-up").await.expect("Redis reachable");
             let start_at: u64 = std::env::var("BUDGETED_START_AT_MS").unwrap().parse().unwrap();
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
             tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
