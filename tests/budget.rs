@@ -129,7 +129,9 @@ async fn quotas_are_shared_and_expire_with_their_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "worker process of processes_share_one_budget"]
 async fn budget_worker() {
-    let url = std::env::var("BUDGET_REDIS_URL").expect("spawned by processes_share_one_budget");
+    let Ok(url) = std::env::var("BUDGET_REDIS_URL") else {
+        return; // run by `--include-ignored`: only processes_share_one_budget gives it work
+    };
     let start_at: u64 = std::env::var("BUDGET_START_AT_MS").unwrap().parse().unwrap();
     let calls: usize = std::env::var("BUDGET_CALLS").unwrap().parse().unwrap();
     let e = BudgetEnforcer::builder(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{RedisExt, RedisServer};
+use common::{child_process, poll, run_child, RedisExt, RedisServer};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -156,7 +156,10 @@ async fn a_429_backs_off_at_once_across_instances() {
     let b = Gecko::new(cache(&redis, "bk"));
     a.answer_429.store(true, SeqCst);
     assert!(matches!(a.price("btc").await, Err(ApiError::RateLimited(_))));
-    tokio::time::sleep(Duration::from_millis(100)).await; // the shared hold is written in the background
+    // The shared hold may be written in the background: wait for it (bounded), not a fixed time.
+    poll(Duration::from_secs(5), "the 429 hold in Redis", || {
+        (redis.pttl("bk:budget:coingecko:hold") > 0).then_some(())
+    });
     match b.price("eth").await {
         Err(ApiError::Budget(d)) => assert!(d.retry_after > Duration::from_secs(20), "Retry-After honoured: {d}"),
         other => panic!("expected the other instance to back off, got {other:?}"),
@@ -206,4 +209,141 @@ async fn a_misnamed_budget_is_a_clear_error_not_a_silent_pass() {
         other => panic!("expected an unknown-budget error, got {other:?}"),
     }
     assert_eq!(svc.calls(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes sharing one redis-server and one budget, through `#[cached]`
+
+/// One value of a child's report line (`RESULT calls=3 denied=7 ...`).
+fn field(out: &str, name: &str) -> u64 {
+    let line =
+        out.lines().find_map(|l| l.find("RESULT ").map(|i| &l[i..])).unwrap_or_else(|| panic!("no report:\n{out}"));
+    let v = line.split_whitespace().find_map(|f| f.strip_prefix(name).and_then(|f| f.strip_prefix('=')));
+    v.unwrap_or_else(|| panic!("no {name} in {line}")).parse().unwrap()
+}
+
+/// Child entry of the cross-process tests: the role in `BUDGETED_CHILD`, the server in
+/// `BUDGETED_REDIS_URL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of the cross-process budget tests"]
+async fn budgeted_child() {
+    let Ok(role) = std::env::var("BUDGETED_CHILD") else {
+        return; // run by `--include-ignored`: nothing to do outside a parent test
+    };
+    let url = std::env::var("BUDGETED_REDIS_URL").unwrap();
+    let budgets = match role.as_str() {
+        // 200 per hour: a burst of 20, then one per 20 s (none more within the test).
+        "spend" => {
+            Budgets::new(vec![Budget::new("coingecko").rate(200, Duration::from_secs(3_600)).max_wait(Duration::ZERO)])
+                .unwrap()
+        }
+        _ => budgets(),
+    };
+    let cache = Cache::builder()
+        .namespace(if role == "spend" { "xp-spend" } else { "xp-429" })
+        .redis(url.clone())
+        .op_timeout(Duration::from_secs(2))
+        .budgets(budgets)
+        .build()
+        .unwrap();
+    let svc = Arc::new(Gecko::new(cache));
+    let pid = std::process::id();
+    match role.as_str() {
+        "spend" => {
+            // Connect before the start line (a slow first connect must not push decisions to
+            // the in-process fallback).
+            svc.cache.remove("warm-up").await.expect("Redis reachable");
+            let start_at: u64 = std::env::var("BUDGETED_START_AT_MS").unwrap().parse().unwrap();
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
+            tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
+            let tasks: Vec<_> = (0..30)
+                .map(|i| {
+                    let svc = svc.clone();
+                    tokio::spawn(async move { svc.price(&format!("p{pid}-{i}")).await })
+                })
+                .collect();
+            let (mut ok, mut denied) = (0, 0);
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(_) => ok += 1,
+                    Err(ApiError::Budget(_)) => denied += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            let fallback: u64 = svc.cache.budget_stats().iter().map(|b| b.fallback).sum();
+            println!("RESULT calls={} ok={ok} denied={denied} fallback={fallback}", svc.calls());
+        }
+        "429" => {
+            svc.answer_429.store(true, SeqCst);
+            assert!(matches!(svc.price("btc").await, Err(ApiError::RateLimited(_))));
+            // The hold may be shared in the background: stay until it is in Redis.
+            let client = redis::Client::open(url).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let pttl: i64 = redis::cmd("PTTL")
+                    .arg("xp-429:budget:coingecko:hold")
+                    .query(&mut client.get_connection().unwrap())
+                    .unwrap();
+                if pttl > 0 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the 429 hold never reached Redis");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            println!("RESULT calls={}", svc.calls());
+        }
+        "after429" => {
+            let mut min_retry = Duration::MAX;
+            for id in ["eth", "sol", "ada"] {
+                match svc.price(id).await {
+                    Err(ApiError::Budget(d)) => min_retry = min_retry.min(d.retry_after),
+                    other => panic!("{id}: expected the shared back-off, got {other:?}"),
+                }
+            }
+            println!("RESULT calls={} retry_after_s={}", svc.calls(), min_retry.as_secs());
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn child(role: &str, redis: &RedisServer) -> std::process::Command {
+    let mut cmd = child_process("budgeted_child");
+    cmd.env("BUDGETED_CHILD", role).env("BUDGETED_REDIS_URL", redis.url());
+    cmd
+}
+
+#[test]
+fn two_processes_never_spend_more_than_one_shared_budget() {
+    let redis = RedisServer::start();
+    let start_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64 + 1_500;
+    let spawned: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = child("spend", &redis);
+            cmd.env("BUDGETED_START_AT_MS", start_at.to_string());
+            std::thread::spawn(move || run_child(cmd))
+        })
+        .collect();
+    let outs: Vec<String> = spawned.into_iter().map(|h| h.join().unwrap()).collect();
+    let calls: u64 = outs.iter().map(|o| field(o, "calls")).sum();
+    for o in &outs {
+        assert_eq!(field(o, "fallback"), 0, "every decision shared through Redis: {o}");
+        assert_eq!(field(o, "ok") + field(o, "denied"), 30);
+        assert_eq!(field(o, "ok"), field(o, "calls"), "every answer came from an upstream call");
+    }
+    // 2 processes x 30 concurrent misses against a burst of 20: never more than 20 upstream
+    // calls in total (and the budget is used, not refused wholesale).
+    assert_eq!(calls, 20, "upstream calls across both processes: {outs:?}");
+}
+
+#[test]
+fn a_429_in_one_process_backs_off_another() {
+    let redis = RedisServer::start();
+    let first = run_child(child("429", &redis));
+    assert_eq!(field(&first, "calls"), 1, "{first}");
+    let hold = redis.pttl("xp-429:budget:coingecko:hold");
+    assert!(hold > 20_000, "Retry-After 30 s shared in Redis: {hold}");
+    // A new process, after the first one is gone: it learns the back-off from Redis alone.
+    let second = run_child(child("after429", &redis));
+    assert_eq!(field(&second, "calls"), 0, "no upstream call during the back-off: {second}");
+    assert!(field(&second, "retry_after_s") >= 20, "{second}");
 }

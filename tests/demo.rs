@@ -1,11 +1,14 @@
 //! A short run of the demo workload (`examples/syntra.rs`), cached and uncached, with budgets
 //! and without, with the report's figures checked against the simulator's own counts.
 
+mod common;
+
 #[path = "../examples/providers/mod.rs"]
 mod providers;
 #[path = "../examples/syntra/workload.rs"]
 mod workload;
 
+use common::{envelope, scan_keys, RedisExt, RedisServer};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -32,8 +35,8 @@ fn short(cache: CacheMode) -> Config {
 
 /// What holds for any run against the simulator.
 fn check_against_simulator(r: &Report) {
-    assert_eq!(r.requested, 300);
-    assert_eq!(r.answered, 300, "every question gets an answer (or an error)");
+    assert_eq!(r.requested, r.config.requests);
+    assert_eq!(r.answered, r.requested as u64, "every question gets an answer (or an error)");
     assert!(r.failed_answers <= r.answered);
     let sim = r.sim_calls.as_ref().expect("a simulator run");
     for row in &r.providers {
@@ -73,7 +76,9 @@ async fn demo_report_matches_the_simulator_and_the_cache_saves_calls() {
     let cached = workload::run(short(CacheMode::Memory)).await.expect("cached run");
     check_against_simulator(&cached);
     let hit_rate = cached.hit_rate().expect("cache enabled");
-    assert!(hit_rate > 0.5, "hit rate {hit_rate}\n{cached}");
+    eprintln!("short in-memory run: hit rate {:.1}%", hit_rate * 100.0);
+    // Measured 58.2% (this plan is seeded; only timing moves it a little).
+    assert!(hit_rate > 0.55, "hit rate {hit_rate}\n{cached}");
     // Every call the answers made went through the cache: hits + misses = asked (a call
     // answered stale is counted as a miss and as stale).
     let t = cached.stats.total();
@@ -156,6 +161,51 @@ async fn budgets_keep_every_provider_inside_its_limits_and_the_seed_ttls_do_not(
     assert!(!seed.inside_limits("coingecko"));
     assert!(cg.upstream > budgeted.provider("coingecko").unwrap().upstream, "{seed}\n{budgeted}");
     assert!(seed.to_string().contains("BUDGETS: none"), "{seed}");
+}
+
+/// The demo as `cargo run --example syntra` runs it (6,000 questions, 20 simulated minutes at
+/// 60x: 20 s of real time), checked against what its closing note claims: a hit rate of ~84%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_demo_run_reaches_its_documented_hit_rate() {
+    let config = Config { progress: false, ..Config::default() };
+    assert_eq!((config.requests, config.minutes, config.speed), (6_000, 20.0, 60.0), "the demo's defaults");
+    let report = workload::run(config).await.expect("full run");
+    check_against_simulator(&report);
+    let hit_rate = report.hit_rate().expect("cache enabled");
+    eprintln!("full in-memory run: hit rate {:.1}%", hit_rate * 100.0);
+    // Measured 83.8% in a debug build (the claim: ~84%).
+    assert!(hit_rate >= 0.80, "hit rate {:.1}%, the demo claims ~84%\n{report}", hit_rate * 100.0);
+    assert_eq!(report.rejected(), 0, "no 429s with budgets on\n{report}");
+    for row in &report.providers {
+        assert!(report.inside_limits(row.provider), "{}\n{report}", row.provider);
+    }
+}
+
+/// `--redis URL` (CacheMode::Redis): the same workload with Redis behind the memory tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_mode_fills_redis_and_its_report_agrees_with_the_simulator() {
+    let redis = RedisServer::start();
+    let report = workload::run(short(CacheMode::Redis(redis.url()))).await.expect("redis run");
+    check_against_simulator(&report);
+    let hit_rate = report.hit_rate().expect("cache enabled");
+    eprintln!("short Redis run: hit rate {:.1}%", hit_rate * 100.0);
+    assert!(hit_rate > 0.55, "hit rate {hit_rate} (the in-memory run of the same plan: ~58%)\n{report}");
+    assert_eq!(report.stats.total().cache_errors, 0, "Redis never failed\n{report}");
+    let text = report.to_string();
+    assert!(text.contains(&format!("Redis at {}", redis.url())), "{text}");
+    // The values landed in Redis, under the demo's own namespace, as readable envelopes.
+    let client = redis.client();
+    let keys = scan_keys(&client, "syntra-demo:*");
+    for provider in ["coingecko", "binance", "dexscreener", "coinmarketcap", "cryptopanic", "feargreed"] {
+        let mine: Vec<&String> = keys.iter().filter(|k| k.starts_with(&format!("syntra-demo:{provider}:"))).collect();
+        assert!(!mine.is_empty(), "no {provider} key in Redis: {keys:?}");
+    }
+    let values: Vec<&String> = keys.iter().filter(|k| !k.contains(":budget:") && !k.ends_with("#lock")).collect();
+    assert!(values.len() >= 20, "{} values in Redis", values.len());
+    let doc = envelope(&client, values[0]).unwrap();
+    assert!(doc["ttl"].as_u64().is_some_and(|t| t > 0) && !doc["data"].is_null(), "{doc}");
+    assert!(scan_keys(&client, "syntra-demo:budget:*").is_empty(), "the run's budget counters are cleared");
+    assert!(scan_keys(&client, "syntra:*").is_empty(), "a simulated run never writes a real bot's keys");
 }
 
 #[test]

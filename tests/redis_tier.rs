@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{redis_cache, redis_only, RedisExt, RedisServer};
+use common::{envelope, now_ms, poll, redis_cache, redis_only, scan_keys, RedisExt, RedisServer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
@@ -182,24 +182,52 @@ async fn memory_tier_in_front_of_redis_never_outlives_it() {
 #[tokio::test]
 async fn invalidate_and_refresh_by_the_same_arguments() {
     let redis = RedisServer::start();
+    let client = redis.client();
     let svc = CoinGecko::new(redis_cache(&redis, "inv"));
     let first = svc.price("bitcoin", "usd").await.unwrap();
     let key = syntra_cache::key_of(svc.price("bitcoin", "usd")).unwrap();
     assert_eq!(key.key, "inv:coingecko:price:bitcoin_usd");
     assert_eq!(calls(&svc), 1, "key_of does not run the body");
 
+    tokio::time::sleep(Duration::from_millis(10)).await; // the refreshed `at` is later than the first
+    let before_refresh = now_ms();
     let refreshed = syntra_cache::refresh(svc.price("bitcoin", "usd")).await.unwrap();
     assert_ne!(refreshed, first);
     assert_eq!(svc.price("bitcoin", "usd").await.unwrap(), refreshed, "refresh stored the new value");
     assert_eq!(calls(&svc), 2);
+    // The Redis copy is the new one too (not only the memory tier): other instances see it.
+    let want = serde_json::to_value(&refreshed).unwrap();
+    let doc = poll(Duration::from_secs(5), "the refreshed value in Redis", || {
+        envelope(&client, "inv:coingecko:price:bitcoin_usd").filter(|d| d["data"] == want)
+    });
+    let at = doc["at"].as_u64().expect("envelope has `at`");
+    assert!(at >= before_refresh && at <= now_ms(), "a fresh `at`: {at} vs refresh at {before_refresh}");
+    let pttl = redis.pttl("inv:coingecko:price:bitcoin_usd");
+    assert!((85_000..=90_000).contains(&pttl), "a full TTL again: {pttl}");
+    let reader = CoinGecko::new(redis_only(&redis, "inv"));
+    assert_eq!(reader.price("bitcoin", "usd").await.unwrap(), refreshed, "another instance reads the new value");
+    assert_eq!(calls(&reader), 0);
 
     assert!(syntra_cache::invalidate(svc.price("bitcoin", "usd")).await.unwrap());
     assert_eq!(redis.get_bytes("inv:coingecko:price:bitcoin_usd"), None);
     svc.price("bitcoin", "usd").await.unwrap();
     assert_eq!(calls(&svc), 3, "invalidated in both tiers");
 
+    // remove_prefix: every matching key goes from Redis itself, nothing else does.
     svc.price("ethereum", "usd").await.unwrap();
+    svc.global().await;
+    assert_eq!(scan_keys(&client, "inv:coingecko:price:*").len(), 2);
     assert_eq!(svc.cache.remove_prefix("coingecko:price:").await.unwrap(), 2);
+    assert_eq!(scan_keys(&client, "inv:coingecko:price:*"), Vec::<String>::new(), "SCAN finds none left in Redis");
+    assert!(redis.get_bytes("inv:coingecko:global").is_some(), "keys outside the prefix stay");
+    let before = calls(&svc);
+    svc.price("bitcoin", "usd").await.unwrap();
+    assert_eq!(calls(&svc), before + 1, "gone from this instance's memory tier");
+    // A second, independent instance (its own memory tier, never saw the values) reads Redis:
+    // a miss.
+    let other = CoinGecko::new(redis_cache(&redis, "inv"));
+    other.price("ethereum", "usd").await.unwrap();
+    assert_eq!(calls(&other), 1, "the entry is gone from Redis for every instance");
     assert!(matches!(syntra_cache::key_of(async { 1 }), Err(syntra_cache::CacheError::NotCached)));
 }
 
@@ -241,12 +269,15 @@ async fn foreign_or_corrupted_values_are_misses_that_get_overwritten() {
 async fn password_protected_redis() {
     let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
     let url = format!("redis://:s3cret-pw@127.0.0.1:{}/0", redis.port());
-    let cache = Cache::builder().namespace("auth").redis(url).local_tier(false).build().unwrap();
-    assert!(!format!("{cache:?}").contains("s3cret"), "the password never reaches logs");
+    // (That the password never reaches Debug output, errors or logs: tests/logs.rs.)
+    let cache = Cache::builder().namespace("auth").redis(url.clone()).local_tier(false).build().unwrap();
     let svc = CoinGecko::new(cache);
     svc.price("bitcoin", "usd").await.unwrap();
     svc.price("bitcoin", "usd").await.unwrap();
     assert_eq!(calls(&svc), 1, "authenticated hit");
+    assert_eq!(svc.cache.stats().total().cache_errors, 0);
+    let authed = redis::Client::open(url).unwrap();
+    assert!(envelope(&authed, "auth:coingecko:price:bitcoin_usd").is_some(), "written through AUTH");
 
     // Wrong password: calls still answer (degraded), counted as cache errors.
     let bad = format!("redis://:wrong@127.0.0.1:{}/0", redis.port());
@@ -259,11 +290,18 @@ async fn password_protected_redis() {
 async fn acl_user_and_database_in_url() {
     let redis =
         RedisServer::start_with(&["--user", "bot", "on", ">botpw", "~syntra:*", "+@all", "--user", "default", "off"]);
-    let url = format!("redis://bot:botpw@127.0.0.1:{}/3", redis.port());
-    let svc = CoinGecko::new(Cache::builder().namespace("syntra").redis(url).local_tier(false).build().unwrap());
+    let url = |db: u8| format!("redis://bot:botpw@127.0.0.1:{}/{db}", redis.port());
+    let svc = CoinGecko::new(Cache::builder().namespace("syntra").redis(url(3)).local_tier(false).build().unwrap());
     svc.price("bitcoin", "usd").await.unwrap();
     svc.price("bitcoin", "usd").await.unwrap();
-    assert_eq!(calls(&svc), 1);
+    assert_eq!(calls(&svc), 1, "a hit through Redis as the ACL user");
+    assert_eq!(svc.cache.stats().total().cache_errors, 0, "no command was refused");
+    // The database of the URL is used: the key is in db 3, and db 0 is empty.
+    let db3 = redis::Client::open(url(3)).unwrap();
+    let db0 = redis::Client::open(url(0)).unwrap();
+    let doc = envelope(&db3, "syntra:coingecko:price:bitcoin_usd").expect("the key is in db 3");
+    assert_eq!(doc["data"]["id"], "bitcoin");
+    assert_eq!(scan_keys(&db0, "*"), Vec::<String>::new(), "nothing in db 0");
 }
 
 #[tokio::test]

@@ -469,20 +469,105 @@ pub fn set_default(cache: Cache) -> Result<(), CacheError> {
 mod tests {
     use super::*;
 
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
     #[test]
-    fn env_parsing() {
-        let vars = |k: &str| match k {
-            "SYNTRA_CACHE_NAMESPACE" => Some("bot".into()),
-            "SYNTRA_CACHE_MEMORY_CAPACITY" => Some("5".into()),
-            "SYNTRA_CACHE_DISABLED" => Some("no".into()),
-            _ => None,
-        };
-        let c = CacheBuilder::from_vars(vars).unwrap().build().unwrap();
+    fn env_parsing_applies_every_variable() {
+        // Every value differs from its default, so a variable that is read but not applied fails.
+        let d = CacheBuilder::default();
+        let b = CacheBuilder::from_vars(vars(&[
+            ("SYNTRA_CACHE_REDIS_URL", " redis://127.0.0.1:1/4 "),
+            ("SYNTRA_CACHE_NAMESPACE", "bot"),
+            ("SYNTRA_CACHE_MEMORY_CAPACITY", "5"),
+            ("SYNTRA_CACHE_LOCAL_TIER", "off"),
+            ("SYNTRA_CACHE_LOCAL_TTL_CAP_MS", "1234"),
+            ("SYNTRA_CACHE_TIMEOUT_MS", "777"),
+            ("SYNTRA_CACHE_CONNECT_TIMEOUT_MS", "888"),
+            ("SYNTRA_CACHE_BREAKER_THRESHOLD", "7"),
+            ("SYNTRA_CACHE_BREAKER_COOLDOWN_MS", "4321"),
+            ("SYNTRA_CACHE_BUDGETS", "seed"),
+            ("SYNTRA_BUDGET_COINGECKO_RATE", "10/min"),
+            ("SYNTRA_CACHE_DISABLED", "yes"),
+        ]))
+        .unwrap();
+        assert_eq!(b.redis_url.as_deref(), Some("redis://127.0.0.1:1/4"), "trimmed");
+        assert_eq!((b.namespace.as_str(), d.namespace.as_str()), ("bot", DEFAULT_NAMESPACE));
+        assert_eq!((b.memory_capacity, d.memory_capacity), (5, DEFAULT_MEMORY_CAPACITY));
+        assert!(!b.local_tier && d.local_tier);
+        assert_eq!((b.local_ttl_cap, d.local_ttl_cap), (Some(Duration::from_millis(1234)), None));
+        assert_eq!(b.op_timeout, Duration::from_millis(777));
+        assert_eq!(b.connect_timeout, Duration::from_millis(888));
+        assert_eq!(b.breaker.threshold, 7);
+        assert_eq!(b.breaker.cooldown, Duration::from_millis(4321));
+        assert!(b.op_timeout != d.op_timeout && b.connect_timeout != d.connect_timeout);
+        assert!(b.breaker.threshold != d.breaker.threshold && b.breaker.cooldown != d.breaker.cooldown);
+        assert!(!b.enabled && d.enabled && d.budgets.is_none());
+        let budgets = b.budgets.as_ref().expect("SYNTRA_CACHE_BUDGETS=seed");
+        let seed = Budgets::seed_defaults();
+        assert_eq!(budgets.names(), seed.names());
+        let cg = budgets.get("coingecko").unwrap();
+        assert_eq!((cg.rates[0].limit, cg.rates[0].per), (10, Duration::from_secs(60)), "SYNTRA_BUDGET_* applied");
+        assert_eq!(seed.get("coingecko").unwrap().rates[0].limit, 30);
+        assert!(format!("{b:?}").contains("memory_capacity: 5"), "{b:?}");
+
+        // What the built cache shows of them.
+        let c = b.build().unwrap();
         assert_eq!(c.namespace(), "bot");
-        assert!(c.is_enabled() && !c.has_remote());
-        let bad = CacheBuilder::from_vars(|k| (k == "SYNTRA_CACHE_TIMEOUT_MS").then(|| "soon".into()));
-        assert!(matches!(bad, Err(BuildError::Env { var: "SYNTRA_CACHE_TIMEOUT_MS", .. })));
-        assert!(Cache::builder().namespace("a b").build().is_err());
+        assert_eq!(c.full_key("x"), "bot:x");
+        assert!(!c.is_enabled(), "SYNTRA_CACHE_DISABLED=yes");
+        assert!(c.has_remote(), "SYNTRA_CACHE_REDIS_URL");
+        let names: Vec<String> = c.budget_stats().into_iter().map(|s| s.name).collect();
+        assert!(names.iter().any(|n| n == "coingecko") && names.len() == seed.names().len(), "{names:?}");
+        assert_eq!(c.budgets().unwrap().budgets().get("coingecko").unwrap().rates[0].limit, 10);
+
+        // Nothing set (or only blanks): the defaults, memory only, enabled, no budgets.
+        let c = CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_REDIS_URL", "  "), ("SYNTRA_CACHE_NAMESPACE", "")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.namespace(), DEFAULT_NAMESPACE);
+        assert!(c.is_enabled() && !c.has_remote() && c.budgets().is_none());
+
+        // Every spelling of a boolean, both ways.
+        for (v, on) in [("1", true), ("TRUE", true), ("on", true), ("0", false), ("No", false), ("false", false)] {
+            let b = CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_LOCAL_TIER", v), ("SYNTRA_CACHE_DISABLED", v)]));
+            let b = b.unwrap();
+            assert_eq!((b.local_tier, b.enabled), (on, !on), "{v}");
+        }
+        assert!(CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_BUDGETS", "off")])).unwrap().budgets.is_none());
+    }
+
+    #[test]
+    fn env_parsing_rejects_bad_values_naming_the_variable() {
+        for var in [
+            "SYNTRA_CACHE_MEMORY_CAPACITY",
+            "SYNTRA_CACHE_LOCAL_TIER",
+            "SYNTRA_CACHE_LOCAL_TTL_CAP_MS",
+            "SYNTRA_CACHE_TIMEOUT_MS",
+            "SYNTRA_CACHE_CONNECT_TIMEOUT_MS",
+            "SYNTRA_CACHE_BREAKER_THRESHOLD",
+            "SYNTRA_CACHE_BREAKER_COOLDOWN_MS",
+            "SYNTRA_CACHE_BUDGETS",
+            "SYNTRA_CACHE_DISABLED",
+        ] {
+            match CacheBuilder::from_vars(vars(&[(var, "soon")])) {
+                Err(BuildError::Env { var: v, value, .. }) => assert_eq!((v, value.as_str()), (var, "soon")),
+                other => panic!("{var}=soon: {other:?}"),
+            }
+        }
+        let bad_budget =
+            CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_BUDGETS", "seed"), ("SYNTRA_BUDGET_COINGECKO_RATE", "x")]));
+        assert!(matches!(bad_budget, Err(BuildError::Invalid { setting: "budgets", .. })), "{bad_budget:?}");
+        // Values that parse but cannot be used are refused when building.
+        let zero = |var| CacheBuilder::from_vars(vars(&[(var, "0")])).unwrap().build().unwrap_err();
+        assert!(matches!(zero("SYNTRA_CACHE_TIMEOUT_MS"), BuildError::Invalid { setting: "op_timeout", .. }));
+        assert!(matches!(zero("SYNTRA_CACHE_BREAKER_THRESHOLD"), BuildError::Invalid { .. }));
+        assert!(CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_NAMESPACE", "a b")])).unwrap().build().is_err());
     }
 
     #[cfg(feature = "redis")]

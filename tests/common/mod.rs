@@ -69,3 +69,75 @@ pub fn redis_only(server: &RedisServer, ns: &str) -> syntra_cache::Cache {
         .build()
         .unwrap()
 }
+
+/// Polls `f` every 10 ms until it returns `Some`, for at most `within`; panics with `what`
+/// otherwise. For effects that may land in the background (writes, shared holds).
+pub fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Milliseconds since the Unix epoch (the clock of the envelopes' `at`).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Every key matching `pattern`, by SCAN (what a client sees, not what a cache remembers).
+pub fn scan_keys(client: &redis::Client, pattern: &str) -> Vec<String> {
+    let mut c = client.get_connection().unwrap();
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, batch): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query(&mut c).unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys
+}
+
+/// The JSON envelope stored under `key`, if any.
+pub fn envelope(client: &redis::Client, key: &str) -> Option<serde_json::Value> {
+    let mut c = client.get_connection().unwrap();
+    let raw: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut c).unwrap();
+    raw.map(|r| serde_json::from_slice(&r).unwrap_or_else(|e| panic!("{key}: not a JSON envelope ({e})")))
+}
+
+/// Replaces the `data` of the JSON envelope under `key` directly in Redis (keeping its TTL): a
+/// change made by someone else, which only a read from Redis can see.
+pub fn rewrite_data(client: &redis::Client, key: &str, data: serde_json::Value) {
+    let mut doc = envelope(client, key).unwrap_or_else(|| panic!("{key} is in Redis"));
+    doc["data"] = data;
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg(key).arg(serde_json::to_vec(&doc).unwrap()).arg("KEEPTTL").query(&mut c).unwrap();
+}
+
+/// A command line for re-running this test binary as a child process that runs only the
+/// `#[ignore]`d test `entry`, without any SYNTRA_* variable of ours leaking into it.
+pub fn child_process(entry: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", entry, "--nocapture", "--test-threads=1"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SYNTRA_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` to completion; its stdout and stderr, after checking it succeeded.
+pub fn run_child(mut cmd: std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child process failed ({}):\n{all}", out.status);
+    all
+}

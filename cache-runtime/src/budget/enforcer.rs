@@ -83,13 +83,14 @@ struct Inner {
 /// use std::time::Duration;
 /// use syntra_cache_runtime::budget::{Budget, BudgetEnforcer, Budgets, Limit};
 ///
-/// let budgets = Budgets::new(vec![Budget::new("coingecko").rate(2, Duration::from_secs(60))]).unwrap();
+/// // 20/min: a burst of 2 (a tenth), then one per 60 s / 18, so no minute ever sees more than 20.
+/// let budgets = Budgets::new(vec![Budget::new("coingecko").rate(20, Duration::from_secs(60))]).unwrap();
 /// let enforcer = BudgetEnforcer::local(budgets);
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// let denied = enforcer.acquire("coingecko", 1).await.unwrap_err();
-/// assert!(matches!(denied.limit, Limit::Rate { limit: 2, .. }));
-/// assert!(denied.retry_after <= Duration::from_secs(30)); // the next slot of 2/min
+/// assert!(matches!(denied.limit, Limit::Rate { limit: 20, .. }));
+/// assert!(denied.retry_after <= Duration::from_millis(3_334)); // the next slot: 60 s / 18
 /// # }
 /// ```
 #[derive(Clone)]
