@@ -2,7 +2,7 @@
 //! while Redis is down, and reconnects by itself), every operation bounded by a timeout.
 //!
 //! redis-rs' own retries can hold one command for seconds while Redis is down; the timeout here
-//! bounds each cache operation, and the [`Breaker`](super::breaker::Breaker) around this store
+//! bounds each cache operation, and the [`Guarded`](super::breaker::Guarded) breaker around this store
 //! stops trying for a cool-down after repeated failures.
 
 use super::{BoxFuture, Store};
