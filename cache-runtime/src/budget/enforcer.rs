@@ -2,12 +2,13 @@
 
 use super::config::{BudgetError, Budgets};
 use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
-use super::local::{Compiled, LocalState, Refusal};
+use super::local::Refusal;
 use super::period::{self, Period};
+use super::slot::Slot;
 use super::{Clock, SystemClock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "redis")]
@@ -29,39 +30,6 @@ const MAX_ATTEMPTS: u32 = 64;
 /// Pacing ignores the first 1/96 of a period (15 min of a day, 7.5 h of a month): a handful of
 /// calls just after midnight is not a burn rate.
 const MIN_ELAPSED_DIVISOR: f64 = 96.0;
-
-/// Counters of one budget.
-#[derive(Debug, Default)]
-struct Counters {
-    granted: AtomicU64,
-    denied: AtomicU64,
-    weight: AtomicU64,
-    waits: AtomicU64,
-    backoffs: AtomicU64,
-    fallback: AtomicU64,
-    stale: AtomicU64,
-}
-
-/// One budget's declaration, keys, local state and counters.
-#[derive(Debug)]
-struct Slot {
-    c: Compiled,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    hold_key: String,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    rate_keys: Vec<String>,
-    /// `{ns}::budget:{name}`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    prefix: String,
-    state: Mutex<LocalState>,
-    counters: Counters,
-}
-
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 struct Inner {
     budgets: Budgets,
@@ -105,43 +73,6 @@ impl std::fmt::Debug for BudgetEnforcer {
             .field("shared", &self.is_shared())
             .finish()
     }
-}
-
-/// Counters and pacing of one budget, as read by [`BudgetEnforcer::snapshot`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BudgetStats {
-    /// The budget's name.
-    pub name: String,
-    /// Permits granted (by this instance).
-    pub granted: u64,
-    /// Requests refused (an [`acquire_or_wait`](BudgetEnforcer::acquire_or_wait) that waited and
-    /// then got a permit counts as granted only).
-    pub denied: u64,
-    /// Weight consumed by the granted permits.
-    pub weight_used: u64,
-    /// Acquires that waited for a permit.
-    pub waits: u64,
-    /// 429s reported through [`backoff`](BudgetEnforcer::backoff).
-    pub backoffs: u64,
-    /// Decisions made in-process because Redis was configured but unavailable.
-    pub fallback: u64,
-    /// Stale values served because the budget said no ([`BudgetEnforcer::record_stale`]).
-    pub stale_served: u64,
-    /// The current [`ttl_stretch`](BudgetEnforcer::ttl_stretch).
-    pub stretch: f64,
-    /// The day quota, if any.
-    pub day_quota: Option<u64>,
-    /// Weight used today (UTC) by every instance as last reported by Redis, plus local grants
-    /// since; `None` without a day quota.
-    pub day_used: Option<u64>,
-    /// Today's use projected to the end of the day at the burn rate so far.
-    pub projected_day: Option<u64>,
-    /// The month quota, if any.
-    pub month_quota: Option<u64>,
-    /// Weight used this month (UTC), like [`day_used`](Self::day_used).
-    pub month_used: Option<u64>,
-    /// This month's use projected to the end of the month at the burn rate so far.
-    pub projected_month: Option<u64>,
 }
 
 /// Builds a [`BudgetEnforcer`].
@@ -295,22 +226,7 @@ impl EnforcerBuilder {
     /// The enforcer of valid settings.
     fn assemble(self, shared: MaybeShared) -> BudgetEnforcer {
         let ns = &self.namespace;
-        let slots = self
-            .budgets
-            .iter()
-            .map(|b| {
-                let prefix = format!("{ns}::budget:{}", b.name);
-                let slot = Slot {
-                    hold_key: format!("{prefix}:hold"),
-                    rate_keys: (0..b.rates.len()).map(|i| format!("{prefix}:rate:{i}")).collect(),
-                    prefix,
-                    state: Mutex::new(LocalState::new(b.rates.len())),
-                    counters: Counters::default(),
-                    c: Compiled::new(b.clone()),
-                };
-                (b.name.clone(), slot)
-            })
-            .collect();
+        let slots = self.budgets.iter().map(|b| (b.name.clone(), Slot::new(ns, b))).collect();
         #[cfg(feature = "redis")]
         let shared_configured = shared.is_some();
         #[cfg(not(feature = "redis"))]
@@ -335,9 +251,9 @@ fn refusal(name: &str, (limit, retry_us): Refusal) -> Denied {
 
 /// Pacing figures of one quota.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct QuotaPace {
-    used: u64,
-    projected: u64,
+pub(crate) struct QuotaPace {
+    pub(crate) used: u64,
+    pub(crate) projected: u64,
     /// Uncapped, >= 1.0 (infinite when the quota is used up).
     stretch: f64,
 }
@@ -409,11 +325,11 @@ impl BudgetEnforcer {
         skipped
     }
 
-    fn slot(&self, name: &str) -> Option<&Slot> {
+    pub(crate) fn slot(&self, name: &str) -> Option<&Slot> {
         self.inner.slots.get(name)
     }
 
-    fn now_us(&self) -> u64 {
+    pub(crate) fn now_us(&self) -> u64 {
         period::unix_us(self.inner.clock.now())
     }
 
@@ -427,7 +343,7 @@ impl BudgetEnforcer {
             return Err(Denied::unknown(name));
         };
         let result = self.decide(name, slot, weight).await;
-        Self::count(slot, &result);
+        slot.counters.record(&result);
         result
     }
 
@@ -472,20 +388,8 @@ impl BudgetEnforcer {
         if waited {
             slot.counters.waits.fetch_add(1, Relaxed);
         }
-        Self::count(slot, &result);
+        slot.counters.record(&result);
         result
-    }
-
-    fn count(slot: &Slot, result: &Result<Permit, Denied>) {
-        match result {
-            Ok(p) => {
-                slot.counters.granted.fetch_add(1, Relaxed);
-                slot.counters.weight.fetch_add(u64::from(p.weight), Relaxed);
-            }
-            Err(_) => {
-                slot.counters.denied.fetch_add(1, Relaxed);
-            }
-        }
     }
 
     async fn decide(&self, name: &str, slot: &Slot, weight: u32) -> Result<Permit, Denied> {
@@ -682,7 +586,7 @@ impl BudgetEnforcer {
     }
 
     /// The capped stretch and the day and month figures.
-    fn pace(&self, slot: &Slot, now_us: u64) -> (f64, [Option<QuotaPace>; 2]) {
+    pub(crate) fn pace(&self, slot: &Slot, now_us: u64) -> (f64, [Option<QuotaPace>; 2]) {
         let budget = &slot.c.budget;
         let st = slot.lock();
         let paces = [(QuotaPeriod::Day, &st.day), (QuotaPeriod::Month, &st.month)].map(|(kind, count)| {
@@ -693,44 +597,6 @@ impl BudgetEnforcer {
         drop(st);
         let worst = paces.iter().flatten().map(|q| q.stretch).fold(1.0, f64::max);
         (worst.min(budget.max_ttl_stretch).max(1.0), paces)
-    }
-
-    /// Records a stale value served because budget `name` said no (for
-    /// [`BudgetStats::stale_served`]).
-    pub fn record_stale(&self, name: &str) {
-        if let Some(slot) = self.slot(name) {
-            slot.counters.stale.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// The counters and pacing of budget `name`.
-    pub fn stats(&self, name: &str) -> Option<BudgetStats> {
-        let slot = self.slot(name)?;
-        let (stretch, [day, month]) = self.pace(slot, self.now_us());
-        let c = &slot.counters;
-        let b = &slot.c.budget;
-        Some(BudgetStats {
-            name: b.name.clone(),
-            granted: c.granted.load(Relaxed),
-            denied: c.denied.load(Relaxed),
-            weight_used: c.weight.load(Relaxed),
-            waits: c.waits.load(Relaxed),
-            backoffs: c.backoffs.load(Relaxed),
-            fallback: c.fallback.load(Relaxed),
-            stale_served: c.stale.load(Relaxed),
-            stretch,
-            day_quota: b.quota_day,
-            day_used: day.map(|q| q.used),
-            projected_day: day.map(|q| q.projected),
-            month_quota: b.quota_month,
-            month_used: month.map(|q| q.used),
-            projected_month: month.map(|q| q.projected),
-        })
-    }
-
-    /// The counters and pacing of every budget, in declaration order.
-    pub fn snapshot(&self) -> Vec<BudgetStats> {
-        self.inner.budgets.iter().filter_map(|b| self.stats(&b.name)).collect()
     }
 }
 

@@ -99,10 +99,13 @@ mod local;
 mod period;
 #[cfg(feature = "redis")]
 mod shared;
+mod slot;
+mod stats;
 
 pub use config::{Budget, BudgetError, Budgets, Rate, DEFAULT_MAX_TTL_STRETCH, DEFAULT_MAX_WAIT};
 pub use decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
-pub use enforcer::{BudgetEnforcer, BudgetStats, EnforcerBuilder};
+pub use enforcer::{BudgetEnforcer, EnforcerBuilder};
+pub use stats::BudgetStats;
 
 /// Implemented by an upstream error type that can tell a rate-limit answer (HTTP 429) apart.
 ///
