@@ -96,6 +96,7 @@ mod decision;
 mod enforcer;
 mod gcra;
 mod local;
+mod pacing;
 mod period;
 #[cfg(feature = "redis")]
 mod shared;

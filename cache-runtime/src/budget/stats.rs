@@ -3,6 +3,7 @@
 
 use super::decision::{Denied, Permit};
 use super::enforcer::BudgetEnforcer;
+use super::pacing::pace;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of one budget.
@@ -81,7 +82,7 @@ impl BudgetEnforcer {
     /// The counters and pacing of budget `name`.
     pub fn stats(&self, name: &str) -> Option<BudgetStats> {
         let slot = self.slot(name)?;
-        let (stretch, [day, month]) = self.pace(slot, self.now_us());
+        let (stretch, [day, month]) = pace(slot, self.now_us());
         let c = &slot.counters;
         let b = &slot.c.budget;
         Some(BudgetStats {
