@@ -91,6 +91,7 @@
 //! waits, 429s, fallback decisions, stale answers, the current stretch, the quota use and the
 //! projected use of the day and the month.
 
+mod builder;
 mod config;
 mod decision;
 mod enforcer;
@@ -103,9 +104,10 @@ mod shared;
 mod slot;
 mod stats;
 
+pub use builder::EnforcerBuilder;
 pub use config::{Budget, BudgetError, Budgets, Rate, DEFAULT_MAX_TTL_STRETCH, DEFAULT_MAX_WAIT};
 pub use decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
-pub use enforcer::{BudgetEnforcer, EnforcerBuilder};
+pub use enforcer::BudgetEnforcer;
 pub use stats::BudgetStats;
 
 /// Implemented by an upstream error type that can tell a rate-limit answer (HTTP 429) apart.
