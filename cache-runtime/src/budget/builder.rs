@@ -1,8 +1,10 @@
 //! [`EnforcerBuilder`]: the settings of a [`BudgetEnforcer`] and where its Redis connection comes
 //! from.
 
+use super::backend::Backend;
 use super::config::{BudgetError, Budgets};
 use super::enforcer::{BudgetEnforcer, Inner};
+use super::local::Local;
 use super::slot::Slot;
 use super::{Clock, SystemClock};
 use std::sync::Arc;
@@ -14,13 +16,6 @@ use {
     crate::breaker::BreakerConfig,
     crate::connection::{RedisConfig, RedisConn},
 };
-
-#[cfg(feature = "redis")]
-type MaybeShared = Option<Shared>;
-/// Without the `redis` feature there is nothing to share through.
-#[cfg(not(feature = "redis"))]
-#[derive(Default)]
-struct MaybeShared;
 
 impl BudgetEnforcer {
     /// A builder: namespace `syntra`, system clock, no Redis, op timeout 250 ms, connect timeout
@@ -41,7 +36,7 @@ impl BudgetEnforcer {
 
     /// An in-process enforcer (no Redis): each instance enforces the budgets alone.
     pub fn local(budgets: Budgets) -> BudgetEnforcer {
-        Self::builder(budgets).assemble(Default::default())
+        Self::builder(budgets).assemble(None)
     }
 }
 
@@ -192,31 +187,27 @@ impl EnforcerBuilder {
                     breaker: BreakerConfig { threshold: self.threshold, cooldown: self.cooldown },
                 };
                 let redis = RedisConfig { op_timeout: self.op_timeout, connect_timeout: self.connect_timeout };
-                Some(Shared::new(source.conn(redis)?, config))
+                Some(Box::new(Shared::new(source.conn(redis)?, config)) as Box<dyn Backend>)
             }
         };
         #[cfg(not(feature = "redis"))]
-        let shared = MaybeShared;
+        let shared = None;
         Ok(self.assemble(shared))
     }
 
-    /// The enforcer of valid settings.
-    fn assemble(self, shared: MaybeShared) -> BudgetEnforcer {
+    /// The enforcer of valid settings, sharing through `shared` if any.
+    fn assemble(self, shared: Option<Box<dyn Backend>>) -> BudgetEnforcer {
         let ns = &self.namespace;
         let slots = self.budgets.iter().map(|b| (b.name.clone(), Slot::new(ns, b))).collect();
-        #[cfg(feature = "redis")]
-        let shared_configured = shared.is_some();
-        #[cfg(not(feature = "redis"))]
-        let (shared_configured, MaybeShared) = (false, shared);
+        let local = Local::new(shared.is_some());
         BudgetEnforcer {
             inner: Arc::new(Inner {
                 budgets: self.budgets,
                 slots,
                 namespace: self.namespace,
                 clock: self.clock,
-                shared_configured,
-                #[cfg(feature = "redis")]
                 shared,
+                local,
             }),
         }
     }

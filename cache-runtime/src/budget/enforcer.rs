@@ -1,8 +1,11 @@
-//! [`BudgetEnforcer`]: permits, waits, 429 holds, pacing and counters.
+//! [`BudgetEnforcer`]: the orchestration of permits (the shared backend first, the local one as
+//! the fallback), waits and 429 holds. Its pacing is in `pacing.rs`, its counters in `stats.rs`,
+//! its construction in `builder.rs`.
 
+use super::backend::{Acquire, Backend, Hold, Verdict};
 use super::config::Budgets;
-use super::decision::{Decider, Denied, Limit, Permit};
-use super::local::Refusal;
+use super::decision::{Denied, Limit, Permit};
+use super::local::{refusal, Local};
 use super::period;
 use super::slot::Slot;
 use super::Clock;
@@ -10,13 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[cfg(feature = "redis")]
-use super::{
-    decision::QuotaPeriod,
-    period::Period,
-    shared::{Reply, Request, Shared, Which},
-};
 
 /// Hold after a 429 without a `Retry-After`.
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
@@ -31,9 +27,11 @@ pub(crate) struct Inner {
     pub(crate) slots: HashMap<String, Slot>,
     pub(crate) namespace: String,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) shared_configured: bool,
-    #[cfg(feature = "redis")]
-    pub(crate) shared: Option<Shared>,
+    /// The shared budget (Redis), asked first when configured.
+    pub(crate) shared: Option<Box<dyn Backend>>,
+    /// The in-process limiter: decides when there is no shared backend or it cannot decide, and
+    /// holds the budget after every 429.
+    pub(crate) local: Local,
 }
 
 /// Enforces [`Budgets`]: permits before upstream calls, shared by every instance through Redis
@@ -70,10 +68,6 @@ impl std::fmt::Debug for BudgetEnforcer {
     }
 }
 
-fn refusal(name: &str, (limit, retry_us): Refusal) -> Denied {
-    Denied::new(name, limit, Duration::from_micros(retry_us))
-}
-
 impl BudgetEnforcer {
     /// The declared budgets.
     pub fn budgets(&self) -> &Budgets {
@@ -87,16 +81,12 @@ impl BudgetEnforcer {
 
     /// Whether the budgets are shared through Redis (when it is reachable).
     pub fn is_shared(&self) -> bool {
-        self.inner.shared_configured
+        self.inner.shared.is_some()
     }
 
     /// Whether Redis is being skipped now after repeated failures (decisions are in-process).
     pub fn shared_skipped(&self) -> bool {
-        #[cfg(feature = "redis")]
-        let skipped = self.inner.shared.as_ref().is_some_and(|s| s.is_skipped());
-        #[cfg(not(feature = "redis"))]
-        let skipped = false;
-        skipped
+        self.inner.shared.as_ref().is_some_and(|s| s.is_skipped())
     }
 
     pub(crate) fn slot(&self, name: &str) -> Option<&Slot> {
@@ -116,7 +106,7 @@ impl BudgetEnforcer {
         let Some(slot) = self.slot(name) else {
             return Err(Denied::unknown(name));
         };
-        let result = self.decide(name, slot, weight).await;
+        let result = self.decide(slot, weight).await;
         slot.counters.record(&result);
         result
     }
@@ -141,7 +131,7 @@ impl BudgetEnforcer {
         let mut waited = false;
         let mut attempts = 0;
         let result = loop {
-            match self.decide(name, slot, weight).await {
+            match self.decide(slot, weight).await {
                 Ok(mut permit) => {
                     permit.waited = if waited { start.elapsed() } else { Duration::ZERO };
                     break Ok(permit);
@@ -166,110 +156,24 @@ impl BudgetEnforcer {
         result
     }
 
-    async fn decide(&self, name: &str, slot: &Slot, weight: u32) -> Result<Permit, Denied> {
+    /// One decision: refusals that need no backend (a weight too heavy, a 429 hold), then the
+    /// shared backend if any, then, if it cannot decide, the local one.
+    async fn decide(&self, slot: &Slot, weight: u32) -> Verdict {
         if let Some(max) = slot.c.too_heavy(weight) {
-            return Err(Denied::new(name, Limit::Weight { weight, max }, Duration::MAX));
+            return Err(Denied::new(slot.name(), Limit::Weight { weight, max }, Duration::MAX));
         }
         if let Some(r) = slot.lock().held(self.now_us()) {
-            return Err(refusal(name, r));
+            return Err(refusal(slot.name(), r));
         }
-        #[cfg(feature = "redis")]
         if let Some(shared) = &self.inner.shared {
-            if let Some(result) = self.decide_shared(shared, name, slot, weight).await {
-                return result;
-            }
-            slot.counters.fallback.fetch_add(1, Relaxed);
-        }
-        let now_us = self.now_us();
-        let track_pending = self.is_shared();
-        slot.lock()
-            .decide(&slot.c, now_us, weight, track_pending)
-            .map(|()| Permit { weight, decided_by: Decider::Local, waited: Duration::ZERO })
-            .map_err(|r| refusal(name, r))
-    }
-
-    /// The shared decision, or `None` when Redis is unavailable (the caller falls back).
-    #[cfg(feature = "redis")]
-    async fn decide_shared(
-        &self,
-        shared: &Shared,
-        name: &str,
-        slot: &Slot,
-        weight: u32,
-    ) -> Option<Result<Permit, Denied>> {
-        if shared.is_skipped() {
-            return None;
-        }
-        let now_us = self.now_us();
-        let periods = [QuotaPeriod::Day, QuotaPeriod::Month].map(|k| (k, Period::of(k, now_us)));
-        // Weight granted locally during an outage goes to the shared counters with this call.
-        let pending = {
-            let mut st = slot.lock();
-            periods.map(|(k, p)| std::mem::take(&mut st.count(k).roll(p.id).pending))
-        };
-        let quota_arg = |i: usize| {
-            let (kind, p) = periods[i];
-            let key = format!("{}:{kind}:{}", slot.prefix, p.key_id(kind));
-            match slot.c.budget.quota(kind) {
-                Some(limit) => (key, i64::try_from(limit).unwrap_or(i64::MAX), p.end_ms(), pending[i]),
-                None => (key, -1, 0, 0),
-            }
-        };
-        let req = Request {
-            hold_key: &slot.hold_key,
-            rate_keys: &slot.rate_keys,
-            gcras: slot.c.gcras.iter().map(|g| (g.interval_us, g.window_us)).collect(),
-            weight,
-            day: quota_arg(0),
-            month: quota_arg(1),
-        };
-        let reply = shared.acquire(&req).await;
-        let mut st = slot.lock();
-        let reply: Reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(target: "syntra_cache", budget = name, error = %e, "Budget: shared decision failed, deciding in-process");
-                for (i, (kind, p)) in periods.into_iter().enumerate() {
-                    let count = st.count(kind);
-                    if count.period == p.id {
-                        count.pending += pending[i];
-                    }
+            match shared.acquire(Acquire { slot, weight, now_us: self.now_us() }).await {
+                Ok(verdict) => return verdict,
+                Err(_) => {
+                    slot.counters.fallback.fetch_add(1, Relaxed);
                 }
-                return None;
-            }
-        };
-        for ((kind, p), used) in periods.into_iter().zip([reply.day_used, reply.month_used]) {
-            if let Some(used) = used {
-                let count = st.count(kind).roll(p.id);
-                count.used = used + count.pending;
             }
         }
-        if reply.allowed {
-            st.consume_rates(&slot.c, now_us, weight);
-            return Some(Ok(Permit { weight, decided_by: Decider::Shared, waited: Duration::ZERO }));
-        }
-        let retry = Duration::from_millis(reply.retry_after_ms);
-        let budget = &slot.c.budget;
-        let quota = |period: QuotaPeriod, used: Option<u64>| Limit::Quota {
-            period,
-            limit: budget.quota(period).unwrap_or(0),
-            used: used.unwrap_or(0),
-        };
-        let limit = match reply.which {
-            Which::Rate(i) => match budget.rates.get(i) {
-                Some(r) => Limit::Rate { limit: r.limit, per: r.per },
-                None => Limit::Backoff,
-            },
-            Which::Day => quota(QuotaPeriod::Day, reply.day_used),
-            Which::Month => quota(QuotaPeriod::Month, reply.month_used),
-            Which::Hold | Which::None => {
-                // Another instance saw a 429: skip Redis for this budget until the hold ends.
-                let until = now_us.saturating_add(u64::try_from(retry.as_micros()).unwrap_or(u64::MAX));
-                st.hold_until_us = st.hold_until_us.max(until);
-                Limit::Backoff
-            }
-        };
-        Some(Err(Denied::new(name, limit, retry)))
+        self.inner.local.decide(Acquire { slot, weight, now_us: self.now_us() })
     }
 
     /// The provider answered 429 for budget `name`: deny it locally until now + `retry_after`
@@ -277,16 +181,15 @@ impl BudgetEnforcer {
     /// `{ns}::budget:{name}:hold` with that `PX` in the background (inside a Tokio runtime), so
     /// every instance backs off. Unknown names are logged and ignored.
     pub fn backoff(&self, name: &str, retry_after: Option<Duration>) {
-        let Some(_ms) = self.hold_locally(name, retry_after) else {
+        let Some(length) = self.hold_locally(name, retry_after) else {
             return;
         };
-        #[cfg(feature = "redis")]
         if self.inner.shared.is_some() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let this = self.clone();
                 let name = name.to_owned();
                 rt.spawn(async move {
-                    this.share_hold(&name, _ms).await;
+                    this.share_hold(&name, length).await;
                 });
             }
         }
@@ -296,31 +199,28 @@ impl BudgetEnforcer {
     /// was (false without Redis, when Redis is unavailable, or for an unknown name).
     pub async fn backoff_shared(&self, name: &str, retry_after: Option<Duration>) -> bool {
         match self.hold_locally(name, retry_after) {
-            Some(ms) => self.share_hold(name, ms).await,
+            Some(length) => self.share_hold(name, length).await,
             None => false,
         }
     }
 
-    /// Sets the local hold; its length in ms.
-    fn hold_locally(&self, name: &str, retry_after: Option<Duration>) -> Option<u64> {
+    /// Sets the local hold; its length.
+    fn hold_locally(&self, name: &str, retry_after: Option<Duration>) -> Option<Duration> {
         let Some(slot) = self.slot(name) else {
             tracing::warn!(target: "syntra_cache", budget = name, "Budget: 429 reported for an unknown budget");
             return None;
         };
-        let hold = retry_after.unwrap_or(DEFAULT_BACKOFF).clamp(Duration::from_millis(1), MAX_BACKOFF);
-        let until = self.now_us().saturating_add(hold.as_micros() as u64);
-        let mut st = slot.lock();
-        st.hold_until_us = st.hold_until_us.max(until);
+        let length = retry_after.unwrap_or(DEFAULT_BACKOFF).clamp(Duration::from_millis(1), MAX_BACKOFF);
+        self.inner.local.hold_now(Hold { slot, now_us: self.now_us(), length });
         slot.counters.backoffs.fetch_add(1, Relaxed);
-        tracing::info!(target: "syntra_cache", budget = name, hold_ms = hold.as_millis() as u64, "Budget: provider said 429, backing off");
-        Some(hold.as_millis() as u64)
+        tracing::info!(target: "syntra_cache", budget = name, hold_ms = length.as_millis() as u64, "Budget: provider said 429, backing off");
+        Some(length)
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
-    async fn share_hold(&self, name: &str, ms: u64) -> bool {
-        #[cfg(feature = "redis")]
+    /// Shares a hold through the shared backend; whether it was written.
+    async fn share_hold(&self, name: &str, length: Duration) -> bool {
         if let (Some(shared), Some(slot)) = (&self.inner.shared, self.slot(name)) {
-            return match shared.hold(&slot.hold_key, ms).await {
+            return match shared.hold(Hold { slot, now_us: self.now_us(), length }).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::debug!(target: "syntra_cache", budget = name, error = %e, "Budget: could not share the 429 hold");
@@ -336,7 +236,7 @@ impl BudgetEnforcer {
 pub(crate) mod tests {
     use super::*;
     use crate::budget::period::days_from_civil;
-    use crate::budget::{Budget, ManualClock, QuotaPeriod};
+    use crate::budget::{Budget, Decider, ManualClock, QuotaPeriod};
     use std::time::{Instant, UNIX_EPOCH};
 
     const MIN: Duration = Duration::from_secs(60);

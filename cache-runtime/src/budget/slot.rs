@@ -37,6 +37,11 @@ impl Slot {
         }
     }
 
+    /// The budget's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.c.budget.name
+    }
+
     /// The local state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, LocalState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
