@@ -196,7 +196,7 @@ impl EnforcerBuilder {
     }
 
     /// The enforcer of valid settings, sharing through `shared` if any.
-    fn assemble(self, shared: Option<Box<dyn Backend>>) -> BudgetEnforcer {
+    pub(crate) fn assemble(self, shared: Option<Box<dyn Backend>>) -> BudgetEnforcer {
         let ns = &self.namespace;
         let slots = self.budgets.iter().map(|b| (b.name.clone(), Slot::new(ns, b))).collect();
         let local = Local::new(shared.is_some());

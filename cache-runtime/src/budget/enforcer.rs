@@ -237,6 +237,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::budget::period::days_from_civil;
     use crate::budget::{Budget, Decider, ManualClock, QuotaPeriod};
+    use crate::error::StoreError;
+    use crate::store::BoxFuture;
     use std::time::{Instant, UNIX_EPOCH};
 
     const MIN: Duration = Duration::from_secs(60);
@@ -288,6 +290,35 @@ pub(crate) mod tests {
         let d = e.acquire("cmc", 6).await.unwrap_err();
         assert_eq!(d.limit, Limit::Weight { weight: 6, max: 3 });
         assert!(d.is_permanent());
+    }
+
+    /// A shared backend that can never decide (Redis down).
+    #[derive(Debug)]
+    struct Down;
+
+    impl Backend for Down {
+        fn acquire<'a>(&'a self, _: Acquire<'a>) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
+        }
+        fn hold<'a>(&'a self, _: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_shared_backend_falls_back_to_local() {
+        let clock = Arc::new(ManualClock::new(utc(2025, 6, 10, 12)));
+        let budgets = Budgets::new(vec![Budget::new("cmc").quota_day(3)]).unwrap();
+        let e = BudgetEnforcer::builder(budgets).clock(clock.clone()).assemble(Some(Box::new(Down)));
+        assert!(e.is_shared() && !e.shared_skipped());
+        assert_eq!(e.acquire("cmc", 2).await.unwrap().decided_by, Decider::Local);
+        // Granted locally while shared: remembered for the shared counters.
+        assert_eq!(e.slot("cmc").unwrap().lock().day.pending, 2);
+        assert!(!e.backoff_shared("cmc", None).await, "the hold could not be shared");
+        // The local hold refuses before the shared backend is asked: no fallback counted.
+        assert_eq!(e.acquire("cmc", 1).await.unwrap_err().limit, Limit::Backoff);
+        let s = e.stats("cmc").unwrap();
+        assert_eq!((s.granted, s.denied, s.fallback, s.backoffs), (1, 1, 1, 1));
     }
 
     #[tokio::test]

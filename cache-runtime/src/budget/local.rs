@@ -249,6 +249,18 @@ mod tests {
         assert_eq!(s.tats, before, "a refused request leaves every limit untouched");
     }
 
+    #[tokio::test]
+    async fn local_is_a_backend_that_always_answers() {
+        let slot = crate::budget::slot::Slot::new("ns", &Budget::new("cg").rate(30, MIN));
+        let local: &dyn Backend = &Local::new(false);
+        let req = Acquire { slot: &slot, weight: 1, now_us: NOW };
+        assert_eq!(local.acquire(req).await.unwrap().unwrap().decided_by, Decider::Local);
+        local.hold(Hold { slot: &slot, now_us: NOW, length: Duration::from_millis(5) }).await.unwrap();
+        let denied = local.acquire(req).await.unwrap().unwrap_err();
+        assert_eq!((denied.limit, denied.retry_after), (Limit::Backoff, Duration::from_millis(5)));
+        assert!(!local.is_skipped());
+    }
+
     #[test]
     fn holds_and_weights() {
         let c = Compiled::new(Budget::new("bn").rate(6_000, MIN).quota_month(5_000));
