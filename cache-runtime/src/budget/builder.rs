@@ -67,13 +67,13 @@ impl RedisSource {
     /// The connection (lazy: nothing is connected yet).
     fn conn(self, config: RedisConfig) -> Result<Conn, BudgetError> {
         Ok(match self {
-            RedisSource::Url(url) => Conn::Redis(
+            RedisSource::Url(url) => Conn::Redis(Box::new(
                 RedisConn::open(&url, config)
                     .map_err(|e| BudgetError::Invalid { setting: "redis url", reason: e.to_string() })?,
-            ),
-            RedisSource::Client(client) => Conn::Redis(RedisConn::from_client(client, config)),
+            )),
+            RedisSource::Client(client) => Conn::Redis(Box::new(RedisConn::from_client(client, config))),
             RedisSource::Manager(m) => Conn::Manager(m),
-            RedisSource::Store(s) => Conn::Redis(s.conn().clone()),
+            RedisSource::Store(s) => Conn::Redis(Box::new(s.conn().clone())),
         })
     }
 }

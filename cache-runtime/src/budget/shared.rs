@@ -179,8 +179,9 @@ pub(crate) struct Request<'a> {
 
 /// How the Redis connection is obtained.
 pub(crate) enum Conn {
-    /// The runtime's connection helper: from a URL or client, or the Redis tier's own.
-    Redis(RedisConn),
+    /// The runtime's connection helper: from a URL or client, or the Redis tier's own (boxed: it
+    /// is far larger than a manager).
+    Redis(Box<RedisConn>),
     /// A manager given by the application.
     Manager(ConnectionManager),
 }
