@@ -44,13 +44,14 @@ pub(crate) struct Inner {
 /// use std::time::Duration;
 /// use syntra_cache_runtime::budget::{Budget, BudgetEnforcer, Budgets, Limit};
 ///
-/// let budgets = Budgets::new(vec![Budget::new("coingecko").rate(2, Duration::from_secs(60))]).unwrap();
+/// let budgets = Budgets::new(vec![Budget::new("coingecko").rate(20, Duration::from_secs(60))]).unwrap();
 /// let enforcer = BudgetEnforcer::local(budgets);
+/// // A burst of 2 (a tenth of the limit), then one per 60 s / 18.
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// let denied = enforcer.acquire("coingecko", 1).await.unwrap_err();
-/// assert!(matches!(denied.limit, Limit::Rate { limit: 2, .. }));
-/// assert!(denied.retry_after <= Duration::from_secs(30)); // the next slot of 2/min
+/// assert!(matches!(denied.limit, Limit::Rate { limit: 20, .. }));
+/// assert!(denied.retry_after <= Duration::from_secs(4)); // the next slot, 3.3 s away
 /// # }
 /// ```
 #[derive(Clone)]
