@@ -1,24 +1,18 @@
-//! [`BudgetEnforcer`]: permits, waits, 429 holds, pacing and counters.
+//! [`BudgetEnforcer`]: the orchestration of permits (the shared backend first, the local one as
+//! the fallback), waits and 429 holds. Its pacing is in `pacing.rs`, its counters in `stats.rs`,
+//! its construction in `builder.rs`.
 
-use super::config::{BudgetError, Budgets};
-use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
-use super::local::{Compiled, LocalState, Refusal};
-use super::period::{self, Period};
-use super::{Clock, SystemClock};
+use super::backend::{Acquire, Backend, Hold, Verdict};
+use super::config::Budgets;
+use super::decision::{Denied, Limit, Permit};
+use super::local::{refusal, Local};
+use super::period;
+use super::slot::Slot;
+use super::Clock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
-
-#[cfg(feature = "redis")]
-use super::shared::{Conn, Reply, Request, Shared, SharedConfig, Which};
-
-#[cfg(feature = "redis")]
-type MaybeShared = Option<Shared>;
-/// Without the `redis` feature there is nothing to share through.
-#[cfg(not(feature = "redis"))]
-#[derive(Default)]
-struct MaybeShared;
 
 /// Hold after a 429 without a `Retry-After`.
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
@@ -26,51 +20,18 @@ const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
 /// Most tries of one `acquire_or_wait`, whatever the retry-afters say.
 const MAX_ATTEMPTS: u32 = 64;
-/// Pacing ignores the first 1/96 of a period (15 min of a day, 7.5 h of a month): a handful of
-/// calls just after midnight is not a burn rate.
-const MIN_ELAPSED_DIVISOR: f64 = 96.0;
 
-/// Counters of one budget.
-#[derive(Debug, Default)]
-struct Counters {
-    granted: AtomicU64,
-    denied: AtomicU64,
-    weight: AtomicU64,
-    waits: AtomicU64,
-    backoffs: AtomicU64,
-    fallback: AtomicU64,
-    stale: AtomicU64,
-}
-
-/// One budget's declaration, keys, local state and counters.
-#[derive(Debug)]
-struct Slot {
-    c: Compiled,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    hold_key: String,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    rate_keys: Vec<String>,
-    /// `{ns}::budget:{name}`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    prefix: String,
-    state: Mutex<LocalState>,
-    counters: Counters,
-}
-
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-struct Inner {
-    budgets: Budgets,
-    slots: HashMap<String, Slot>,
-    namespace: String,
-    clock: Arc<dyn Clock>,
-    shared_configured: bool,
-    #[cfg(feature = "redis")]
-    shared: Option<Shared>,
+/// The state behind a [`BudgetEnforcer`]'s `Arc` (made by the [builder](super::builder)).
+pub(crate) struct Inner {
+    pub(crate) budgets: Budgets,
+    pub(crate) slots: HashMap<String, Slot>,
+    pub(crate) namespace: String,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The shared budget (Redis), asked first when configured.
+    pub(crate) shared: Option<Box<dyn Backend>>,
+    /// The in-process limiter: decides when there is no shared backend or it cannot decide, and
+    /// holds the budget after every 429.
+    pub(crate) local: Local,
 }
 
 /// Enforces [`Budgets`]: permits before upstream calls, shared by every instance through Redis
@@ -83,9 +44,9 @@ struct Inner {
 /// use std::time::Duration;
 /// use syntra_cache_runtime::budget::{Budget, BudgetEnforcer, Budgets, Limit};
 ///
-/// // 20/min: a burst of 2 (a tenth), then one per 60 s / 18, so no minute ever sees more than 20.
 /// let budgets = Budgets::new(vec![Budget::new("coingecko").rate(20, Duration::from_secs(60))]).unwrap();
 /// let enforcer = BudgetEnforcer::local(budgets);
+/// // A burst of 2 (a tenth of the limit), then one per 60 s / 18.
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// assert!(enforcer.acquire("coingecko", 1).await.is_ok());
 /// let denied = enforcer.acquire("coingecko", 1).await.unwrap_err();
@@ -95,7 +56,7 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct BudgetEnforcer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for BudgetEnforcer {
@@ -108,284 +69,7 @@ impl std::fmt::Debug for BudgetEnforcer {
     }
 }
 
-/// Counters and pacing of one budget, as read by [`BudgetEnforcer::snapshot`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BudgetStats {
-    /// The budget's name.
-    pub name: String,
-    /// Permits granted (by this instance).
-    pub granted: u64,
-    /// Requests refused (an [`acquire_or_wait`](BudgetEnforcer::acquire_or_wait) that waited and
-    /// then got a permit counts as granted only).
-    pub denied: u64,
-    /// Weight consumed by the granted permits.
-    pub weight_used: u64,
-    /// Acquires that waited for a permit.
-    pub waits: u64,
-    /// 429s reported through [`backoff`](BudgetEnforcer::backoff).
-    pub backoffs: u64,
-    /// Decisions made in-process because Redis was configured but unavailable.
-    pub fallback: u64,
-    /// Stale values served because the budget said no ([`BudgetEnforcer::record_stale`]).
-    pub stale_served: u64,
-    /// The current [`ttl_stretch`](BudgetEnforcer::ttl_stretch).
-    pub stretch: f64,
-    /// The day quota, if any.
-    pub day_quota: Option<u64>,
-    /// Weight used today (UTC) by every instance as last reported by Redis, plus local grants
-    /// since; `None` without a day quota.
-    pub day_used: Option<u64>,
-    /// Today's use projected to the end of the day at the burn rate so far.
-    pub projected_day: Option<u64>,
-    /// The month quota, if any.
-    pub month_quota: Option<u64>,
-    /// Weight used this month (UTC), like [`day_used`](Self::day_used).
-    pub month_used: Option<u64>,
-    /// This month's use projected to the end of the month at the burn rate so far.
-    pub projected_month: Option<u64>,
-}
-
-/// Builds a [`BudgetEnforcer`].
-pub struct EnforcerBuilder {
-    budgets: Budgets,
-    namespace: String,
-    clock: Arc<dyn Clock>,
-    op_timeout: Duration,
-    connect_timeout: Duration,
-    threshold: u32,
-    cooldown: Duration,
-    #[cfg(feature = "redis")]
-    redis: Option<RedisSource>,
-}
-
-#[cfg(feature = "redis")]
-enum RedisSource {
-    Url(String),
-    Client(redis::Client),
-    Manager(redis::aio::ConnectionManager),
-    Store(crate::store::redis::RedisStore),
-}
-
-impl std::fmt::Debug for EnforcerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the Redis URL: it may hold a password.
-        #[cfg(feature = "redis")]
-        let redis = self.redis.is_some();
-        #[cfg(not(feature = "redis"))]
-        let redis = false;
-        f.debug_struct("EnforcerBuilder")
-            .field("budgets", &self.budgets.names())
-            .field("namespace", &self.namespace)
-            .field("redis", &redis)
-            .field("op_timeout", &self.op_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EnforcerBuilder {
-    /// The key namespace (default `syntra`: keys `syntra::budget:{name}:...`). Letters, digits,
-    /// `_`, `-`, `.` and `:` only. Use the cache's namespace.
-    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
-        self.namespace = ns.into();
-        self
-    }
-
-    /// The clock of quota periods, the local limiter, 429 holds and pacing (default: the system
-    /// clock). The shared rate limits use the Redis server's clock.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Shares the budgets through Redis at `url` (`redis://[user:password@]host:port/db`,
-    /// `rediss://` with the `tls` feature). Connects lazily, on the first acquire.
-    #[cfg(feature = "redis")]
-    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
-        self.redis = Some(RedisSource::Url(url.into()));
-        self
-    }
-
-    /// Shares the budgets through Redis with `client` (a lazily connected manager is made from
-    /// it on the first acquire, with [`connect_timeout`](Self::connect_timeout)).
-    #[cfg(feature = "redis")]
-    pub fn redis_client(mut self, client: redis::Client) -> Self {
-        self.redis = Some(RedisSource::Client(client));
-        self
-    }
-
-    /// Shares the budgets through an existing connection manager.
-    #[cfg(feature = "redis")]
-    pub fn redis_manager(mut self, manager: redis::aio::ConnectionManager) -> Self {
-        self.redis = Some(RedisSource::Manager(manager));
-        self
-    }
-
-    /// Shares the budgets through the connection of a cache's Redis tier.
-    #[cfg(feature = "redis")]
-    pub fn redis_store(mut self, store: &crate::store::redis::RedisStore) -> Self {
-        self.redis = Some(RedisSource::Store(store.clone()));
-        self
-    }
-
-    /// Bound on every Redis call of an acquire or a hold (default 250 ms). On timeout the
-    /// in-process limiter decides.
-    pub fn op_timeout(mut self, t: Duration) -> Self {
-        self.op_timeout = t;
-        self
-    }
-
-    /// Bound on one connection attempt (default 500 ms; for [`redis_url`](Self::redis_url) and
-    /// [`redis_client`](Self::redis_client)).
-    pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = t;
-        self
-    }
-
-    /// After `threshold` consecutive Redis failures (default 2), skip Redis for `cooldown`
-    /// (default 1 s) and decide in-process; then one probe goes through, and a success shares
-    /// the budgets again.
-    pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
-        self.threshold = threshold;
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// Builds the enforcer. Does not connect to Redis.
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    pub fn build(mut self) -> Result<BudgetEnforcer, BudgetError> {
-        let ns = &self.namespace;
-        if ns.is_empty() || !ns.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.:".contains(&c)) {
-            return Err(BudgetError::Invalid {
-                setting: "namespace",
-                reason: format!("{ns:?}: use letters, digits, `_`, `-`, `.` and `:`"),
-            });
-        }
-        if self.op_timeout.is_zero() {
-            return Err(BudgetError::Invalid { setting: "op_timeout", reason: "must be > 0".into() });
-        }
-        if self.threshold == 0 {
-            return Err(BudgetError::Invalid { setting: "breaker threshold", reason: "must be >= 1".into() });
-        }
-        #[cfg(feature = "redis")]
-        let shared = {
-            let config = SharedConfig {
-                op_timeout: self.op_timeout,
-                breaker: crate::breaker::BreakerConfig { threshold: self.threshold, cooldown: self.cooldown },
-            };
-            let redis_config =
-                crate::connection::RedisConfig { op_timeout: self.op_timeout, connect_timeout: self.connect_timeout };
-            let conn = match self.redis.take() {
-                None => None,
-                Some(RedisSource::Url(url)) => Some(Conn::Redis(
-                    crate::connection::RedisConn::open(&url, redis_config)
-                        .map_err(|e| BudgetError::Invalid { setting: "redis url", reason: e.to_string() })?,
-                )),
-                Some(RedisSource::Client(client)) => {
-                    Some(Conn::Redis(crate::connection::RedisConn::from_client(client, redis_config)))
-                }
-                Some(RedisSource::Manager(m)) => Some(Conn::Manager(m)),
-                Some(RedisSource::Store(s)) => Some(Conn::Redis(s.conn().clone())),
-            };
-            conn.map(|c| Shared::new(c, config))
-        };
-        #[cfg(not(feature = "redis"))]
-        let shared = MaybeShared;
-        Ok(self.assemble(shared))
-    }
-
-    /// The enforcer of valid settings.
-    fn assemble(self, shared: MaybeShared) -> BudgetEnforcer {
-        let ns = &self.namespace;
-        let slots = self
-            .budgets
-            .iter()
-            .map(|b| {
-                let prefix = format!("{ns}::budget:{}", b.name);
-                let slot = Slot {
-                    hold_key: format!("{prefix}:hold"),
-                    rate_keys: (0..b.rates.len()).map(|i| format!("{prefix}:rate:{i}")).collect(),
-                    prefix,
-                    state: Mutex::new(LocalState::new(b.rates.len())),
-                    counters: Counters::default(),
-                    c: Compiled::new(b.clone()),
-                };
-                (b.name.clone(), slot)
-            })
-            .collect();
-        #[cfg(feature = "redis")]
-        let shared_configured = shared.is_some();
-        #[cfg(not(feature = "redis"))]
-        let (shared_configured, MaybeShared) = (false, shared);
-        BudgetEnforcer {
-            inner: Arc::new(Inner {
-                budgets: self.budgets,
-                slots,
-                namespace: self.namespace,
-                clock: self.clock,
-                shared_configured,
-                #[cfg(feature = "redis")]
-                shared,
-            }),
-        }
-    }
-}
-
-fn refusal(name: &str, (limit, retry_us): Refusal) -> Denied {
-    Denied::new(name, limit, Duration::from_micros(retry_us))
-}
-
-/// Pacing figures of one quota.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct QuotaPace {
-    used: u64,
-    projected: u64,
-    /// Uncapped, >= 1.0 (infinite when the quota is used up).
-    stretch: f64,
-}
-
-/// The stretch that makes the rest of the quota last the rest of the period at the burn rate so
-/// far: `burn / sustainable`, with `burn = used / elapsed` and
-/// `sustainable = (limit - used) / remaining`. It is above 1 exactly when the projection
-/// `used · length / elapsed` exceeds the quota, and then at least `projected / limit`.
-fn quota_pace(used: u64, limit: u64, p: Period, now_us: u64) -> QuotaPace {
-    let len = p.len_us() as f64;
-    let elapsed = (now_us.saturating_sub(p.start_us) as f64).max(len / MIN_ELAPSED_DIVISOR);
-    let remaining = (p.end_us.saturating_sub(now_us) as f64).max(1.0);
-    let projected = used as f64 * len / elapsed;
-    let stretch = if used == 0 || projected <= limit as f64 {
-        1.0
-    } else if used >= limit {
-        f64::INFINITY
-    } else {
-        let burn = used as f64 / elapsed;
-        let sustainable = (limit - used) as f64 / remaining;
-        (burn / sustainable).max(1.0)
-    };
-    QuotaPace { used, projected: projected.round() as u64, stretch }
-}
-
 impl BudgetEnforcer {
-    /// A builder: namespace `syntra`, system clock, no Redis, op timeout 250 ms, connect timeout
-    /// 500 ms, breaker 2 failures / 1 s.
-    pub fn builder(budgets: Budgets) -> EnforcerBuilder {
-        EnforcerBuilder {
-            budgets,
-            namespace: crate::DEFAULT_NAMESPACE.into(),
-            clock: Arc::new(SystemClock),
-            op_timeout: Duration::from_millis(250),
-            connect_timeout: Duration::from_millis(500),
-            threshold: 2,
-            cooldown: Duration::from_secs(1),
-            #[cfg(feature = "redis")]
-            redis: None,
-        }
-    }
-
-    /// An in-process enforcer (no Redis): each instance enforces the budgets alone.
-    pub fn local(budgets: Budgets) -> BudgetEnforcer {
-        Self::builder(budgets).assemble(Default::default())
-    }
-
     /// The declared budgets.
     pub fn budgets(&self) -> &Budgets {
         &self.inner.budgets
@@ -398,23 +82,19 @@ impl BudgetEnforcer {
 
     /// Whether the budgets are shared through Redis (when it is reachable).
     pub fn is_shared(&self) -> bool {
-        self.inner.shared_configured
+        self.inner.shared.is_some()
     }
 
     /// Whether Redis is being skipped now after repeated failures (decisions are in-process).
     pub fn shared_skipped(&self) -> bool {
-        #[cfg(feature = "redis")]
-        let skipped = self.inner.shared.as_ref().is_some_and(|s| s.is_skipped());
-        #[cfg(not(feature = "redis"))]
-        let skipped = false;
-        skipped
+        self.inner.shared.as_ref().is_some_and(|s| s.is_skipped())
     }
 
-    fn slot(&self, name: &str) -> Option<&Slot> {
+    pub(crate) fn slot(&self, name: &str) -> Option<&Slot> {
         self.inner.slots.get(name)
     }
 
-    fn now_us(&self) -> u64 {
+    pub(crate) fn now_us(&self) -> u64 {
         period::unix_us(self.inner.clock.now())
     }
 
@@ -427,8 +107,8 @@ impl BudgetEnforcer {
         let Some(slot) = self.slot(name) else {
             return Err(Denied::unknown(name));
         };
-        let result = self.decide(name, slot, weight).await;
-        Self::count(slot, &result);
+        let result = self.decide(slot, weight).await;
+        slot.counters.record(&result);
         result
     }
 
@@ -452,7 +132,7 @@ impl BudgetEnforcer {
         let mut waited = false;
         let mut attempts = 0;
         let result = loop {
-            match self.decide(name, slot, weight).await {
+            match self.decide(slot, weight).await {
                 Ok(mut permit) => {
                     permit.waited = if waited { start.elapsed() } else { Duration::ZERO };
                     break Ok(permit);
@@ -473,126 +153,28 @@ impl BudgetEnforcer {
         if waited {
             slot.counters.waits.fetch_add(1, Relaxed);
         }
-        Self::count(slot, &result);
+        slot.counters.record(&result);
         result
     }
 
-    fn count(slot: &Slot, result: &Result<Permit, Denied>) {
-        match result {
-            Ok(p) => {
-                slot.counters.granted.fetch_add(1, Relaxed);
-                slot.counters.weight.fetch_add(u64::from(p.weight), Relaxed);
-            }
-            Err(_) => {
-                slot.counters.denied.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    async fn decide(&self, name: &str, slot: &Slot, weight: u32) -> Result<Permit, Denied> {
+    /// One decision: refusals that need no backend (a weight too heavy, a 429 hold), then the
+    /// shared backend if any, then, if it cannot decide, the local one.
+    async fn decide(&self, slot: &Slot, weight: u32) -> Verdict {
         if let Some(max) = slot.c.too_heavy(weight) {
-            return Err(Denied::new(name, Limit::Weight { weight, max }, Duration::MAX));
+            return Err(Denied::new(slot.name(), Limit::Weight { weight, max }, Duration::MAX));
         }
         if let Some(r) = slot.lock().held(self.now_us()) {
-            return Err(refusal(name, r));
+            return Err(refusal(slot.name(), r));
         }
-        #[cfg(feature = "redis")]
         if let Some(shared) = &self.inner.shared {
-            if let Some(result) = self.decide_shared(shared, name, slot, weight).await {
-                return result;
-            }
-            slot.counters.fallback.fetch_add(1, Relaxed);
-        }
-        let now_us = self.now_us();
-        let track_pending = self.is_shared();
-        slot.lock()
-            .decide(&slot.c, now_us, weight, track_pending)
-            .map(|()| Permit { weight, decided_by: Decider::Local, waited: Duration::ZERO })
-            .map_err(|r| refusal(name, r))
-    }
-
-    /// The shared decision, or `None` when Redis is unavailable (the caller falls back).
-    #[cfg(feature = "redis")]
-    async fn decide_shared(
-        &self,
-        shared: &Shared,
-        name: &str,
-        slot: &Slot,
-        weight: u32,
-    ) -> Option<Result<Permit, Denied>> {
-        if shared.is_skipped() {
-            return None;
-        }
-        let now_us = self.now_us();
-        let periods = [QuotaPeriod::Day, QuotaPeriod::Month].map(|k| (k, Period::of(k, now_us)));
-        // Weight granted locally during an outage goes to the shared counters with this call.
-        let pending = {
-            let mut st = slot.lock();
-            periods.map(|(k, p)| std::mem::take(&mut st.count(k).roll(p.id).pending))
-        };
-        let quota_arg = |i: usize| {
-            let (kind, p) = periods[i];
-            let key = format!("{}:{kind}:{}", slot.prefix, p.key_id(kind));
-            match slot.c.budget.quota(kind) {
-                Some(limit) => (key, i64::try_from(limit).unwrap_or(i64::MAX), p.end_ms(), pending[i]),
-                None => (key, -1, 0, 0),
-            }
-        };
-        let req = Request {
-            hold_key: &slot.hold_key,
-            rate_keys: &slot.rate_keys,
-            gcras: slot.c.gcras.iter().map(|g| (g.interval_us, g.window_us)).collect(),
-            weight,
-            day: quota_arg(0),
-            month: quota_arg(1),
-        };
-        let reply = shared.acquire(&req).await;
-        let mut st = slot.lock();
-        let reply: Reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(target: "syntra_cache", budget = name, error = %e, "Budget: shared decision failed, deciding in-process");
-                for (i, (kind, p)) in periods.into_iter().enumerate() {
-                    let count = st.count(kind);
-                    if count.period == p.id {
-                        count.pending += pending[i];
-                    }
+            match shared.acquire(Acquire { slot, weight, now_us: self.now_us() }).await {
+                Ok(verdict) => return verdict,
+                Err(_) => {
+                    slot.counters.fallback.fetch_add(1, Relaxed);
                 }
-                return None;
-            }
-        };
-        for ((kind, p), used) in periods.into_iter().zip([reply.day_used, reply.month_used]) {
-            if let Some(used) = used {
-                let count = st.count(kind).roll(p.id);
-                count.used = used + count.pending;
             }
         }
-        if reply.allowed {
-            st.consume_rates(&slot.c, now_us, weight);
-            return Some(Ok(Permit { weight, decided_by: Decider::Shared, waited: Duration::ZERO }));
-        }
-        let retry = Duration::from_millis(reply.retry_after_ms);
-        let budget = &slot.c.budget;
-        let quota = |period: QuotaPeriod, used: Option<u64>| Limit::Quota {
-            period,
-            limit: budget.quota(period).unwrap_or(0),
-            used: used.unwrap_or(0),
-        };
-        let limit = match reply.which {
-            Which::Rate(i) => match budget.rates.get(i) {
-                Some(r) => Limit::Rate { limit: r.limit, per: r.per },
-                None => Limit::Backoff,
-            },
-            Which::Day => quota(QuotaPeriod::Day, reply.day_used),
-            Which::Month => quota(QuotaPeriod::Month, reply.month_used),
-            Which::Hold | Which::None => {
-                // Another instance saw a 429: skip Redis for this budget until the hold ends.
-                let until = now_us.saturating_add(u64::try_from(retry.as_micros()).unwrap_or(u64::MAX));
-                st.hold_until_us = st.hold_until_us.max(until);
-                Limit::Backoff
-            }
-        };
-        Some(Err(Denied::new(name, limit, retry)))
+        self.inner.local.decide(Acquire { slot, weight, now_us: self.now_us() })
     }
 
     /// The provider answered 429 for budget `name`: deny it locally until now + `retry_after`
@@ -600,16 +182,15 @@ impl BudgetEnforcer {
     /// `{ns}::budget:{name}:hold` with that `PX` in the background (inside a Tokio runtime), so
     /// every instance backs off. Unknown names are logged and ignored.
     pub fn backoff(&self, name: &str, retry_after: Option<Duration>) {
-        let Some(_ms) = self.hold_locally(name, retry_after) else {
+        let Some(length) = self.hold_locally(name, retry_after) else {
             return;
         };
-        #[cfg(feature = "redis")]
         if self.inner.shared.is_some() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let this = self.clone();
                 let name = name.to_owned();
                 rt.spawn(async move {
-                    this.share_hold(&name, _ms).await;
+                    this.share_hold(&name, length).await;
                 });
             }
         }
@@ -619,31 +200,28 @@ impl BudgetEnforcer {
     /// was (false without Redis, when Redis is unavailable, or for an unknown name).
     pub async fn backoff_shared(&self, name: &str, retry_after: Option<Duration>) -> bool {
         match self.hold_locally(name, retry_after) {
-            Some(ms) => self.share_hold(name, ms).await,
+            Some(length) => self.share_hold(name, length).await,
             None => false,
         }
     }
 
-    /// Sets the local hold; its length in ms.
-    fn hold_locally(&self, name: &str, retry_after: Option<Duration>) -> Option<u64> {
+    /// Sets the local hold; its length.
+    fn hold_locally(&self, name: &str, retry_after: Option<Duration>) -> Option<Duration> {
         let Some(slot) = self.slot(name) else {
             tracing::warn!(target: "syntra_cache", budget = name, "Budget: 429 reported for an unknown budget");
             return None;
         };
-        let hold = retry_after.unwrap_or(DEFAULT_BACKOFF).clamp(Duration::from_millis(1), MAX_BACKOFF);
-        let until = self.now_us().saturating_add(hold.as_micros() as u64);
-        let mut st = slot.lock();
-        st.hold_until_us = st.hold_until_us.max(until);
+        let length = retry_after.unwrap_or(DEFAULT_BACKOFF).clamp(Duration::from_millis(1), MAX_BACKOFF);
+        self.inner.local.hold_now(Hold { slot, now_us: self.now_us(), length });
         slot.counters.backoffs.fetch_add(1, Relaxed);
-        tracing::info!(target: "syntra_cache", budget = name, hold_ms = hold.as_millis() as u64, "Budget: provider said 429, backing off");
-        Some(hold.as_millis() as u64)
+        tracing::info!(target: "syntra_cache", budget = name, hold_ms = length.as_millis() as u64, "Budget: provider said 429, backing off");
+        Some(length)
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
-    async fn share_hold(&self, name: &str, ms: u64) -> bool {
-        #[cfg(feature = "redis")]
+    /// Shares a hold through the shared backend; whether it was written.
+    async fn share_hold(&self, name: &str, length: Duration) -> bool {
         if let (Some(shared), Some(slot)) = (&self.inner.shared, self.slot(name)) {
-            return match shared.hold(&slot.hold_key, ms).await {
+            return match shared.hold(Hold { slot, now_us: self.now_us(), length }).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::debug!(target: "syntra_cache", budget = name, error = %e, "Budget: could not share the 429 hold");
@@ -653,102 +231,24 @@ impl BudgetEnforcer {
         }
         false
     }
-
-    /// How much the provider's effective TTLs should be stretched (>= 1.0) so its day and month
-    /// quotas last their period: 1.0 while the use so far, projected over the whole period at the
-    /// burn rate so far, fits the quota (and for budgets without quotas or unknown names);
-    /// otherwise the burn rate so far over the rate that makes the rest of the quota last the
-    /// rest of the period (at least `projected / quota`; the ceiling when the quota is used up),
-    /// capped at [`max_ttl_stretch`](super::Budget::max_ttl_stretch). The larger of the day's and
-    /// the month's.
-    ///
-    /// Cheap: no Redis call. The use is the figure the last shared acquire returned (every
-    /// instance's use) plus local grants since; an instance that has not acquired yet this period
-    /// sees only its own.
-    pub fn ttl_stretch(&self, name: &str) -> f64 {
-        match self.slot(name) {
-            Some(slot) => self.pace(slot, self.now_us()).0,
-            None => 1.0,
-        }
-    }
-
-    /// The ceiling of [`ttl_stretch`](Self::ttl_stretch) for budget `name` (1 for an unknown one).
-    pub fn max_ttl_stretch(&self, name: &str) -> f64 {
-        self.inner.budgets.get(name).map_or(1.0, |b| b.max_ttl_stretch)
-    }
-
-    /// `ttl` stretched by [`ttl_stretch`](Self::ttl_stretch).
-    pub fn stretch_ttl(&self, name: &str, ttl: Duration) -> Duration {
-        ttl.mul_f64(self.ttl_stretch(name))
-    }
-
-    /// The capped stretch and the day and month figures.
-    fn pace(&self, slot: &Slot, now_us: u64) -> (f64, [Option<QuotaPace>; 2]) {
-        let budget = &slot.c.budget;
-        let st = slot.lock();
-        let paces = [(QuotaPeriod::Day, &st.day), (QuotaPeriod::Month, &st.month)].map(|(kind, count)| {
-            let limit = budget.quota(kind)?;
-            let p = Period::of(kind, now_us);
-            Some(quota_pace(count.used_in(p.id), limit, p, now_us))
-        });
-        drop(st);
-        let worst = paces.iter().flatten().map(|q| q.stretch).fold(1.0, f64::max);
-        (worst.min(budget.max_ttl_stretch).max(1.0), paces)
-    }
-
-    /// Records a stale value served because budget `name` said no (for
-    /// [`BudgetStats::stale_served`]).
-    pub fn record_stale(&self, name: &str) {
-        if let Some(slot) = self.slot(name) {
-            slot.counters.stale.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// The counters and pacing of budget `name`.
-    pub fn stats(&self, name: &str) -> Option<BudgetStats> {
-        let slot = self.slot(name)?;
-        let (stretch, [day, month]) = self.pace(slot, self.now_us());
-        let c = &slot.counters;
-        let b = &slot.c.budget;
-        Some(BudgetStats {
-            name: b.name.clone(),
-            granted: c.granted.load(Relaxed),
-            denied: c.denied.load(Relaxed),
-            weight_used: c.weight.load(Relaxed),
-            waits: c.waits.load(Relaxed),
-            backoffs: c.backoffs.load(Relaxed),
-            fallback: c.fallback.load(Relaxed),
-            stale_served: c.stale.load(Relaxed),
-            stretch,
-            day_quota: b.quota_day,
-            day_used: day.map(|q| q.used),
-            projected_day: day.map(|q| q.projected),
-            month_quota: b.quota_month,
-            month_used: month.map(|q| q.used),
-            projected_month: month.map(|q| q.projected),
-        })
-    }
-
-    /// The counters and pacing of every budget, in declaration order.
-    pub fn snapshot(&self) -> Vec<BudgetStats> {
-        self.inner.budgets.iter().filter_map(|b| self.stats(&b.name)).collect()
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::budget::period::days_from_civil;
-    use crate::budget::{Budget, ManualClock};
+    use crate::budget::{Budget, Decider, ManualClock, QuotaPeriod};
+    use crate::error::StoreError;
+    use crate::store::BoxFuture;
     use std::time::{Instant, UNIX_EPOCH};
 
     const MIN: Duration = Duration::from_secs(60);
 
-    fn utc(y: i64, m: u32, d: u32, h: u64) -> std::time::SystemTime {
+    pub(crate) fn utc(y: i64, m: u32, d: u32, h: u64) -> std::time::SystemTime {
         UNIX_EPOCH + Duration::from_secs(days_from_civil(y, m, d) as u64 * 86_400 + h * 3600)
     }
 
-    fn enforcer(budgets: Vec<Budget>, clock: &Arc<ManualClock>) -> BudgetEnforcer {
+    pub(crate) fn enforcer(budgets: Vec<Budget>, clock: &Arc<ManualClock>) -> BudgetEnforcer {
         BudgetEnforcer::builder(Budgets::new(budgets).unwrap()).clock(clock.clone()).build().unwrap()
     }
 
@@ -793,56 +293,33 @@ mod tests {
         assert!(d.is_permanent());
     }
 
-    #[tokio::test]
-    async fn pacing_stretches_under_a_simulated_clock() {
-        // June 2025 has 30 days. Three days in, 2,000 of 10,000 used: the month would end at
-        // 20,000.
-        let clock = Arc::new(ManualClock::new(utc(2025, 6, 1, 0)));
-        let e = enforcer(vec![Budget::new("coingecko").quota_month(10_000)], &clock);
-        assert_eq!(e.ttl_stretch("coingecko"), 1.0, "nothing used yet");
-        clock.advance(Duration::from_secs(3 * 86_400));
-        for _ in 0..2 {
-            e.acquire("coingecko", 1_000).await.unwrap();
+    /// A shared backend that can never decide (Redis down).
+    #[derive(Debug)]
+    struct Down;
+
+    impl Backend for Down {
+        fn acquire<'a>(&'a self, _: Acquire<'a>) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
         }
-        let s = e.stats("coingecko").unwrap();
-        assert_eq!((s.month_used, s.projected_month), (Some(2_000), Some(20_000)));
-        // burn 2,000 / 3 d against 8,000 left for 27 d: 666.7 / 296.3 = 2.25 (projected/quota: 2.0)
-        let stretch = e.ttl_stretch("coingecko");
-        assert!((stretch - 2.25).abs() < 1e-9, "{stretch}");
-        assert_eq!(s.stretch, stretch);
-        let ttl = e.stretch_ttl("coingecko", Duration::from_secs(90));
-        assert!((ttl.as_secs_f64() - 202.5).abs() < 1e-6, "{ttl:?}");
-        // Mid-month without further calls, the projection (4,000) fits: no stretch.
-        clock.advance(Duration::from_secs(12 * 86_400));
-        assert_eq!(e.ttl_stretch("coingecko"), 1.0);
-        assert_eq!(e.stats("coingecko").unwrap().projected_month, Some(4_000));
-        // Used up: the ceiling.
-        e.acquire("coingecko", 8_000).await.unwrap();
-        assert_eq!(e.ttl_stretch("coingecko"), 4.0);
-        // A new month starts from scratch.
-        clock.set(utc(2025, 7, 2, 0));
-        assert_eq!(e.ttl_stretch("coingecko"), 1.0);
-        assert_eq!(e.ttl_stretch("unknown"), 1.0);
+        fn hold<'a>(&'a self, _: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
+        }
     }
 
     #[tokio::test]
-    async fn pacing_takes_the_worse_of_day_and_month_and_the_ceiling() {
-        let clock = Arc::new(ManualClock::new(utc(2025, 6, 16, 6)));
-        let e = enforcer(vec![Budget::new("cmc").quota_day(333).quota_month(10_000).max_ttl_stretch(1.5)], &clock);
-        // A quarter of the day gone, 150 used: the day projects to 600 of 333.
-        e.acquire("cmc", 150).await.unwrap();
-        assert_eq!(e.ttl_stretch("cmc"), 1.5, "capped at the budget's ceiling");
+    async fn an_unavailable_shared_backend_falls_back_to_local() {
+        let clock = Arc::new(ManualClock::new(utc(2025, 6, 10, 12)));
+        let budgets = Budgets::new(vec![Budget::new("cmc").quota_day(3)]).unwrap();
+        let e = BudgetEnforcer::builder(budgets).clock(clock.clone()).assemble(Some(Box::new(Down)));
+        assert!(e.is_shared() && !e.shared_skipped());
+        assert_eq!(e.acquire("cmc", 2).await.unwrap().decided_by, Decider::Local);
+        // Granted locally while shared: remembered for the shared counters.
+        assert_eq!(e.slot("cmc").unwrap().lock().day.pending, 2);
+        assert!(!e.backoff_shared("cmc", None).await, "the hold could not be shared");
+        // The local hold refuses before the shared backend is asked: no fallback counted.
+        assert_eq!(e.acquire("cmc", 1).await.unwrap_err().limit, Limit::Backoff);
         let s = e.stats("cmc").unwrap();
-        assert_eq!((s.day_used, s.projected_day), (Some(150), Some(600)));
-        // Early in a period the projection is damped (1/96 of the period at least).
-        let p = Period::of(QuotaPeriod::Day, period::unix_us(utc(2025, 6, 17, 0)));
-        let early = quota_pace(3, 333, p, p.start_us + 1_000_000);
-        assert_eq!((early.projected, early.stretch), (288, 1.0));
-        let exhausted = quota_pace(333, 333, p, p.start_us + 3_600_000_000);
-        assert!(exhausted.stretch.is_infinite());
-        let uncapped = quota_pace(150, 333, p, p.start_us + 6 * 3_600_000_000);
-        // burn 150/6h against 183 left for 18h: 25 / 10.17 = 2.459
-        assert!((uncapped.stretch - 150.0 / 6.0 / (183.0 / 18.0)).abs() < 1e-9);
+        assert_eq!((s.granted, s.denied, s.fallback, s.backoffs), (1, 1, 1, 1));
     }
 
     #[tokio::test]
@@ -909,18 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn builder_errors_and_futures_are_send() {
-        let b = || BudgetEnforcer::builder(Budgets::seed_defaults());
-        assert!(matches!(b().namespace("a b").build(), Err(BudgetError::Invalid { setting: "namespace", .. })));
-        assert!(b().op_timeout(Duration::ZERO).build().is_err());
-        assert!(b().breaker(0, MIN).build().is_err());
-        #[cfg(feature = "redis")]
-        {
-            let err = b().redis_url("redis://user:hunter2@[bad").build().unwrap_err();
-            assert!(!err.to_string().contains("hunter2"), "{err}");
-            let ok = b().redis_url("redis://user:hunter2@127.0.0.1:1/0").build().unwrap();
-            assert!(ok.is_shared() && !format!("{ok:?}").contains("hunter2"));
-        }
+    fn futures_are_send() {
         fn send<T: Send>(_: T) {}
         let e = BudgetEnforcer::local(Budgets::seed_defaults());
         send(e.acquire("coingecko", 1));

@@ -1,9 +1,14 @@
 //! The in-process view of one budget: the fallback limiter (GCRA in memory and quota counters
-//! per calendar period), the 429 hold, and the quota use last reported by Redis (for pacing).
+//! per calendar period), the 429 hold, and the quota use last reported by Redis (for pacing);
+//! and [`Local`], the [`Backend`] that decides with it.
 
+use super::backend::{Acquire, Backend, Hold, Verdict};
 use super::gcra::Gcra;
 use super::period::Period;
-use super::{Budget, Limit, QuotaPeriod};
+use super::{Budget, Decider, Denied, Limit, Permit, QuotaPeriod};
+use crate::error::StoreError;
+use crate::store::BoxFuture;
+use std::time::Duration;
 
 /// A quota counter for one calendar period.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,6 +67,11 @@ impl Compiled {
 /// A refusal: the limit and the retry-after in microseconds.
 pub(crate) type Refusal = (Limit, u64);
 
+/// The [`Denied`] of a refusal by budget `name`.
+pub(crate) fn refusal(name: &str, (limit, retry_us): Refusal) -> Denied {
+    Denied::new(name, limit, Duration::from_micros(retry_us))
+}
+
 /// The local state of one budget. Guarded by a mutex; every operation is a few arithmetic steps.
 #[derive(Debug)]
 pub(crate) struct LocalState {
@@ -88,6 +98,11 @@ impl LocalState {
     /// The 429 hold, if one is in force at `now_us`.
     pub(crate) fn held(&self, now_us: u64) -> Option<Refusal> {
         (self.hold_until_us > now_us).then(|| (Limit::Backoff, self.hold_until_us - now_us))
+    }
+
+    /// Holds the budget until `until_us` unless it is already held longer.
+    pub(crate) fn hold_until(&mut self, until_us: u64) {
+        self.hold_until_us = self.hold_until_us.max(until_us);
     }
 
     /// Decides a request of `weight` at `now_us` locally; on success consumes it from every
@@ -150,6 +165,50 @@ impl LocalState {
     }
 }
 
+/// The in-process backend: decides with each budget's [`LocalState`], cannot fail, and answers at
+/// once. The enforcer calls its synchronous [`decide`](Local::decide) and
+/// [`hold_now`](Local::hold_now) directly (its fallback must always answer, and
+/// [`backoff`](super::BudgetEnforcer::backoff) is not async); the [`Backend`] implementation
+/// wraps them in ready futures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Local {
+    /// Whether a shared backend is configured: then the weight granted here is remembered and
+    /// added to the shared quota counters by the next shared acquire.
+    track_pending: bool,
+}
+
+impl Local {
+    pub(crate) fn new(track_pending: bool) -> Self {
+        Local { track_pending }
+    }
+
+    /// Decides `req` in-process and, when it is granted, consumes its weight.
+    pub(crate) fn decide(&self, req: Acquire<'_>) -> Verdict {
+        let Acquire { slot, weight, now_us } = req;
+        slot.lock()
+            .decide(&slot.c, now_us, weight, self.track_pending)
+            .map(|()| Permit { weight, decided_by: Decider::Local, waited: Duration::ZERO })
+            .map_err(|r| refusal(slot.name(), r))
+    }
+
+    /// Holds the budget locally until `req.now_us + req.length` (unless already held longer).
+    pub(crate) fn hold_now(&self, req: Hold<'_>) {
+        let until = req.now_us.saturating_add(req.length.as_micros() as u64);
+        req.slot.lock().hold_until(until);
+    }
+}
+
+impl Backend for Local {
+    fn acquire<'a>(&'a self, req: Acquire<'a>) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.decide(req))))
+    }
+
+    fn hold<'a>(&'a self, req: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.hold_now(req);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +247,18 @@ mod tests {
         let before = s.tats.clone();
         assert!(s.decide(&c, NOW, 1, false).is_err());
         assert_eq!(s.tats, before, "a refused request leaves every limit untouched");
+    }
+
+    #[tokio::test]
+    async fn local_is_a_backend_that_always_answers() {
+        let slot = crate::budget::slot::Slot::new("ns", &Budget::new("cg").rate(30, MIN));
+        let local: &dyn Backend = &Local::new(false);
+        let req = Acquire { slot: &slot, weight: 1, now_us: NOW };
+        assert_eq!(local.acquire(req).await.unwrap().unwrap().decided_by, Decider::Local);
+        local.hold(Hold { slot: &slot, now_us: NOW, length: Duration::from_millis(5) }).await.unwrap();
+        let denied = local.acquire(req).await.unwrap().unwrap_err();
+        assert_eq!((denied.limit, denied.retry_after), (Limit::Backoff, Duration::from_millis(5)));
+        assert!(!local.is_skipped());
     }
 
     #[test]

@@ -91,18 +91,32 @@
 //! waits, 429s, fallback decisions, stale answers, the current stretch, the quota use and the
 //! projected use of the day and the month.
 
+// Where things are:
+// - enforcer.rs: `BudgetEnforcer`, acquire / wait / 429 back-off, asking the backends in turn;
+// - backend.rs: the `Backend` trait, with `local.rs` (in-process limiter) and `shared.rs`
+//   (Redis: the Lua scripts, the breaker) as its implementations;
+// - slot.rs: one budget's keys, local state and counters; stats.rs: `BudgetStats`;
+// - pacing.rs: TTL stretch; builder.rs: `EnforcerBuilder`;
+// - config.rs (declarations), decision.rs (`Permit`, `Denied`), gcra.rs, period.rs.
+mod backend;
+mod builder;
 mod config;
 mod decision;
 mod enforcer;
 mod gcra;
 mod local;
+mod pacing;
 mod period;
 #[cfg(feature = "redis")]
 mod shared;
+mod slot;
+mod stats;
 
+pub use builder::EnforcerBuilder;
 pub use config::{Budget, BudgetError, Budgets, Rate, DEFAULT_MAX_TTL_STRETCH, DEFAULT_MAX_WAIT};
 pub use decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
-pub use enforcer::{BudgetEnforcer, BudgetStats, EnforcerBuilder};
+pub use enforcer::BudgetEnforcer;
+pub use stats::BudgetStats;
 
 /// Implemented by an upstream error type that can tell a rate-limit answer (HTTP 429) apart.
 ///

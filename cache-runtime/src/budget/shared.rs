@@ -1,9 +1,15 @@
-//! The shared budget in Redis: one atomic Lua script per acquire, the 429 hold, and the
-//! runtime's [`Breaker`] that skips Redis for a cool-down after repeated failures.
+//! The shared budget in Redis, the [`Backend`] asked first when Redis is configured: one atomic
+//! Lua script per acquire, the 429 hold, and the runtime's [`Breaker`] that skips Redis for a
+//! cool-down after repeated failures.
 
+use super::backend::{Acquire, Backend, Hold, Verdict};
+use super::config::Budget;
+use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
+use super::period::Period;
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::connection::{bounded, RedisConn};
 use crate::error::StoreError;
+use crate::store::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::future::Future;
@@ -138,6 +144,24 @@ impl Reply {
             month_used: opt(*month),
         })
     }
+
+    /// The limit that refused, in the terms of `budget` ([`Limit::Backoff`] for a hold).
+    fn limit(&self, budget: &Budget) -> Limit {
+        let quota = |period: QuotaPeriod, used: Option<u64>| Limit::Quota {
+            period,
+            limit: budget.quota(period).unwrap_or(0),
+            used: used.unwrap_or(0),
+        };
+        match self.which {
+            Which::Rate(i) => match budget.rates.get(i) {
+                Some(r) => Limit::Rate { limit: r.limit, per: r.per },
+                None => Limit::Backoff,
+            },
+            Which::Day => quota(QuotaPeriod::Day, self.day_used),
+            Which::Month => quota(QuotaPeriod::Month, self.month_used),
+            Which::Hold | Which::None => Limit::Backoff,
+        }
+    }
 }
 
 /// One acquire's inputs.
@@ -155,8 +179,9 @@ pub(crate) struct Request<'a> {
 
 /// How the Redis connection is obtained.
 pub(crate) enum Conn {
-    /// The runtime's connection helper: from a URL or client, or the Redis tier's own.
-    Redis(RedisConn),
+    /// The runtime's connection helper: from a URL or client, or the Redis tier's own (boxed: it
+    /// is far larger than a manager).
+    Redis(Box<RedisConn>),
     /// A manager given by the application.
     Manager(ConnectionManager),
 }
@@ -200,11 +225,6 @@ impl Shared {
         }
     }
 
-    /// Whether Redis is being skipped now (after repeated failures).
-    pub(crate) fn is_skipped(&self) -> bool {
-        self.breaker.peek().is_err()
-    }
-
     fn manager(&self) -> Result<ConnectionManager, StoreError> {
         match &self.conn {
             Conn::Manager(m) => Ok(m.clone()),
@@ -242,7 +262,7 @@ impl Shared {
     }
 
     /// Runs the acquire script.
-    pub(crate) async fn acquire(&self, req: &Request<'_>) -> Result<Reply, StoreError> {
+    async fn invoke_acquire(&self, req: &Request<'_>) -> Result<Reply, StoreError> {
         let mut inv = self.acquire.prepare_invoke();
         inv.key(req.hold_key);
         for k in req.rate_keys {
@@ -261,10 +281,86 @@ impl Shared {
     }
 
     /// Sets the 429 hold key for `ms` (unless it already lasts longer).
-    pub(crate) async fn hold(&self, key: &str, ms: u64) -> Result<(), StoreError> {
+    async fn invoke_hold(&self, key: &str, ms: u64) -> Result<(), StoreError> {
         let mut inv = self.hold.prepare_invoke();
         inv.key(key).arg(ms.max(1));
         self.call(|mut c| async move { inv.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
+    }
+}
+
+impl Backend for Shared {
+    /// The shared decision. Weight granted locally during an outage goes to the shared quota
+    /// counters with this call (and back to the local pending count if the call fails); the quota
+    /// use Redis reports feeds the local counters (for pacing and the next fallback).
+    fn acquire<'a>(&'a self, req: Acquire<'a>) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+        Box::pin(async move {
+            if self.is_skipped() {
+                return Err(StoreError::BreakerOpen);
+            }
+            let Acquire { slot, weight, now_us } = req;
+            let name = slot.name();
+            let periods = [QuotaPeriod::Day, QuotaPeriod::Month].map(|k| (k, Period::of(k, now_us)));
+            let pending = {
+                let mut st = slot.lock();
+                periods.map(|(k, p)| std::mem::take(&mut st.count(k).roll(p.id).pending))
+            };
+            let quota_arg = |i: usize| {
+                let (kind, p) = periods[i];
+                let key = format!("{}:{kind}:{}", slot.prefix, p.key_id(kind));
+                match slot.c.budget.quota(kind) {
+                    Some(limit) => (key, i64::try_from(limit).unwrap_or(i64::MAX), p.end_ms(), pending[i]),
+                    None => (key, -1, 0, 0),
+                }
+            };
+            let script = Request {
+                hold_key: &slot.hold_key,
+                rate_keys: &slot.rate_keys,
+                gcras: slot.c.gcras.iter().map(|g| (g.interval_us, g.window_us)).collect(),
+                weight,
+                day: quota_arg(0),
+                month: quota_arg(1),
+            };
+            let reply = self.invoke_acquire(&script).await;
+            let mut st = slot.lock();
+            let reply = match reply {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(target: "syntra_cache", budget = name, error = %e, "Budget: shared decision failed, deciding in-process");
+                    for (i, (kind, p)) in periods.into_iter().enumerate() {
+                        let count = st.count(kind);
+                        if count.period == p.id {
+                            count.pending += pending[i];
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            for ((kind, p), used) in periods.into_iter().zip([reply.day_used, reply.month_used]) {
+                if let Some(used) = used {
+                    let count = st.count(kind).roll(p.id);
+                    count.used = used + count.pending;
+                }
+            }
+            if reply.allowed {
+                st.consume_rates(&slot.c, now_us, weight);
+                return Ok(Ok(Permit { weight, decided_by: Decider::Shared, waited: Duration::ZERO }));
+            }
+            let retry = Duration::from_millis(reply.retry_after_ms);
+            if let Which::Hold | Which::None = reply.which {
+                // Another instance saw a 429: skip Redis for this budget until the hold ends.
+                st.hold_until(now_us.saturating_add(u64::try_from(retry.as_micros()).unwrap_or(u64::MAX)));
+            }
+            Ok(Err(Denied::new(name, reply.limit(&slot.c.budget), retry)))
+        })
+    }
+
+    /// Sets the shared hold key `{ns}::budget:{name}:hold` with `PX` = the hold's length in ms.
+    fn hold<'a>(&'a self, req: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.invoke_hold(&req.slot.hold_key, req.length.as_millis() as u64))
+    }
+
+    fn is_skipped(&self) -> bool {
+        self.breaker.peek().is_err()
     }
 }
 
