@@ -326,6 +326,11 @@ async fn remove_prefix_of_everything_keeps_budgets_and_locks() {
     assert!(left.contains(&"rp::lock:px:eth".to_owned()), "lock kept: {left:?}");
     assert!(!left.contains(&"rp:px:btc".to_owned()));
     assert!(matches!(cache.remove_prefix(":lock").await, Err(syntra_cache::CacheError::InvalidPrefix(_))));
+    // Budgets are reset by their own API.
+    cache.budgets().unwrap().reset().await.unwrap();
+    let left: Vec<String> = redis.cmd(&["KEYS", "rp::budget:*"]);
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(cache.budget_stats()[0].day_used, Some(0), "the local count is reset too");
 }
 
 // ---- cancellation ----------------------------------------------------------------------------

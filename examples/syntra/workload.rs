@@ -1412,7 +1412,9 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     };
     if matches!(report.config.cache, CacheMode::Redis(_)) && !report.config.live {
         // The quota counters of a simulated period would otherwise stay until that period ends.
-        let _ = cache.remove_prefix("budget:").await;
+        if let Some(budgets) = cache.budgets() {
+            let _ = budgets.reset().await;
+        }
     }
     drop(sim); // the last handle stops the simulator and its runtime
     Ok(report)

@@ -48,6 +48,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// longer.
     fn hold<'a>(&'a self, req: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Forgets everything counted for the budget of `slot` (rates, quotas, hold).
+    fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Whether this backend is being skipped now after repeated failures (an acquire would fail at
     /// once). Never, by default.
     fn is_skipped(&self) -> bool {

@@ -9,6 +9,7 @@ use super::local::{refusal, Local};
 use super::period;
 use super::slot::Slot;
 use super::Clock;
+use crate::error::StoreError;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -78,6 +79,19 @@ impl BudgetEnforcer {
     /// The key namespace.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
+    }
+
+    /// Forgets everything every budget has counted, in Redis and in this process: rate windows,
+    /// day and month quotas, 429 holds (for operators, and for simulations that must not leave a
+    /// real period's counters behind). Counters of other instances' processes are not touched.
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        for slot in self.inner.slots.values() {
+            if let Some(shared) = &self.inner.shared {
+                shared.reset(slot).await?;
+            }
+            self.inner.local.reset(slot).await?;
+        }
+        Ok(())
     }
 
     /// Whether the budgets are shared through Redis (when it is reachable).
@@ -238,7 +252,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::budget::period::days_from_civil;
     use crate::budget::{Budget, Decider, ManualClock, QuotaPeriod};
-    use crate::error::StoreError;
     use crate::store::BoxFuture;
     use std::time::{Instant, UNIX_EPOCH};
 
@@ -299,6 +312,9 @@ pub(crate) mod tests {
 
     impl Backend for Down {
         fn acquire<'a>(&'a self, _: Acquire<'a>) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
+        }
+        fn reset<'a>(&'a self, _: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
             Box::pin(std::future::ready(Err(StoreError::Backend("down".into()))))
         }
         fn hold<'a>(&'a self, _: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {

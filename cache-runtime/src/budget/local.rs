@@ -5,6 +5,7 @@
 use super::backend::{Acquire, Backend, Hold, Verdict};
 use super::gcra::Gcra;
 use super::period::Period;
+use super::slot::Slot;
 use super::{Budget, Decider, Denied, Limit, Permit, QuotaPeriod};
 use crate::error::StoreError;
 use crate::store::BoxFuture;
@@ -205,6 +206,11 @@ impl Backend for Local {
 
     fn hold<'a>(&'a self, req: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         self.hold_now(req);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
+        *slot.lock() = LocalState::new(slot.rate_keys.len());
         Box::pin(std::future::ready(Ok(())))
     }
 }

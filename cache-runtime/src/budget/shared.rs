@@ -6,6 +6,7 @@ use super::backend::{Acquire, Backend, Hold, Verdict};
 use super::config::Budget;
 use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
 use super::period::Period;
+use super::slot::Slot;
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::connection::{bounded, RedisConn};
 use crate::error::StoreError;
@@ -357,6 +358,39 @@ impl Backend for Shared {
     /// Sets the shared hold key `{ns}::budget:{name}:hold` with `PX` = the hold's length in ms.
     fn hold<'a>(&'a self, req: Hold<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.invoke_hold(&req.slot.hold_key, req.length.as_millis() as u64))
+    }
+
+    fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut keys = slot.rate_keys.clone();
+            keys.push(slot.hold_key.clone());
+            let pattern = |kind: &str| format!("{}:{kind}:*", crate::key::glob_escape(&slot.prefix));
+            for kind in ["day", "month"] {
+                let mut cursor: u64 = 0;
+                loop {
+                    let pattern = pattern(kind);
+                    let (next, found): (u64, Vec<String>) = self
+                        .call(|mut c| async move {
+                            redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(&pattern)
+                                .arg("COUNT")
+                                .arg(500)
+                                .query_async(&mut c)
+                                .await
+                        })
+                        .await?;
+                    keys.extend(found);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut c).await }).await?;
+            Ok(())
+        })
     }
 
     fn is_skipped(&self) -> bool {

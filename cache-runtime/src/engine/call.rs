@@ -13,7 +13,7 @@ use crate::budget::BudgetEnforcer;
 use crate::codec::{self, Meta};
 use crate::metrics::Counters;
 use crate::scope;
-use crate::store::tiered::{LookupError, Remote, Tiered};
+use crate::store::tiered::{LookupError, OtherType, Remote, Tiered};
 use crate::Cache;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -105,7 +105,7 @@ impl<'a, R: Outcome> Call<'a, R> {
         let _timer = Timer { counters: self.site.counters, start: Instant::now() };
         let local = match self.tiers().get_local::<R::Value>(&self.key) {
             Ok(found) => found,
-            Err(()) => {
+            Err(OtherType) => {
                 self.conflict("the memory tier holds another type");
                 None
             }
@@ -161,7 +161,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                         bump(&self.site.counters.coalesced);
                     }
                     match coalesce::wait(rx).await {
-                        Some(shared) => match self.from_shared(shared) {
+                        Some(shared) => match self.answer_from(shared) {
                             Some(r) => return r,
                             None => break None,
                         },
@@ -441,7 +441,7 @@ impl<'a, R: Outcome> Call<'a, R> {
     }
 
     /// A follower's answer from its leader's result; `None` to compute itself.
-    fn from_shared(&self, shared: Shared) -> Option<R> {
+    fn answer_from(&self, shared: Shared) -> Option<R> {
         match shared {
             Shared::Value(v) => {
                 let v = v.downcast_ref::<R::Value>()?.clone();

@@ -120,7 +120,9 @@ mod tests {
     fn decisions_table() {
         let p = policy();
         let t0 = 1_000_000;
-        let cases: Vec<(&str, Found<u8>, u64, bool, Decision<u8>)> = vec![
+        /// (case, what the tier returned, now, the type has a negative answer, expected decision)
+        type Case = (&'static str, Found<u8>, u64, bool, Decision<u8>);
+        let cases: Vec<Case> = vec![
             ("nothing", None, t0, false, Decision::Compute { stale: None, expired: false }),
             ("fresh", Some((Some(7), meta(t0, 90, 60, false))), t0 + 10 * S, false, Decision::Serve(7)),
             (

@@ -17,6 +17,10 @@ pub type Remote = Guarded<Arc<dyn Store>>;
 /// What a lookup found: a decoded entry (`None` value: a negative entry), or nothing.
 pub type Found<T> = Option<(Option<T>, Meta)>;
 
+/// The memory tier holds a value of another type under this key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherType;
+
 /// An error met during a remote lookup; the engine answers it as a miss.
 #[derive(Debug)]
 pub enum LookupError {
@@ -51,14 +55,14 @@ fn downcast<T: Clone + 'static>(v: &Arc<dyn Any + Send + Sync>) -> Option<T> {
 }
 
 impl Tiered {
-    /// The memory tier's entry, without touching the remote store. `Err(())` when the entry
+    /// The memory tier's entry, without touching the remote store; [`OtherType`] when the entry
     /// holds another type (two functions share a key).
     #[inline]
-    pub fn get_local<T: Clone + 'static>(&self, key: &str) -> Result<Found<T>, ()> {
+    pub fn get_local<T: Clone + 'static>(&self, key: &str) -> Result<Found<T>, OtherType> {
         let Some(entry) = self.local.as_ref().and_then(|l| l.get(key)) else { return Ok(None) };
         match &entry.value {
             None => Ok(Some((None, entry.meta))),
-            Some(v) => downcast(v).map(|v| Some((Some(v), entry.meta))).ok_or(()),
+            Some(v) => downcast(v).map(|v| Some((Some(v), entry.meta))).ok_or(OtherType),
         }
     }
 
