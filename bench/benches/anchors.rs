@@ -2,9 +2,13 @@
 //!
 //! Full run: `cargo bench -p syntra-bench` (about 3 minutes). Under `cargo test --all-targets`
 //! (test mode: every row once, tiny, with assertions) or with `SYNTRA_BENCH_QUICK=1` every row
-//! runs with small counts.
+//! runs with small counts. `SYNTRA_BENCH_CURVES=1` adds the curves (`anchors/curves.rs`), which
+//! test mode always runs with tiny sizes.
 //!
 //! Every Redis row talks to a redis-server this binary starts on a free loopback port.
+
+#[path = "anchors/curves.rs"]
+mod curves;
 
 use cached::macros::concurrent_cached;
 use cached::AsyncRedisCache;
@@ -18,8 +22,8 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use syntra_bench::stats::{Paired, Spread, Verdict};
 use syntra_bench::{
-    bench_flag, fmt_ns, list_mode, make_coin, probe, quick_mode, test_mode, ApiError, Coin, RedisExt, RedisServer,
-    Samples,
+    bench_flag, curves_enabled, fmt_ns, list_mode, make_coin, make_market_chart, probe, quick_mode, test_mode,
+    ApiError, Coin, MarketChart, RedisExt, RedisServer, Samples,
 };
 use syntra_cache::{cached, Cache};
 use tokio::runtime::Runtime;
@@ -79,6 +83,28 @@ impl Ours {
     async fn price(&self, id: &str, vs: &str) -> Result<f64, ApiError> {
         let _ = (id, vs);
         Ok(1.0)
+    }
+
+    /// Curves (live keys): a small filler entry.
+    #[cached(ttl = 3600, key = "fill:<n>", cache = self.cache)]
+    async fn fill(&self, n: u64) -> Result<u64, ApiError> {
+        self.calls.fetch_add(1, Relaxed);
+        Ok(n)
+    }
+
+    /// Curves (value size): a market chart of `points` points per array.
+    #[cached(ttl = 3600, key = "coingecko:market_chart:<points>", cache = self.cache)]
+    async fn chart(&self, points: usize) -> Result<MarketChart, ApiError> {
+        self.calls.fetch_add(1, Relaxed);
+        Ok(make_market_chart(points))
+    }
+
+    /// Curves (memory per entry): copy `i` of the market chart of `points` points.
+    #[cached(ttl = 3600, key = "coingecko:market_chart:<points>:<i>", cache = self.cache)]
+    async fn chart_copy(&self, points: usize, i: usize) -> Result<MarketChart, ApiError> {
+        let _ = i;
+        self.calls.fetch_add(1, Relaxed);
+        Ok(make_market_chart(points))
     }
 }
 
@@ -534,14 +560,15 @@ fn main() {
             cc_size
         );
         println!(
-            "mode: {}",
+            "mode: {}{}",
             if test {
                 "TEST (each row once, tiny; assertions only; numbers are not results)"
             } else if quick {
                 "QUICK (small counts; numbers are not results)"
             } else {
                 "full"
-            }
+            },
+            if curves_enabled() { ", with curves" } else { "" }
         );
         println!("load average at start: {}", loadavg());
     }
@@ -1105,6 +1132,22 @@ fn main() {
         ]
     });
 
+    // ---- Curves (opt-in; tiny in test mode): their own redis-server ----
+    let curve_points = if curves_enabled() {
+        let cfg = curves::Cfg::for_mode(test, quick);
+        let t = Instant::now();
+        let pts = curves::run(&cfg, &rt1, &rtm, &mut checks);
+        let out = curves::out_path(test, quick);
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&out, syntra_bench::curves::to_csv(&pts)).unwrap();
+        println!("curves: {} points in {:.1} s, written to {}", pts.len(), t.elapsed().as_secs_f64(), out.display());
+        pts
+    } else {
+        Vec::new()
+    };
+
     if let Some(c) = &c {
         c.final_summary();
     }
@@ -1356,6 +1399,28 @@ fn main() {
             s.calls,
             if s.calls == 1 { "met" } else { "not met" }
         );
+    }
+
+    if !curve_points.is_empty() {
+        println!();
+        println!("== curves (paired: median [p25–p75] of per-block ratios ours / anchor) ==");
+        println!("| curve | tier | x | ours | anchor | unit | ratio | blocks | note |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for p in &curve_points {
+            let v = |x: f64| if p.unit == "ns/call" { fmt_ns(x) } else { format!("{x:.0}") };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                p.curve,
+                p.tier,
+                p.x_label,
+                v(p.ours),
+                v(p.anchor),
+                p.unit,
+                p.ratio.fmt_ratio(),
+                p.rounds,
+                p.note
+            );
+        }
     }
 
     println!();
