@@ -202,10 +202,10 @@ fn draw(path: &Path, curve: &str, title: &str, x_desc: &str, pts: &[&CurvePoint]
     let rmax = finite.iter().copied().fold(1.0_f64, f64::max);
     let pad = ((rmax - rmin) * 0.12).max(0.05);
     let (rmin, rmax) = ((rmin - pad).max(0.0), rmax + pad);
-    let ratio_what = if unit == "ops/s" {
-        "ours / anchor throughput (above 1: ours faster); bars: p25–p75 of the paired blocks"
-    } else {
-        "ours / anchor (below 1: ours cheaper); bars: p25–p75 of the paired blocks"
+    let ratio_what = match unit.as_str() {
+        "ops/s" => "ours / anchor throughput (above 1: ours faster); bars: p25–p75 of the paired blocks",
+        "B/entry" => "ours / anchor bytes per entry (below 1: ours smaller); one measurement per point",
+        _ => "ours / anchor (below 1: ours cheaper); bars: p25–p75 of the paired blocks",
     };
     let mut ch = ChartBuilder::on(&bottom)
         .margin(14)
@@ -237,7 +237,8 @@ fn draw(path: &Path, curve: &str, title: &str, x_desc: &str, pts: &[&CurvePoint]
         }
         let style = color.stroke_width(2);
         ch.draw_series(LineSeries::new(pts.iter().map(|p| (p.x * nudge, p.ratio.median)), style))?;
-        bottom_entries.push((format!("{tier}: median, p25–p75"), style, Marker::Circle));
+        let what = if unit == "B/entry" { "ratio" } else { "median, p25–p75" };
+        bottom_entries.push((format!("{tier}: {what}"), style, Marker::Circle));
         ch.draw_series(pts.iter().map(|p| {
             ErrorBar::new_vertical(p.x * nudge, p.ratio.p25, p.ratio.median, p.ratio.p75, color.stroke_width(2), 12)
         }))?;
