@@ -1,9 +1,14 @@
-//! syntra-cache against its anchors, in one run, with ratios (issue 6).
+//! syntra-cache against its anchors, in one run, with ratios and their spread.
 //!
 //! Full run: `cargo bench -p syntra-bench` (about 3 minutes). Under `cargo test --all-targets`
-//! (criterion's test mode) or with `SYNTRA_BENCH_QUICK=1` every row runs with small counts.
+//! (test mode: every row once, tiny, with assertions) or with `SYNTRA_BENCH_QUICK=1` every row
+//! runs with small counts. `SYNTRA_BENCH_CURVES=1` adds the curves (`anchors/curves.rs`), which
+//! test mode always runs with tiny sizes.
 //!
 //! Every Redis row talks to a redis-server this binary starts on a free loopback port.
+
+#[path = "anchors/curves.rs"]
+mod curves;
 
 use cached::macros::concurrent_cached;
 use cached::AsyncRedisCache;
@@ -15,8 +20,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use syntra_bench::stats::{Paired, Spread, Verdict};
 use syntra_bench::{
-    bench_flag, fmt_ns, list_mode, make_coin, quick_mode, ApiError, Coin, RedisExt, RedisServer, Samples,
+    bench_flag, curves_enabled, fmt_ns, list_mode, make_coin, make_market_chart, probe, quick_mode, test_mode,
+    ApiError, Coin, MarketChart, RedisExt, RedisServer, Samples,
 };
 use syntra_cache::{cached, Cache};
 use tokio::runtime::Runtime;
@@ -77,6 +84,28 @@ impl Ours {
         let _ = (id, vs);
         Ok(1.0)
     }
+
+    /// Curves (live keys): a small filler entry.
+    #[cached(ttl = 3600, key = "fill:<n>", cache = self.cache)]
+    async fn fill(&self, n: u64) -> Result<u64, ApiError> {
+        self.calls.fetch_add(1, Relaxed);
+        Ok(n)
+    }
+
+    /// Curves (value size): a market chart of `points` points per array.
+    #[cached(ttl = 3600, key = "coingecko:market_chart:<points>", cache = self.cache)]
+    async fn chart(&self, points: usize) -> Result<MarketChart, ApiError> {
+        self.calls.fetch_add(1, Relaxed);
+        Ok(make_market_chart(points))
+    }
+
+    /// Curves (memory per entry): copy `i` of the market chart of `points` points.
+    #[cached(ttl = 3600, key = "coingecko:market_chart:<points>:<i>", cache = self.cache)]
+    async fn chart_copy(&self, points: usize, i: usize) -> Result<MarketChart, ApiError> {
+        let _ = i;
+        self.calls.fetch_add(1, Relaxed);
+        Ok(make_market_chart(points))
+    }
 }
 
 /// The body of `coin_miss`, called directly (row 5's anchor).
@@ -86,6 +115,13 @@ async fn body_direct() -> Result<Coin, ApiError> {
 
 // ---------------------------------------------------------------------------------------------
 // The `cached` crate (4.x): `#[concurrent_cached]` over its `AsyncRedisCache`
+//
+// What its source (cached 4.1.0, src/stores/redis.rs) does: values are MessagePack only
+// (`rmp_serde::to_vec` of a positional `[value, version]` array; reads fall back to its pre-3.0
+// JSON only when MessagePack fails), a hit is a one-command pipeline (`redis::pipe().get(key)`),
+// and the connection is a `MultiplexedConnection` unless the builder sets
+// `connection_manager(true)` (then a `ConnectionManager`, as ours uses). Rows 2 and 4 compare
+// it with ours on MessagePack and the same connection type.
 // ---------------------------------------------------------------------------------------------
 
 async fn cc_store(prefix: &str, url: &str, manager: bool) -> AsyncRedisCache<String, Coin> {
@@ -98,8 +134,11 @@ async fn cc_store(prefix: &str, url: &str, manager: bool) -> AsyncRedisCache<Str
         .expect("cached crate: AsyncRedisCache::build")
 }
 
-// One function per runtime and server: the store (and its connection task) lives in a static
-// built on first call.
+// One function per runtime, server and connection type: the store (and its connection task)
+// lives in a static built on first call. Each counts its body's runs, so that a hit can be told
+// from a miss.
+static CC_LAT_CALLS: AtomicUsize = AtomicUsize::new(0);
+
 #[concurrent_cached(
     ty = "AsyncRedisCache<String, Coin>",
     create = r##"{ cc_store("lat", URL_MAIN.get().unwrap(), false).await }"##,
@@ -108,17 +147,35 @@ async fn cc_store(prefix: &str, url: &str, manager: bool) -> AsyncRedisCache<Str
     map_error = r##"|e| ApiError(format!("{e}"))"##
 )]
 async fn cc_coin_lat(id: &str) -> Result<Coin, ApiError> {
+    CC_LAT_CALLS.fetch_add(1, Relaxed);
     Ok(make_coin(id))
 }
 
+static CC_LAT_CM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
 #[concurrent_cached(
     ty = "AsyncRedisCache<String, Coin>",
-    create = r##"{ cc_store("tp", URL_MAIN.get().unwrap(), false).await }"##,
+    create = r##"{ cc_store("latcm", URL_MAIN.get().unwrap(), true).await }"##,
     key = "String",
     convert = r##"{ id.to_owned() }"##,
     map_error = r##"|e| ApiError(format!("{e}"))"##
 )]
-async fn cc_coin_tp(id: &str) -> Result<Coin, ApiError> {
+async fn cc_coin_lat_cm(id: &str) -> Result<Coin, ApiError> {
+    CC_LAT_CM_CALLS.fetch_add(1, Relaxed);
+    Ok(make_coin(id))
+}
+
+static CC_TP_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[concurrent_cached(
+    ty = "AsyncRedisCache<String, Coin>",
+    create = r##"{ cc_store("tpcm", URL_MAIN.get().unwrap(), true).await }"##,
+    key = "String",
+    convert = r##"{ id.to_owned() }"##,
+    map_error = r##"|e| ApiError(format!("{e}"))"##
+)]
+async fn cc_coin_tp_cm(id: &str) -> Result<Coin, ApiError> {
+    CC_TP_CALLS.fetch_add(1, Relaxed);
     Ok(make_coin(id))
 }
 
@@ -249,31 +306,12 @@ impl<'a, 'c> Group<'a, 'c> {
 
 /// Rounds and block length of the paired measurements (set once in `main`).
 static PAIR_CFG: OnceLock<(usize, Duration)> = OnceLock::new();
-/// A paired result: ours ns, anchor ns, median ratio, rounds.
-type PairResult = (f64, f64, f64, usize);
 /// Paired results by (ours id, anchor id).
-static PAIRS: LazyLock<Mutex<HashMap<(String, String), PairResult>>> = LazyLock::new(Default::default);
-
-async fn time_block<F, Fut, T>(f: &F, k: u64) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = T>,
-{
-    let start = Instant::now();
-    for _ in 0..k {
-        black_box(f().await);
-    }
-    start.elapsed()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+static PAIRS: LazyLock<Mutex<HashMap<(String, String), Paired>>> = LazyLock::new(Default::default);
 
 /// Measures `a` (ours) and `b` (its anchor) in alternating blocks (ABBA…) of equal call counts,
-/// so that load from other processes on this shared machine hits both alike. Keeps the medians
-/// of the per-call times and of the per-round ratio a/b.
+/// so that load from other processes on this shared machine hits both alike, and keeps every
+/// block (`syntra_bench::stats::paired`).
 fn paired<FA, A, TA, FB, B, TB>(rt: &Runtime, ids: (&str, &str), rounds: Option<usize>, a: &FA, b: &FB)
 where
     FA: Fn() -> A,
@@ -281,50 +319,82 @@ where
     FB: Fn() -> B,
     B: Future<Output = TB>,
 {
-    let (default_rounds, target) = *PAIR_CFG.get().unwrap();
-    let rounds = rounds.unwrap_or(default_rounds);
-    let (ta, tb, r) = rt.block_on(async {
-        let per = time_block(a, 10).await.max(time_block(b, 10).await) / 10;
-        let k = (target.as_nanos() / per.as_nanos().max(1)).clamp(1, 10_000_000) as u64;
-        let (mut ta, mut tb, mut r) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..rounds {
-            let (x, y) = if i % 2 == 0 {
-                let x = time_block(a, k).await;
-                (x, time_block(b, k).await)
-            } else {
-                let y = time_block(b, k).await;
-                (time_block(a, k).await, y)
-            };
-            let (x, y) = (x.as_nanos() as f64 / k as f64, y.as_nanos() as f64 / k as f64);
-            ta.push(x);
-            tb.push(y);
-            r.push(x / y);
-        }
-        (median(ta), median(tb), median(r))
-    });
-    PAIRS.lock().unwrap().insert((ids.0.to_owned(), ids.1.to_owned()), (ta, tb, r, rounds));
+    let (default_rounds, block) = *PAIR_CFG.get().unwrap();
+    let p = syntra_bench::stats::paired(rt, rounds.unwrap_or(default_rounds), block, a, b);
+    PAIRS.lock().unwrap().insert((ids.0.to_owned(), ids.1.to_owned()), p);
 }
 
-fn pair_of(a: &str, b: &str) -> Option<PairResult> {
-    PAIRS.lock().unwrap().get(&(a.to_owned(), b.to_owned())).copied()
+fn pair_of(a: &str, b: &str) -> Option<Paired> {
+    PAIRS.lock().unwrap().get(&(a.to_owned(), b.to_owned())).cloned()
 }
 
-/// One round of row 4: `TASKS` tasks, each doing `per_task` calls over the hot keys.
+/// One round of a throughput measurement: `tasks` tasks, task `t` doing its calls over `keys`.
+async fn round_n<F, Fut>(tasks: usize, keys: &Arc<Vec<String>>, f: F)
+where
+    F: Fn(Arc<Vec<String>>, usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut handles = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        handles.push(tokio::spawn(f(keys.clone(), t)));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// One round of row 4: `TASKS` tasks over the hot keys.
 async fn round<F, Fut>(keys: &Arc<Vec<String>>, f: F)
 where
     F: Fn(Arc<Vec<String>>, usize) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut tasks = Vec::with_capacity(TASKS);
-    for t in 0..TASKS {
-        tasks.push(tokio::spawn(f(keys.clone(), t)));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    round_n(TASKS, keys, f).await
 }
 
 const TASKS: usize = 64;
+
+/// Commands the server received per call while `rounds` runs of `f` did `calls_per_round` calls
+/// each (`INFO commandstats` before and after, on the probe's own connection).
+fn count_commands<F, Fut>(
+    rt: &Runtime,
+    probe_conn: &mut redis::Connection,
+    rounds: usize,
+    calls_per_round: u64,
+    f: &F,
+) -> PerCall
+where
+    F: Fn() -> Fut,
+    Fut: Future,
+{
+    let before = probe::command_calls(probe_conn);
+    rt.block_on(async {
+        for _ in 0..rounds {
+            f().await;
+        }
+    });
+    let after = probe::command_calls(probe_conn);
+    let d = probe::command_delta(&before, &after);
+    let n = (rounds as u64 * calls_per_round) as f64;
+    PerCall { gets: d.gets as f64 / n, others: d.others as f64 / n }
+}
+
+/// Commands the Redis server received per call.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerCall {
+    gets: f64,
+    others: f64,
+}
+
+/// A pass/fail check of this run (printed at the end, then asserted: every mode).
+struct Check {
+    what: String,
+    ok: bool,
+}
+
+fn check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
+    checks.push(Check { what: what.into(), ok });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Rows 6 and 7: counts and outages, timed by hand
@@ -332,6 +402,7 @@ const TASKS: usize = 64;
 
 struct Stampede {
     label: &'static str,
+    ours: bool,
     calls: usize,
     wall: Duration,
     errors: usize,
@@ -349,7 +420,7 @@ async fn stampede_ours(svc: Arc<Ours>, n: usize, key: String) -> Stampede {
     for t in tasks {
         errors += usize::from(!t.await.unwrap());
     }
-    Stampede { label: "", calls: svc.calls.load(Relaxed) - before, wall: start.elapsed(), errors }
+    Stampede { label: "", ours: true, calls: svc.calls.load(Relaxed) - before, wall: start.elapsed(), errors }
 }
 
 async fn stampede_cached_crate(n: usize, key: String) -> Stampede {
@@ -364,7 +435,7 @@ async fn stampede_cached_crate(n: usize, key: String) -> Stampede {
     for t in tasks {
         errors += usize::from(!t.await.unwrap());
     }
-    Stampede { label: "", calls: CC_STAMPEDE_CALLS.load(Relaxed) - before, wall: start.elapsed(), errors }
+    Stampede { label: "", ours: false, calls: CC_STAMPEDE_CALLS.load(Relaxed) - before, wall: start.elapsed(), errors }
 }
 
 /// How one bounded call went.
@@ -403,7 +474,9 @@ async fn bounded<F: Future<Output = Result<Coin, ApiError>>>(limit: Duration, fu
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
+    let started = Instant::now();
     let quick = quick_mode();
+    let test = test_mode();
     let listing = list_mode();
     let sample_size = if quick { 10 } else { 40 };
     if listing && !bench_flag() {
@@ -418,6 +491,7 @@ fn main() {
             .measurement_time(Duration::from_secs(if quick { 1 } else { 3 }))
             .configure_from_args()
     });
+    let mut checks: Vec<Check> = Vec::new();
 
     PAIR_CFG.set(if quick { (3, Duration::from_millis(2)) } else { (41, Duration::from_millis(25)) }).unwrap();
     let main_server = RedisServer::start();
@@ -425,6 +499,7 @@ fn main() {
     URL_MAIN.set(main_server.url()).unwrap();
     URL_DOWN.set(down_server.url()).unwrap();
     let url = main_server.url();
+    let mut probe_conn = probe::connect(&url);
 
     let rt1 = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let rtm = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -446,23 +521,34 @@ fn main() {
     main_server.set_bytes(raw_key, &json);
     main_server.set_bytes(raw_key_mp, &mp);
     let client = redis::Client::open(url.clone()).unwrap();
-    let mut cm = rt1.block_on(redis::aio::ConnectionManager::new(client.clone())).unwrap();
+    // Ours talks to Redis through a ConnectionManager: so do the raw anchors of rows 1 and 4.
+    let cm = rt1.block_on(redis::aio::ConnectionManager::new(client.clone())).unwrap();
+    // The `cached` crate's default connection, for its own raw anchor in row 2.
+    let mux1 = rt1.block_on(client.get_multiplexed_async_connection()).unwrap();
     let moka: moka::sync::Cache<String, Coin> = moka::sync::Cache::builder().max_capacity(10_000).build();
     let moka_key = "syntra:coingecko:coin:bitcoin".to_owned();
     moka.insert(moka_key.clone(), coin.clone());
     let (ours_env, cc_size) = rt1.block_on(async {
-        ours_redis.coin(id).await.unwrap();
-        ours_redis.coin_mp(id).await.unwrap();
+        assert_eq!(ours_redis.coin(id).await.unwrap(), coin);
+        assert_eq!(ours_redis.coin_mp(id).await.unwrap(), coin);
         ours_mem.coin(id).await.unwrap();
-        cc_coin_lat(id).await.unwrap();
+        // The cached crate: the first call stores, the second must hit, and both must be `Ok` with
+        // the value (so that an error is never timed as a hit); its body counts its runs.
+        for _ in 0..2 {
+            assert_eq!(cc_coin_lat(id).await.expect("cached crate (multiplexed): Ok"), coin);
+            assert_eq!(cc_coin_lat_cm(id).await.expect("cached crate (ConnectionManager): Ok"), coin);
+        }
+        let mut cm = cm.clone();
         let env: Vec<u8> = redis::AsyncCommands::get(&mut cm, "r1:coingecko:coin:bitcoin").await.unwrap();
         let env_mp: Vec<u8> = redis::AsyncCommands::get(&mut cm, "r1:coingecko:coin_mp:bitcoin").await.unwrap();
-        let mut scan: Vec<String> = redis::AsyncCommands::keys(&mut cm, "*lat*").await.unwrap();
+        let mut scan: Vec<String> = redis::AsyncCommands::keys(&mut cm, "*:lat:*").await.unwrap();
         scan.sort();
         let cc: Vec<u8> = redis::AsyncCommands::get(&mut cm, scan.first().expect("cached crate key")).await.unwrap();
         ((env.len(), env_mp.len()), cc.len())
     });
     assert_eq!(ours_redis.calls.load(Relaxed), 2, "primed: one body run per method");
+    assert_eq!(CC_LAT_CALLS.load(Relaxed), 1, "cached crate (multiplexed): the second call was a hit");
+    assert_eq!(CC_LAT_CM_CALLS.load(Relaxed), 1, "cached crate (ConnectionManager): the second call was a hit");
     if !listing {
         println!("== value: CoinGecko /coins/bitcoin market data ==");
         println!(
@@ -473,13 +559,28 @@ fn main() {
             ours_env.1,
             cc_size
         );
-        println!("mode: {}", if quick { "QUICK (small counts; numbers are not results)" } else { "full" });
+        println!(
+            "mode: {}{}",
+            if test {
+                "TEST (each row once, tiny; assertions only; numbers are not results)"
+            } else if quick {
+                "QUICK (small counts; numbers are not results)"
+            } else {
+                "full"
+            },
+            if curves_enabled() { ", with curves" } else { "" }
+        );
         println!("load average at start: {}", loadavg());
     }
 
-    // ---- Row 1 + 2: Redis-tier hit ----
+    // ---- Rows 1 + 2: Redis-tier hit ----
+    // Row 1: ours against hand-written redis-rs, same codec, same connection type
+    // (ConnectionManager). Row 2: ours against the `cached` crate, MessagePack on both sides (its
+    // only codec) and a ConnectionManager on both sides; its default multiplexed connection is
+    // measured against a raw GET on a multiplexed connection.
     {
-        let ours_json = || ours_redis.coin(id);
+        let r = &ours_redis;
+        let ours_json = move || async move { r.coin(id).await.expect("row 1: ours (JSON) returned Err") };
         let raw_json = || {
             let mut cm = cm.clone();
             async move {
@@ -487,7 +588,7 @@ fn main() {
                 serde_json::from_slice::<Coin>(&b.unwrap()).unwrap()
             }
         };
-        let ours_mp = || ours_redis.coin_mp(id);
+        let ours_mp = move || async move { r.coin_mp(id).await.expect("row 1: ours (MessagePack) returned Err") };
         let raw_mp = || {
             let mut cm = cm.clone();
             async move {
@@ -495,26 +596,54 @@ fn main() {
                 rmp_serde::from_slice::<Coin>(&b.unwrap()).unwrap()
             }
         };
-        let theirs = || cc_coin_lat(id);
+        let theirs_cm = move || async move { cc_coin_lat_cm(id).await.expect("row 2: cached crate returned Err") };
+        let theirs_mux = move || async move { cc_coin_lat(id).await.expect("row 2: cached crate returned Err") };
+        let raw_mux_mp = || {
+            let mut m = mux1.clone();
+            async move {
+                let b: Option<Vec<u8>> = redis::AsyncCommands::get(&mut m, raw_key_mp).await.unwrap();
+                rmp_serde::from_slice::<Coin>(&b.unwrap()).unwrap()
+            }
+        };
         let mut g = Group::new(c.as_mut(), "r1_redis_hit", &rt1, sample_size);
         g.call("ours_json", &ours_json);
         g.call("raw_get_json", &raw_json);
         g.call("ours_msgpack", &ours_mp);
         g.call("raw_get_msgpack", &raw_mp);
-        g.call("cached_crate", &theirs);
+        g.finish();
+        let mut g = Group::new(c.as_mut(), "r2_cached_crate", &rt1, sample_size);
+        g.call("cached_crate_cm", &theirs_cm);
+        g.call("cached_crate_mux", &theirs_mux);
+        g.call("raw_mux_get_msgpack", &raw_mux_mp);
         g.finish();
         if !listing {
             paired(&rt1, ("r1_redis_hit/ours_json", "r1_redis_hit/raw_get_json"), None, &ours_json, &raw_json);
             paired(&rt1, ("r1_redis_hit/ours_msgpack", "r1_redis_hit/raw_get_msgpack"), None, &ours_mp, &raw_mp);
-            paired(&rt1, ("r1_redis_hit/ours_json", "r1_redis_hit/cached_crate"), None, &ours_json, &theirs);
-            paired(&rt1, ("r1_redis_hit/ours_msgpack", "r1_redis_hit/cached_crate"), None, &ours_mp, &theirs);
+            paired(&rt1, ("r1_redis_hit/ours_msgpack", "r2_cached_crate/cached_crate_cm"), None, &ours_mp, &theirs_cm);
+            paired(
+                &rt1,
+                ("r2_cached_crate/cached_crate_cm", "r1_redis_hit/raw_get_msgpack"),
+                None,
+                &theirs_cm,
+                &raw_mp,
+            );
+            paired(
+                &rt1,
+                ("r2_cached_crate/cached_crate_mux", "r2_cached_crate/raw_mux_get_msgpack"),
+                None,
+                &theirs_mux,
+                &raw_mux_mp,
+            );
         }
     }
     assert_eq!(ours_redis.calls.load(Relaxed), 2, "every call of row 1 was a hit");
+    assert_eq!(CC_LAT_CALLS.load(Relaxed), 1, "every call of row 2 (cached crate, multiplexed) was a hit");
+    assert_eq!(CC_LAT_CM_CALLS.load(Relaxed), 1, "every call of row 2 (cached crate, ConnectionManager) was a hit");
 
     // ---- Row 3: memory-tier hit ----
     {
-        let ours = || ours_mem.coin(id);
+        let m = &ours_mem;
+        let ours = move || async move { m.coin(id).await.expect("row 3: ours returned Err") };
         let bare = || moka.get(moka_key.as_str()).unwrap();
         let with_key = || moka.get(&format!("syntra:coingecko:coin:{id}")).unwrap();
         let mut g = Group::new(c.as_mut(), "r3_memory_hit", &rt1, sample_size);
@@ -532,7 +661,6 @@ fn main() {
         }
     }
     assert_eq!(ours_mem.calls.load(Relaxed), 1, "every call of row 3 was a hit");
-
     // ---- Row 5: miss overhead ----
     {
         let n = AtomicU64::new(0);
@@ -618,30 +746,36 @@ fn main() {
     }
 
     // ---- Row 4: throughput, 64 tasks on 64 hot keys (multi-thread runtime, 2 workers) ----
+    // 4a: memory-tier hits (ours with both tiers; every call answered by the memory tier, no
+    //     Redis command: counted below) against moka get + clone from the same 64 tasks.
+    // 4b: Redis-only hits against raw redis-rs and the `cached` crate, same codec and the same
+    //     connection type (ConnectionManager) on both sides.
     let per_task = if quick { 4 } else { 100 };
     let total = (TASKS * per_task) as u64;
     let keys: Arc<Vec<String>> = Arc::new((0..TASKS).map(|i| format!("coin-{i:02}")).collect());
     let ours_tp = Arc::new(Ours::new(tiered("r4")));
     let ours_tp_ro = Arc::new(Ours::new(redis_only("r4ro")));
-    let mux = rtm.block_on(client.get_multiplexed_async_connection()).unwrap();
+    let moka_tp: moka::sync::Cache<String, Coin> = moka::sync::Cache::builder().max_capacity(10_000).build();
+    let moka_keys: Arc<Vec<String>> = Arc::new(keys.iter().map(|k| format!("r4:coingecko:coin:{k}")).collect());
+    for (k, mk) in keys.iter().zip(moka_keys.iter()) {
+        moka_tp.insert(mk.clone(), make_coin(k));
+    }
+    let cm_tp = rtm.block_on(redis::aio::ConnectionManager::new(client.clone())).unwrap();
     rtm.block_on(async {
-        let mut m = mux.clone();
+        let mut m = cm_tp.clone();
         for k in keys.iter() {
             ours_tp.coin(k).await.unwrap();
             ours_tp_ro.coin(k).await.unwrap();
-            cc_coin_tp(k).await.unwrap();
+            ours_tp_ro.coin_mp(k).await.unwrap();
+            assert_eq!(cc_coin_tp_cm(k).await.expect("cached crate: Ok"), make_coin(k));
             let _: () =
                 redis::AsyncCommands::set(&mut m, format!("raw:tp:{k}"), serde_json::to_vec(&make_coin(k)).unwrap())
                     .await
                     .unwrap();
         }
     });
+    let mut r4_commands: Vec<(&str, PerCall)> = Vec::new();
     {
-        // Each iteration is thousands of Redis round trips: 10 flat samples keep the row short.
-        let mut g = Group::new(c.as_mut(), "r4_throughput", &rtm, 10);
-        if let Some(g) = &mut g.g {
-            g.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(total));
-        }
         let ks = &keys;
         let svc = &ours_tp;
         let tiered_round = || {
@@ -654,8 +788,19 @@ fn main() {
                 }
             })
         };
+        let (mks, mk) = (&moka_keys, &moka_tp);
+        let moka_round = || {
+            round(mks, move |keys, t| {
+                let m = mk.clone();
+                async move {
+                    for j in 0..per_task {
+                        black_box(m.get(&keys[(t + j) % TASKS]).unwrap());
+                    }
+                }
+            })
+        };
         let svc = &ours_tp_ro;
-        let redis_only_round = || {
+        let ro_json_round = || {
             round(ks, move |keys, t| {
                 let svc = svc.clone();
                 async move {
@@ -665,10 +810,20 @@ fn main() {
                 }
             })
         };
-        let mux = &mux;
+        let ro_mp_round = || {
+            round(ks, move |keys, t| {
+                let svc = svc.clone();
+                async move {
+                    for j in 0..per_task {
+                        black_box(svc.coin_mp(&keys[(t + j) % TASKS]).await.unwrap());
+                    }
+                }
+            })
+        };
+        let cm_tp = &cm_tp;
         let raw_round = || {
             round(ks, move |keys, t| {
-                let mut m = mux.clone();
+                let mut m = cm_tp.clone();
                 async move {
                     for j in 0..per_task {
                         let k = format!("raw:tp:{}", keys[(t + j) % TASKS]);
@@ -681,49 +836,64 @@ fn main() {
         let theirs_round = || {
             round(ks, move |keys, t| async move {
                 for j in 0..per_task {
-                    black_box(cc_coin_tp(&keys[(t + j) % TASKS]).await.unwrap());
+                    black_box(cc_coin_tp_cm(&keys[(t + j) % TASKS]).await.unwrap());
                 }
             })
         };
+        // Each iteration is thousands of calls: 10 flat samples keep the row short.
+        let flat = |g: &mut Group| {
+            if let Some(g) = &mut g.g {
+                g.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(total));
+            }
+        };
+        let mut g = Group::new(c.as_mut(), "r4_memory", &rtm, 10);
+        flat(&mut g);
         g.call("ours_tiered", &tiered_round);
-        g.call("ours_redis_only", &redis_only_round);
-        g.call("raw_mux_get_json", &raw_round);
-        g.call("cached_crate", &theirs_round);
+        g.call("moka_get_clone", &moka_round);
+        g.finish();
+        let mut g = Group::new(c.as_mut(), "r4_redis", &rtm, 10);
+        flat(&mut g);
+        g.call("ours_json", &ro_json_round);
+        g.call("raw_cm_get_json", &raw_round);
+        g.call("ours_msgpack", &ro_mp_round);
+        g.call("cached_crate_cm", &theirs_round);
         g.finish();
         if !listing {
             let rounds = Some(if quick { 3 } else { 21 });
-            paired(
-                &rtm,
-                ("r4_throughput/ours_tiered", "r4_throughput/raw_mux_get_json"),
-                rounds,
-                &tiered_round,
-                &raw_round,
-            );
-            paired(
-                &rtm,
-                ("r4_throughput/ours_redis_only", "r4_throughput/raw_mux_get_json"),
-                rounds,
-                &redis_only_round,
-                &raw_round,
-            );
-            paired(
-                &rtm,
-                ("r4_throughput/cached_crate", "r4_throughput/raw_mux_get_json"),
-                rounds,
-                &theirs_round,
-                &raw_round,
-            );
-            paired(
-                &rtm,
-                ("r4_throughput/ours_tiered", "r4_throughput/cached_crate"),
-                rounds,
-                &tiered_round,
-                &theirs_round,
-            );
+            paired(&rtm, ("r4_memory/ours_tiered", "r4_memory/moka_get_clone"), rounds, &tiered_round, &moka_round);
+            paired(&rtm, ("r4_redis/ours_json", "r4_redis/raw_cm_get_json"), rounds, &ro_json_round, &raw_round);
+            paired(&rtm, ("r4_redis/ours_msgpack", "r4_redis/cached_crate_cm"), rounds, &ro_mp_round, &theirs_round);
+            // What the server received per call (`INFO commandstats`), in separate counted rounds.
+            let n = if quick { 1 } else { 3 };
+            r4_commands
+                .push(("ours (memory + Redis tiers)", count_commands(&rtm, &mut probe_conn, n, total, &tiered_round)));
+            r4_commands
+                .push(("ours (Redis only, JSON)", count_commands(&rtm, &mut probe_conn, n, total, &ro_json_round)));
+            r4_commands
+                .push(("raw redis-rs GET + serde_json", count_commands(&rtm, &mut probe_conn, n, total, &raw_round)));
+            r4_commands.push((
+                "ours (Redis only, MessagePack)",
+                count_commands(&rtm, &mut probe_conn, n, total, &ro_mp_round),
+            ));
+            r4_commands.push((
+                "cached crate (ConnectionManager)",
+                count_commands(&rtm, &mut probe_conn, n, total, &theirs_round),
+            ));
         }
     }
     assert_eq!(ours_tp.calls.load(Relaxed), TASKS, "row 4 (tiered): hits only");
-    assert_eq!(ours_tp_ro.calls.load(Relaxed), TASKS, "row 4 (Redis only): hits only");
+    assert_eq!(ours_tp_ro.calls.load(Relaxed), 2 * TASKS, "row 4 (Redis only): hits only");
+    assert_eq!(CC_TP_CALLS.load(Relaxed), TASKS, "row 4 (cached crate): hits only");
+    if let Some((_, pc)) = r4_commands.first() {
+        check(
+            &mut checks,
+            pc.gets == 0.0 && pc.others == 0.0,
+            format!(
+                "row 4a: memory-tier hits sent no Redis command ({:.3} GETs, {:.3} others per call)",
+                pc.gets, pc.others
+            ),
+        );
+    }
 
     if listing {
         return;
@@ -745,6 +915,16 @@ fn main() {
         cc.label = "cached crate (AsyncRedisCache)";
         vec![a, b, cc]
     });
+    for s in stampede.iter().filter(|s| s.ours) {
+        check(
+            &mut checks,
+            s.calls == 1 && s.errors == 0,
+            format!(
+                "row 6: {}: {herd} concurrent cold calls -> {} upstream call(s), {} failed (want 1, 0)",
+                s.label, s.calls, s.errors
+            ),
+        );
+    }
 
     // ---- Row 7: Redis down ----
     let down = rt1.block_on(async {
@@ -811,12 +991,45 @@ fn main() {
     let (ours_down, ours_rec, mut down_lines, cc_lines, limit) = down;
     assert!(ours_down.cache.remote_circuit_open(), "breaker open for the bench");
     {
-        let ours = || ours_down.coin(id);
+        let d = &ours_down;
+        let ours = move || async move { d.coin(id).await.expect("row 7: ours returned Err with Redis down") };
         let mut g = Group::new(c.as_mut(), "r7_redis_down", &rt1, sample_size);
         g.call("ours_breaker_open", &ours);
         g.call("body_direct", &body_direct);
         g.finish();
         paired(&rt1, ("r7_redis_down/ours_breaker_open", "r7_redis_down/body_direct"), None, &ours, &body_direct);
+    }
+    // Asserted in every mode: with the breaker open every call answers Ok (from the body), and
+    // the added cost per call is bounded, generously (the target is ~1 ms; 5 ms absorbs a loaded
+    // machine).
+    {
+        let n = 20u32;
+        let (all_ok, ours_t, body_t) = rt1.block_on(async {
+            let mut all_ok = true;
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let (_, o) = bounded(limit, ours_down.coin(id)).await;
+                all_ok &= matches!(o, Outcome::Ok);
+            }
+            let ours_t = t0.elapsed() / n;
+            let t1 = Instant::now();
+            for _ in 0..n {
+                black_box(body_direct().await.unwrap());
+            }
+            (all_ok, ours_t, t1.elapsed() / n)
+        });
+        let added = ours_t.saturating_sub(body_t);
+        check(&mut checks, all_ok, format!("row 7: Redis down, breaker open: {n} calls of ours all returned Ok"));
+        check(
+            &mut checks,
+            added < Duration::from_millis(5),
+            format!(
+                "row 7: added cost per call with the breaker open {} (call {} - body {}) < 5 ms",
+                fmt_ns(added.as_nanos() as f64),
+                fmt_ns(ours_t.as_nanos() as f64),
+                fmt_ns(body_t.as_nanos() as f64)
+            ),
+        );
     }
     down_lines.extend(cc_lines);
 
@@ -922,6 +1135,22 @@ fn main() {
         ]
     });
 
+    // ---- Curves (opt-in; tiny in test mode): their own redis-server ----
+    let curve_points = if curves_enabled() {
+        let cfg = curves::Cfg::for_mode(test, quick);
+        let t = Instant::now();
+        let pts = curves::run(&cfg, &rt1, &rtm, &mut checks);
+        let out = curves::out_path(test, quick);
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&out, syntra_bench::curves::to_csv(&pts)).unwrap();
+        println!("curves: {} points in {:.1} s, written to {}", pts.len(), t.elapsed().as_secs_f64(), out.display());
+        pts
+    } else {
+        Vec::new()
+    };
+
     if let Some(c) = &c {
         c.final_summary();
     }
@@ -937,37 +1166,46 @@ fn main() {
     println!();
     println!("== summary (this run; ratio = ours / anchor: below 1 means we are faster) ==");
     println!("criterion: slope estimate of each benchmark, run one after the other.");
-    println!("paired: median over alternating equal-size blocks of both (ABBA…), robust to load drift.");
-    println!("| row | ours | anchor | ours (criterion) | anchor (criterion) | ratio (criterion) | ours (paired) | anchor (paired) | ratio (paired) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "paired: alternating equal-size blocks of both (ABBA…); median of the per-block ratios and their p25–p75."
+    );
+    println!("| row | ours | anchor | ours (criterion) | anchor (criterion) | ratio (criterion) | ours (paired) | anchor (paired) | ratio (paired median) | p25–p75 | blocks |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let rows: &[(&str, &str, &str, &str, &str)] = &[
         (
-            "1 Redis hit (JSON)",
-            "#[cached] Redis-only",
+            "1 Redis hit, JSON",
+            "#[cached] Redis-only, JSON",
             "r1_redis_hit/ours_json",
-            "redis-rs GET + serde_json",
+            "redis-rs GET + serde_json (ConnectionManager)",
             "r1_redis_hit/raw_get_json",
         ),
         (
-            "1 Redis hit (MessagePack)",
+            "1 Redis hit, MessagePack",
             "#[cached] Redis-only, msgpack",
             "r1_redis_hit/ours_msgpack",
-            "redis-rs GET + rmp_serde",
+            "redis-rs GET + rmp_serde (ConnectionManager)",
             "r1_redis_hit/raw_get_msgpack",
         ),
         (
-            "2 Redis hit vs cached crate",
-            "#[cached] Redis-only (JSON)",
-            "r1_redis_hit/ours_json",
-            "cached AsyncRedisCache (msgpack)",
-            "r1_redis_hit/cached_crate",
-        ),
-        (
-            "2 Redis hit vs cached crate",
+            "2 vs the cached crate (MessagePack, ConnectionManager both)",
             "#[cached] Redis-only, msgpack",
             "r1_redis_hit/ours_msgpack",
-            "cached AsyncRedisCache (msgpack)",
-            "r1_redis_hit/cached_crate",
+            "cached AsyncRedisCache, connection_manager(true)",
+            "r2_cached_crate/cached_crate_cm",
+        ),
+        (
+            "2 the cached crate over raw (ConnectionManager)",
+            "cached AsyncRedisCache, connection_manager(true)",
+            "r2_cached_crate/cached_crate_cm",
+            "redis-rs GET + rmp_serde (ConnectionManager)",
+            "r1_redis_hit/raw_get_msgpack",
+        ),
+        (
+            "2 the cached crate over raw (its default: multiplexed)",
+            "cached AsyncRedisCache, default",
+            "r2_cached_crate/cached_crate_mux",
+            "redis-rs GET + rmp_serde (MultiplexedConnection)",
+            "r2_cached_crate/raw_mux_get_msgpack",
         ),
         ("3 memory hit", "#[cached] memory", "r3_memory_hit/ours", "moka get + clone", "r3_memory_hit/moka_get_clone"),
         (
@@ -991,12 +1229,21 @@ fn main() {
         ("8 key (key_of)", "key_of(call)", "r8_key/ours_key_of", "format!", "r8_key/format_anchor"),
     ];
     for (row, ours, oid, anchor, aid) in rows {
-        let (pa, pb, pr) = match pair_of(oid, aid) {
-            Some((a, b, r, _)) => (fmt_ns(a), fmt_ns(b), format!("{r:.2}x")),
-            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        let (pa, pb, pr, iqr, n) = match pair_of(oid, aid) {
+            Some(p) => {
+                let s = p.ratio();
+                (
+                    fmt_ns(p.ours_ns()),
+                    fmt_ns(p.anchor_ns()),
+                    format!("{:.2}x", s.median),
+                    format!("{:.2}–{:.2}", s.p25, s.p75),
+                    p.rounds().to_string(),
+                )
+            }
+            None => ("n/a".into(), "n/a".into(), "n/a".into(), "n/a".into(), "0".into()),
         };
         println!(
-            "| {row} | {ours} | {anchor} | {} | {} | {} | {pa} | {pb} | {pr} |",
+            "| {row} | {ours} | {anchor} | {} | {} | {} | {pa} | {pb} | {pr} | {iqr} | {n} |",
             show(t(oid)),
             show(t(aid)),
             ratio(t(oid), t(aid))
@@ -1005,48 +1252,58 @@ fn main() {
     if let Some(r) = t("r8_key/render_part_only") {
         println!("render_part(\"bitcoin\") alone (criterion): {}", fmt_ns(r));
     }
-    let added = match (t("r7_redis_down/ours_breaker_open"), t("r7_redis_down/body_direct")) {
-        (Some(a), Some(b)) => fmt_ns(a - b),
-        _ => "n/a".into(),
-    };
-    let added_paired = pair_of("r7_redis_down/ours_breaker_open", "r7_redis_down/body_direct")
-        .map_or("n/a".into(), |(a, b, _, _)| fmt_ns(a - b));
-    println!();
-    println!("== row 4: throughput, {TASKS} tasks, {TASKS} hot keys, {total} calls per iteration, 2 worker threads ==");
-    println!("| variant | criterion: time per {total} calls | criterion: ops/s | criterion: ops/s vs raw | paired with raw: ops/s ours / ops/s raw | paired: ops/s |");
-    println!("|---|---|---|---|---|---|");
+
+    // Row 4 (throughput): ops/s; the ratio is ours' throughput over the anchor's (above 1: faster).
     let ops = |id: &str| t(id).map(|ns| total as f64 / ns * 1e9);
-    let raw_ops = ops("r4_throughput/raw_mux_get_json");
-    for (name, id) in [
-        ("ours (memory + Redis tiers)", "r4_throughput/ours_tiered"),
-        ("ours (Redis only)", "r4_throughput/ours_redis_only"),
-        ("raw redis-rs, one multiplexed connection, GET + serde_json", "r4_throughput/raw_mux_get_json"),
-        ("cached crate AsyncRedisCache", "r4_throughput/cached_crate"),
+    let tp_pair = |a: &str, b: &str| -> Option<(f64, f64, Spread)> {
+        pair_of(a, b)
+            .map(|p| (total as f64 / p.ours_ns() * 1e9, total as f64 / p.anchor_ns() * 1e9, p.ratio().inverse()))
+    };
+    println!();
+    println!(
+        "== row 4: throughput, {TASKS} tasks on {TASKS} hot keys, {total} calls per iteration, 2 worker threads =="
+    );
+    println!("ratio = ours ops/s / anchor ops/s (above 1: ours faster), paired median [p25–p75]");
+    println!("| row | ours | anchor | ours ops/s (criterion) | anchor ops/s (criterion) | ours ops/s (paired) | anchor ops/s (paired) | ratio (paired) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (row, ours, oid, anchor, aid) in [
+        (
+            "4a memory tier",
+            "#[cached] memory + Redis tiers (memory hits)",
+            "r4_memory/ours_tiered",
+            "moka get + clone, same 64 tasks",
+            "r4_memory/moka_get_clone",
+        ),
+        (
+            "4b Redis only, JSON",
+            "#[cached] Redis-only, JSON",
+            "r4_redis/ours_json",
+            "redis-rs GET + serde_json (ConnectionManager)",
+            "r4_redis/raw_cm_get_json",
+        ),
+        (
+            "4b Redis only, MessagePack",
+            "#[cached] Redis-only, msgpack",
+            "r4_redis/ours_msgpack",
+            "cached AsyncRedisCache, connection_manager(true)",
+            "r4_redis/cached_crate_cm",
+        ),
     ] {
-        let o = ops(id);
-        let r = match (o, raw_ops) {
-            (Some(o), Some(r)) => format!("{:.2}x", o / r),
-            _ => "n/a".into(),
+        let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0}"));
+        let (po, pa, pr) = match tp_pair(oid, aid) {
+            Some((o, a, s)) => (format!("{o:.0}"), format!("{a:.0}"), s.fmt_ratio()),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
         };
-        let (pr, pops) = match pair_of(id, "r4_throughput/raw_mux_get_json") {
-            Some((a, _, ratio, _)) => (format!("{:.2}x", 1.0 / ratio), format!("{:.0}", total as f64 / a * 1e9)),
-            None if id.contains("raw_mux") => ("1.00x".into(), "".into()),
-            None => ("n/a".into(), "n/a".into()),
-        };
-        println!(
-            "| {name} | {} | {} | {r} | {pr} | {pops} |",
-            show(t(id)),
-            o.map_or("n/a".into(), |o| format!("{o:.0}"))
-        );
+        println!("| {row} | {ours} | {anchor} | {} | {} | {po} | {pa} | {pr} |", f(ops(oid)), f(ops(aid)));
     }
-    if let Some((a, b, ratio, _)) = pair_of("r4_throughput/ours_tiered", "r4_throughput/cached_crate") {
-        println!(
-            "paired ours (memory + Redis) vs cached crate: {:.0} vs {:.0} ops/s, ours / theirs = {:.2}x",
-            total as f64 / a * 1e9,
-            total as f64 / b * 1e9,
-            1.0 / ratio
-        );
+    println!();
+    println!("row 4: commands the server received per call (INFO commandstats, separate counted rounds):");
+    println!("| variant | GETs per call | other commands per call |");
+    println!("|---|---|---|");
+    for (name, pc) in &r4_commands {
+        println!("| {name} | {:.3} | {:.3} |", pc.gets, pc.others);
     }
+
     println!();
     println!("== row 6: stampede, {herd} concurrent cold calls on one key, 20 ms upstream ==");
     println!("| variant | upstream calls | wall time | failed calls |");
@@ -1056,8 +1313,17 @@ fn main() {
     }
     println!();
     println!("== row 7: Redis down (server SIGKILLed) ==");
+    let added = match (t("r7_redis_down/ours_breaker_open"), t("r7_redis_down/body_direct")) {
+        (Some(a), Some(b)) => fmt_ns(a - b),
+        _ => "n/a".into(),
+    };
+    let added_paired =
+        pair_of("r7_redis_down/ours_breaker_open", "r7_redis_down/body_direct").map_or("n/a".into(), |p| {
+            let d = p.diff();
+            format!("{} [{} – {}]", fmt_ns(d.median), fmt_ns(d.p25), fmt_ns(d.p75))
+        });
     println!(
-        "ours, breaker open: added latency per call = {added} by criterion (call {} - body {}), {added_paired} paired",
+        "ours, breaker open: added latency per call = {added} by criterion (call {} - body {}), {added_paired} paired (median [p25 – p75] of per-block differences)",
         show(t("r7_redis_down/ours_breaker_open")),
         show(t("r7_redis_down/body_direct"))
     );
@@ -1072,9 +1338,105 @@ fn main() {
     for l in &paused {
         println!("{l}");
     }
+
+    // ---- Targets: verdicts read the whole interquartile range ----
+    println!();
+    println!("== targets (paired; a target inside p25–p75 is \"within noise\") ==");
+    println!("| target | measured: median [p25–p75] | verdict |");
+    println!("|---|---|---|");
+    let at_most = |name: &str, a: &str, b: &str, target: f64| match pair_of(a, b) {
+        Some(p) => {
+            let s = p.ratio();
+            println!("| {name} | {} | {} |", s.fmt_ratio(), Verdict::at_most(&s, target).as_str());
+        }
+        None => println!("| {name} | n/a | n/a |"),
+    };
+    at_most(
+        "memory-tier hit within 1.5x of moka get + clone",
+        "r3_memory_hit/ours",
+        "r3_memory_hit/moka_get_clone",
+        1.5,
+    );
+    at_most(
+        "Redis-only hit within 1.10x of redis-rs GET + serde_json",
+        "r1_redis_hit/ours_json",
+        "r1_redis_hit/raw_get_json",
+        1.10,
+    );
+    at_most(
+        "Redis-only hit within 1.10x of redis-rs GET + rmp_serde",
+        "r1_redis_hit/ours_msgpack",
+        "r1_redis_hit/raw_get_msgpack",
+        1.10,
+    );
+    at_most(
+        "Redis-only hit faster than the cached crate (MessagePack, ConnectionManager both)",
+        "r1_redis_hit/ours_msgpack",
+        "r2_cached_crate/cached_crate_cm",
+        1.0,
+    );
+    match tp_pair("r4_memory/ours_tiered", "r4_memory/moka_get_clone") {
+        Some((_, _, s)) => println!(
+            "| 64 tasks, memory tier: at least 0.67x of moka get + clone's throughput | {} | {} |",
+            s.fmt_ratio(),
+            Verdict::at_least(&s, 0.67).as_str()
+        ),
+        None => println!("| 64 tasks, memory tier: at least 0.67x of moka's throughput | n/a | n/a |"),
+    }
+    match pair_of("r7_redis_down/ours_breaker_open", "r7_redis_down/body_direct") {
+        Some(p) => {
+            let d = p.diff();
+            println!(
+                "| Redis down: at most 1 ms added per call, breaker open | {} [{} – {}] | {} |",
+                fmt_ns(d.median),
+                fmt_ns(d.p25),
+                fmt_ns(d.p75),
+                Verdict::at_most(&d, 1e6).as_str()
+            );
+        }
+        None => println!("| Redis down: at most 1 ms added per call | n/a | n/a |"),
+    }
+    if let Some(s) = stampede.iter().find(|s| s.ours) {
+        println!(
+            "| stampede of {herd} cold calls: 1 upstream call | {} (a count) | {} |",
+            s.calls,
+            if s.calls == 1 { "met" } else { "not met" }
+        );
+    }
+
+    if !curve_points.is_empty() {
+        println!();
+        println!("== curves (paired: median [p25–p75] of per-block ratios ours / anchor) ==");
+        println!("| curve | tier | x | ours | anchor | unit | ratio | blocks | note |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for p in &curve_points {
+            let v = |x: f64| if p.unit == "ns/call" { fmt_ns(x) } else { format!("{x:.0}") };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                p.curve,
+                p.tier,
+                p.x_label,
+                v(p.ours),
+                v(p.anchor),
+                p.unit,
+                p.ratio.fmt_ratio(),
+                p.rounds,
+                p.note
+            );
+        }
+    }
+
+    println!();
+    println!("== checks (asserted in every mode) ==");
+    for ch in &checks {
+        println!("{} {}", if ch.ok { "ok    " } else { "FAILED" }, ch.what);
+    }
     println!();
     println!("load average at end: {load_end}");
+    println!("run time: {:.1} s", started.elapsed().as_secs_f64());
     drop(main_server);
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.what.as_str()).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
 }
 
 /// `/proc/loadavg` (other work on the machine skews every number; say how much there was).

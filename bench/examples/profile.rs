@@ -8,8 +8,10 @@
 //! callgrind_annotate --inclusive=yes cg.N | grep -E 'syntra|serde|flight|Coin'
 //! ```
 //!
-//! Scenarios: redis_ours, redis_ours_mp, redis_raw, redis_raw_mp, redis_cached_crate, mem_ours, moka, miss_ours, body, down_ours,
-//! key_plain, key_hashed.
+//! Scenarios: redis_ours, redis_ours_mp, redis_raw, redis_raw_mp, redis_cached_crate (its default
+//! multiplexed connection), redis_cached_crate_cm (`connection_manager(true)`, the connection type
+//! of ours and of the raw scenarios), mem_ours, moka, miss_ours, body, down_ours, key_plain,
+//! key_hashed.
 
 use cached::macros::concurrent_cached;
 use cached::AsyncRedisCache;
@@ -62,6 +64,19 @@ async fn cc_coin(id: &str) -> Result<Coin, ApiError> {
     Ok(make_coin(id))
 }
 
+/// The same store on a `ConnectionManager` (`connection_manager(true)`), the connection type ours
+/// and the raw scenarios use.
+#[concurrent_cached(
+    ty = "AsyncRedisCache<String, Coin>",
+    create = r##"{ AsyncRedisCache::builder("profile_cm").connection_string(URL.get().unwrap()).ttl(Duration::from_secs(3600)).connection_manager(true).build().await.unwrap() }"##,
+    key = "String",
+    convert = r##"{ id.to_owned() }"##,
+    map_error = r##"|e| ApiError(format!("{e}"))"##
+)]
+async fn cc_coin_cm(id: &str) -> Result<Coin, ApiError> {
+    Ok(make_coin(id))
+}
+
 const LONG: &str =
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
@@ -94,6 +109,9 @@ async fn measured(
             }
             "redis_cached_crate" => {
                 black_box(cc_coin("bitcoin").await.unwrap());
+            }
+            "redis_cached_crate_cm" => {
+                black_box(cc_coin_cm("bitcoin").await.unwrap());
             }
             "moka" => {
                 black_box(moka.get("syntra:coingecko:coin:bitcoin").unwrap());
@@ -142,6 +160,7 @@ fn main() {
     URL.set(server.url()).unwrap();
     rt.block_on(async {
         cc_coin("bitcoin").await.unwrap();
+        cc_coin_cm("bitcoin").await.unwrap();
         svc.coin("bitcoin").await.unwrap();
         svc.coin_mp("bitcoin").await.unwrap();
     });

@@ -1,6 +1,10 @@
 //! Support for the `anchors` benchmark: a redis-server owned by the bench, the shared value, the
 //! quick-mode switch and a side channel that keeps criterion's samples for the summary table.
 
+pub mod curves;
+pub mod probe;
+pub mod stats;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -116,6 +120,59 @@ pub fn make_coin(id: &str) -> Coin {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The curves' value: shaped like a CoinGecko /coins/{id}/market_chart response
+// ---------------------------------------------------------------------------------------------
+
+/// A CoinGecko `/coins/{id}/market_chart` response: three arrays of `[timestamp_ms, value]`
+/// pairs (JSON `{"prices":[[1764000000000,97123.45…],…],"market_caps":[…],"total_volumes":[…]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketChart {
+    pub prices: Vec<(u64, f64)>,
+    pub market_caps: Vec<(u64, f64)>,
+    pub total_volumes: Vec<(u64, f64)>,
+}
+
+/// A market chart of `points` 5-minute points per array, with non-round values (as the API
+/// sends them: full-precision floats). Deterministic.
+pub fn make_market_chart(points: usize) -> MarketChart {
+    let series = |base: f64, swing: f64, phase: f64| -> Vec<(u64, f64)> {
+        (0..points)
+            .map(|i| {
+                let t = i as f64;
+                let ts = 1_764_000_000_000 + i as u64 * 300_000;
+                (ts, base + swing * (t * 0.071 + phase).sin() + (t * 0.013).cos() * swing * 0.137 + t * 0.001_234_567)
+            })
+            .collect()
+    };
+    MarketChart {
+        prices: series(97_123.456_789_012_3, 1_234.567_890_1, 0.0),
+        market_caps: series(1_923_456_789_012.345, 24_567_890_123.456, 1.3),
+        total_volumes: series(38_765_432_109.876_5, 5_678_901_234.567, 2.1),
+    }
+}
+
+/// The number of points per array whose market chart is closest to `json_bytes` of JSON.
+pub fn chart_points_for(json_bytes: usize) -> usize {
+    let size = |n: usize| serde_json::to_vec(&make_market_chart(n)).unwrap().len();
+    let (empty, hundred) = (size(0), size(100));
+    let per = (hundred - empty) as f64 / 100.0;
+    let mut n = (json_bytes.saturating_sub(empty) as f64 / per).round().max(1.0) as usize;
+    // The estimate is within a point or two; settle on the closest.
+    for _ in 0..8 {
+        let (here, up, down) = (size(n), size(n + 1), if n > 1 { size(n - 1) } else { usize::MAX });
+        let d = |s: usize| s.abs_diff(json_bytes);
+        if d(up) < d(here) {
+            n += 1;
+        } else if n > 1 && d(down) < d(here) {
+            n -= 1;
+        } else {
+            break;
+        }
+    }
+    n
+}
+
 /// The error type of the cached functions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError(pub String);
@@ -135,6 +192,18 @@ pub fn quick_mode() -> bool {
     let env = std::env::var("SYNTRA_BENCH_QUICK").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let test = std::env::args().any(|a| a == "--test");
     env || !bench_flag() || test
+}
+
+/// Test mode: each row once with tiny counts, assertions only (`cargo test --all-targets`
+/// starts the binary without `--bench`; `cargo bench -- --test` too).
+pub fn test_mode() -> bool {
+    !bench_flag() || std::env::args().any(|a| a == "--test")
+}
+
+/// The curves (hit cost against live keys and value size, throughput against tasks, memory per
+/// entry) run with `SYNTRA_BENCH_CURVES=1`, and always, tiny, in test mode.
+pub fn curves_enabled() -> bool {
+    std::env::var("SYNTRA_BENCH_CURVES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) || test_mode()
 }
 
 /// `--list` (cargo bench -- --list): print nothing but the names.
@@ -180,6 +249,17 @@ impl Samples {
             xx += x * x;
         }
         (xx > 0.0).then(|| xy / xx)
+    }
+}
+
+/// Formats a byte count (`1.3 KB`, `24.0 KB`, `1.00 MB`; 1 KB = 1,000 B).
+pub fn fmt_bytes(b: f64) -> String {
+    if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} KB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
     }
 }
 
