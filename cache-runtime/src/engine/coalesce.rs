@@ -35,10 +35,17 @@ pub(crate) enum Shared {
 
 type Slot = watch::Receiver<Option<Shared>>;
 
+/// A flight in the map: its id, and the channel to its followers, created by the first follower
+/// (a leader nobody waits for, the common case, allocates no channel).
+struct Flight {
+    id: u64,
+    tx: Option<watch::Sender<Option<Shared>>>,
+}
+
 /// The flights in progress, by key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, (u64, Slot)>>,
+    map: Mutex<HashMap<String, Flight>>,
     next_id: AtomicU64,
 }
 
@@ -52,7 +59,6 @@ pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: &'a str,
     id: u64,
-    tx: watch::Sender<Option<Shared>>,
     left: bool,
 }
 
@@ -60,18 +66,17 @@ impl Flights {
     /// Leads the flight of `key`, or follows the one in progress (one map look-up).
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let (tx, rx) = watch::channel(None);
         let id = self.next_id.fetch_add(1, Relaxed);
         match map.entry(key.to_owned()) {
-            Entry::Occupied(e) if e.get().1.has_changed().is_ok() => return Join::Follower(e.get().1.clone()),
             Entry::Occupied(mut e) => {
-                e.insert((id, rx));
+                let tx = e.get_mut().tx.get_or_insert_with(|| watch::channel(None).0);
+                return Join::Follower(tx.subscribe());
             }
             Entry::Vacant(e) => {
-                e.insert((id, rx));
+                e.insert(Flight { id, tx: None });
             }
         }
-        Join::Leader(Leader { flights: self, key, id, tx, left: false })
+        Join::Leader(Leader { flights: self, key, id, left: false })
     }
 
     #[cfg(test)]
@@ -84,32 +89,34 @@ impl Leader<'_> {
     /// Ends the flight and, if anyone is waiting, hands them `make()`; with no followers (the
     /// common case) nothing is built, so a hit costs no extra clone.
     pub(crate) fn publish(mut self, make: impl FnOnce() -> Shared) {
-        self.leave();
-        // Followers clone the receiver under the map's lock and the flight has left the map,
-        // so nobody can start waiting after this count.
-        if self.tx.receiver_count() > 0 {
-            self.tx.send_replace(Some(make()));
+        // Followers subscribe under the map's lock and the flight has left the map, so nobody
+        // can start waiting after this.
+        if let Some(tx) = self.leave() {
+            tx.send_replace(Some(make()));
         }
     }
 
-    fn leave(&mut self) {
+    /// Takes the flight out of the map; its channel, if a follower created one.
+    fn leave(&mut self) -> Option<watch::Sender<Option<Shared>>> {
         if std::mem::replace(&mut self.left, true) {
-            return;
+            return None;
         }
         let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = map.remove(self.key) {
-            if entry.0 != self.id {
-                // Not ours (ours was replaced after a takeover): put it back.
-                map.insert(self.key.to_owned(), entry);
-            }
+        let flight = map.remove(self.key)?;
+        if flight.id != self.id {
+            // Not ours (cannot happen while leaders leave on drop; kept safe): put it back.
+            map.insert(self.key.to_owned(), flight);
+            return None;
         }
+        flight.tx
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // Dropped without publishing: the channel closes and followers join again.
-        self.leave();
+        // Dropped without publishing: the channel's sender is dropped here, so followers see it
+        // closed and join again.
+        drop(self.leave());
     }
 }
 
