@@ -35,6 +35,14 @@ if [ -z "$major" ] || [ "$major" -lt 6 ]; then
 fi
 echo "==> redis-server ${version} (>= 6: ACL and TLS tests run)"
 
+# rust-toolchain.toml pins 1.95.0 (the UI snapshots' compiler). Where rustup knows that toolchain
+# only as `stable`, name it 1.95.0 too (no download: this network has none).
+if command -v rustup >/dev/null 2>&1 && ! rustup toolchain list | grep -q '^1\.95\.0'; then
+  if rustup run stable rustc --version 2>/dev/null | grep -q '^rustc 1\.95\.0 '; then
+    rustup toolchain link 1.95.0 "$(rustup run stable rustc --print sysroot)"
+  fi
+fi
+
 threads="${TEST_THREADS:-$(nproc 2>/dev/null || echo 2)}"
 export CARGO_TERM_COLOR=never
 status=0
