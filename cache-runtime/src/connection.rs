@@ -89,6 +89,13 @@ where
     }
 }
 
+/// One page of `SCAN cursor MATCH pattern COUNT 500`: replies `(next cursor, keys)`.
+pub(crate) fn scan_page(cursor: u64, pattern: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
+    cmd
+}
+
 /// `msg` with `url` (and the password inside it) replaced.
 pub(crate) fn redact(msg: &str, url: &str) -> String {
     let mut out = msg.replace(url, "<redis url>");

@@ -8,7 +8,7 @@ use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
 use super::period::Period;
 use super::slot::Slot;
 use crate::breaker::{Breaker, BreakerConfig};
-use crate::connection::{bounded, RedisConn};
+use crate::connection::{bounded, scan_page, RedisConn};
 use crate::error::StoreError;
 use crate::store::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -361,35 +361,23 @@ impl Backend for Shared {
     }
 
     fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
+        // Every key of the budget (rates, hold, day and month counters) is under `{prefix}:`.
         Box::pin(async move {
-            let mut keys = slot.rate_keys.clone();
-            keys.push(slot.hold_key.clone());
-            let pattern = |kind: &str| format!("{}:{kind}:*", crate::key::glob_escape(&slot.prefix));
-            for kind in ["day", "month"] {
-                let mut cursor: u64 = 0;
-                loop {
-                    let pattern = pattern(kind);
-                    let (next, found): (u64, Vec<String>) = self
-                        .call(|mut c| async move {
-                            redis::cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(500)
-                                .query_async(&mut c)
-                                .await
-                        })
+            let pattern = format!("{}:*", crate::key::glob_escape(&slot.prefix));
+            let mut cursor: u64 = 0;
+            loop {
+                let scan = scan_page(cursor, &pattern);
+                let (next, keys): (u64, Vec<String>) =
+                    self.call(|mut c| async move { scan.query_async(&mut c).await }).await?;
+                if !keys.is_empty() {
+                    self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut c).await })
                         .await?;
-                    keys.extend(found);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
                 }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
             }
-            self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut c).await }).await?;
-            Ok(())
         })
     }
 

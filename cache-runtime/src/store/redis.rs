@@ -85,17 +85,8 @@ impl Store for RedisStore {
             let mut cursor: u64 = 0;
             let mut removed = 0;
             loop {
-                let (next, keys): (u64, Vec<String>) = self
-                    .bounded(
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(500)
-                            .query_async(&mut c),
-                    )
-                    .await?;
+                let (next, keys): (u64, Vec<String>) =
+                    self.bounded(crate::connection::scan_page(cursor, &pattern).query_async(&mut c)).await?;
                 // Keys with `::` are the runtime's own (locks, budgets): never cache entries.
                 let keys: Vec<String> = keys.into_iter().filter(|k| !k.contains("::")).collect();
                 if !keys.is_empty() {
