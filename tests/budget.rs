@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{RedisExt, RedisServer};
-use std::process::Command;
+use common::{run_workers, RedisExt, RedisServer};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use syntra_cache::budget::{Budget, BudgetEnforcer, Budgets, Decider, Denied, Limit, Permit, QuotaPeriod};
 
@@ -178,35 +177,17 @@ fn processes_share_one_budget() {
     let redis = RedisServer::start();
     let day_before = ms_to_utc_midnight();
     let start_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 1_500;
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "budget_worker", "--nocapture", "--test-threads=1"])
-                .env("BUDGET_REDIS_URL", redis.url())
-                .env("BUDGET_START_AT_MS", start_at.to_string())
-                .env("BUDGET_CALLS", CALLS.to_string())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let env = [
+        ("BUDGET_REDIS_URL", redis.url()),
+        ("BUDGET_START_AT_MS", start_at.to_string()),
+        ("BUDGET_CALLS", CALLS.to_string()),
+    ];
     let (mut rate, mut quota, mut per_process) = (0, 0, Vec::new());
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "worker failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        // (With --nocapture the report may share a line with the harness' "test ... ".)
-        let line = stdout.lines().find_map(|l| l.find("GRANTED ").map(|i| &l[i..])).expect("worker reports");
-        let field = |k: &str| -> usize {
-            let v = line.split_whitespace().find_map(|f| f.strip_prefix(k)).unwrap();
-            v.parse().unwrap()
-        };
-        assert_eq!(field("fallback="), 0, "every decision was shared: {line}");
-        rate += field("rate=");
-        quota += field("quota=");
-        per_process.push(line.to_owned());
+    for report in run_workers("budget_worker", PROCESSES, &env, "GRANTED ") {
+        assert_eq!(report.get::<usize>("fallback"), 0, "every decision was shared: {}", report.line);
+        rate += report.get::<usize>("rate");
+        quota += report.get::<usize>("quota");
+        per_process.push(report.line);
     }
     assert_eq!(rate, 25, "{PROCESSES} processes x {CALLS} calls against a burst of 25: {per_process:?}");
     if ms_to_utc_midnight() <= day_before {

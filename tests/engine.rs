@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{redis_cache, redis_only, RedisExt, RedisServer};
+use common::{redis_cache, redis_only, run_workers, RedisExt, RedisServer};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Command;
@@ -635,30 +635,10 @@ async fn early_refresh_is_once_per_window_across_four_processes() {
     const PROCESSES: usize = 4;
     let redis = RedisServer::start();
     let start_at = syntra_cache::codec::now_ms() + 1500;
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "refresh_worker", "--nocapture", "--test-threads=1"])
-                .env("REFRESH_REDIS_URL", redis.url())
-                .env("REFRESH_START_AT_MS", start_at.to_string())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut upstream = 0;
-    let mut calls = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "worker failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let line = stdout.lines().find_map(|l| l.find("UPSTREAM=").map(|i| &l[i..])).expect("worker reports");
-        let mut parts = line.split_whitespace();
-        upstream += parts.next().unwrap()["UPSTREAM=".len()..].parse::<usize>().unwrap();
-        calls += parts.next().unwrap()["CALLS=".len()..].parse::<usize>().unwrap();
-    }
+    let env = [("REFRESH_REDIS_URL", redis.url()), ("REFRESH_START_AT_MS", start_at.to_string())];
+    let reports = run_workers("refresh_worker", PROCESSES, &env, "UPSTREAM=");
+    let upstream: usize = reports.iter().map(|r| r.get::<usize>("UPSTREAM")).sum();
+    let calls: usize = reports.iter().map(|r| r.get::<usize>("CALLS")).sum();
     // One write every (TTL - refresh window) = 600 ms at most, plus the first miss.
     let windows = (HOT_RUN.as_millis() / 600) as usize + 1;
     println!("{PROCESSES} processes, {calls} calls over {HOT_RUN:?} on one hot key: {upstream} upstream calls ({windows} refresh windows)");

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{redis_cache, redis_only, RedisExt, RedisServer};
-use std::process::Command;
+use common::{redis_cache, redis_only, run_workers, RedisExt, RedisServer};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,42 +195,19 @@ fn cross_process_stampede() {
     const CALLS: usize = 250;
     let redis = RedisServer::start();
     let start_at = syntra_cache::codec::now_ms() + 3000;
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "stampede_worker", "--nocapture", "--test-threads=1"])
-                .env("STAMPEDE_REDIS_URL", redis.url())
-                .env("STAMPEDE_START_AT_MS", start_at.to_string())
-                .env("STAMPEDE_CALLS", CALLS.to_string())
-                .output_async()
-        })
-        .collect();
-    let mut upstream = 0;
-    let mut values = Vec::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "worker failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let line = stdout.lines().find_map(|l| l.find("UPSTREAM=").map(|i| &l[i..])).expect("worker reports");
-        let mut parts = line.split_whitespace();
-        upstream += parts.next().unwrap()["UPSTREAM=".len()..].parse::<usize>().unwrap();
-        values.push(parts.next().unwrap().to_owned());
-    }
+    let env = [
+        ("STAMPEDE_REDIS_URL", redis.url()),
+        ("STAMPEDE_START_AT_MS", start_at.to_string()),
+        ("STAMPEDE_CALLS", CALLS.to_string()),
+    ];
+    let reports = run_workers("stampede_worker", PROCESSES, &env, "UPSTREAM=");
+    let upstream: usize = reports.iter().map(|r| r.get::<usize>("UPSTREAM")).sum();
+    let values: Vec<String> = reports.iter().map(|r| r.get("VALUE")).collect();
     println!(
         "cross-process stampede: {PROCESSES} processes x {CALLS} concurrent cold calls -> {upstream} upstream call(s)"
     );
     assert_eq!(upstream, 1, "{PROCESSES} processes x {CALLS} concurrent cold calls");
     assert!(values.windows(2).all(|w| w[0] == w[1]), "every process got the same value: {values:?}");
-}
-
-trait SpawnOutput {
-    fn output_async(&mut self) -> std::process::Child;
-}
-impl SpawnOutput for Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
-    }
 }
 
 #[tokio::test]

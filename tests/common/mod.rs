@@ -141,3 +141,53 @@ pub fn run_child(mut cmd: std::process::Command) -> String {
     assert!(out.status.success(), "child process failed ({}):\n{all}", out.status);
     all
 }
+
+/// What one worker process reported: its stdout line from `marker` on, `KEY=value` fields.
+pub struct Report {
+    pub line: String,
+}
+
+impl Report {
+    /// The value of field `key` (`UPSTREAM` in `UPSTREAM=1 CALLS=40`).
+    pub fn get<T: std::str::FromStr>(&self, key: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        let value = self
+            .line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(key).and_then(|f| f.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no `{key}=` in {:?}", self.line));
+        value.parse().unwrap_or_else(|e| panic!("`{key}={value}`: {e:?}"))
+    }
+}
+
+/// Runs `n` copies of this test binary's `#[ignore]`d test `worker` at once, each with `env`, waits
+/// for all of them, and returns each one's report (the line that contains `marker`). A worker that
+/// fails fails the test with its output.
+pub fn run_workers(worker: &str, n: usize, env: &[(&str, String)], marker: &str) -> Vec<Report> {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--ignored", "--exact", worker, "--nocapture", "--test-threads=1"])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "worker failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            // (With --nocapture the report may share a line with the harness' "test ... ".)
+            let line = stdout.lines().find_map(|l| l.find(marker).map(|i| &l[i..])).expect("worker reports");
+            Report { line: line.to_owned() }
+        })
+        .collect()
+}
