@@ -41,6 +41,32 @@ pub(crate) struct Call<'a, R: Outcome> {
     /// Set when the shared tier failed during this call: the rest of the call skips it, so a hung
     /// server costs one timeout per call, not three.
     remote_failed: AtomicBool,
+    /// The shared tier's bytes for this key, already read (a batch's `MGET`): the first shared
+    /// lookup uses them instead of a `GET`.
+    prefetched: std::sync::Mutex<Option<Option<Vec<u8>>>>,
+    /// Set when this call is one item of a batch: the batch's loader admits and counts the
+    /// upstream call, and is told when this call waits on another caller.
+    batch: Option<&'a dyn Parking>,
+}
+
+/// A batch round that must know when one of its item calls waits on another caller (a
+/// single-flight leader elsewhere, another instance's lock): it does not hold the batch's load.
+pub(crate) trait Parking: Sync {
+    /// The call starts waiting.
+    fn park(&self);
+    /// The call goes on.
+    fn unpark(&self);
+}
+
+/// Unparks its call when the wait ends, however it ends.
+struct Parked<'a>(Option<&'a dyn Parking>);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            p.unpark();
+        }
+    }
 }
 
 /// Leadership of a computation: this process's flight and, maybe, the cluster lock.
@@ -80,7 +106,35 @@ impl Drop for Timer<'_> {
 
 impl<'a, R: Outcome> Call<'a, R> {
     pub(crate) fn new(cache: &'a Cache, site: Site<'a>, key: String, policy: &'a Policy, hooks: &'a Hooks<R>) -> Self {
-        Call { cache, site, key, policy, hooks, remote_failed: AtomicBool::new(false) }
+        Call {
+            cache,
+            site,
+            key,
+            policy,
+            hooks,
+            remote_failed: AtomicBool::new(false),
+            prefetched: std::sync::Mutex::new(None),
+            batch: None,
+        }
+    }
+
+    /// This call as one item of a batch, with what the batch's `MGET` read for its key
+    /// (`Err`: the shared tier failed; this call skips it too).
+    pub(crate) fn in_batch(mut self, batch: &'a dyn Parking, read: Result<Option<Vec<u8>>, ()>) -> Self {
+        self.batch = Some(batch);
+        match read {
+            Ok(bytes) => self.prefetched = std::sync::Mutex::new(Some(bytes)),
+            Err(()) => self.remote_failed = AtomicBool::new(true),
+        }
+        self
+    }
+
+    /// Marks a wait on another caller, for the batch this call belongs to.
+    fn parked(&self) -> Parked<'a> {
+        if let Some(b) = self.batch {
+            b.park();
+        }
+        Parked(self.batch)
     }
 
     fn tiers(&self) -> &'a Tiered {
@@ -160,7 +214,10 @@ impl<'a, R: Outcome> Call<'a, R> {
                     if !std::mem::replace(&mut counted, true) {
                         bump(&self.site.counters.coalesced);
                     }
-                    match coalesce::wait(rx).await {
+                    let parked = self.parked();
+                    let shared = coalesce::wait(rx).await;
+                    drop(parked);
+                    match shared {
                         Some(shared) => match self.answer_from(shared) {
                             Some(r) => return r,
                             None => break None,
@@ -263,7 +320,8 @@ impl<'a, R: Outcome> Call<'a, R> {
             (Some(b), Some(enforcer)) => Some((b, enforcer)),
             _ => None,
         };
-        if let Some((b, enforcer)) = budget {
+        // A batch item's loader admits and counts the batch's upstream call itself.
+        if let Some((b, enforcer)) = budget.filter(|_| self.batch.is_none()) {
             // With a last value to serve, a denial answers at once; without one, wait (bounded).
             let permit = if stale.is_some() {
                 enforcer.acquire(&b.name, b.weight).await
@@ -287,7 +345,9 @@ impl<'a, R: Outcome> Call<'a, R> {
                 return out;
             }
         }
-        bump(&self.site.counters.upstream_calls);
+        if self.batch.is_none() {
+            bump(&self.site.counters.upstream_calls);
+        }
         let out = scope::unsteered(body).await;
         let stretch = budget.map(|(b, enforcer)| (enforcer.ttl_stretch(&b.name), &b.name));
         let ttl = match stretch {
@@ -308,7 +368,9 @@ impl<'a, R: Outcome> Call<'a, R> {
                 lead.finish(|| Shared::Negative).await;
             }
             verdict => {
-                bump(&self.site.counters.upstream_errors);
+                if self.batch.is_none() {
+                    bump(&self.site.counters.upstream_errors);
+                }
                 if let (Some((b, enforcer)), Some(hint)) = (budget, self.hooks.rate_limited) {
                     if let Some(retry_after) = hint(&out) {
                         tracing::warn!(target: "syntra_cache", key, service, method, budget = %b.name, retry_after_ms = retry_after.map(|d| d.as_millis() as u64), "Cache BUDGET: upstream answered 429; backing off");
@@ -316,7 +378,11 @@ impl<'a, R: Outcome> Call<'a, R> {
                     }
                 }
                 let now = codec::now_ms();
-                let usable = stale.take().filter(|(_, meta)| decide::stale_usable(meta, now, self.policy, early));
+                // A budget denial serves whatever is kept; a failure only within the stale window.
+                let usable = match out.is_denied() {
+                    true => stale.take(),
+                    false => stale.take().filter(|(_, meta)| decide::stale_usable(meta, now, self.policy, early)),
+                };
                 if let (Some((v, _)), Verdict::Skip) = (usable, verdict) {
                     if !early {
                         tracing::warn!(target: "syntra_cache", key, service, method, "Cache STALE: {key} - upstream failed, serving the last good value");
@@ -352,7 +418,13 @@ impl<'a, R: Outcome> Call<'a, R> {
     }
 
     async fn read_remote(&self) -> Found<R::Value> {
-        let found = match self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await {
+        let prefetched = self.prefetched.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let read = match prefetched {
+            Some(None) => Ok(None),
+            Some(Some(bytes)) => Tiered::decode_remote::<R::Value>(&bytes, self.site.fingerprint),
+            None => self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await,
+        };
+        let found = match read {
             Ok(found) => found?,
             Err(LookupError::Store(e)) => {
                 self.remote_failed.store(true, Relaxed);
@@ -418,7 +490,9 @@ impl<'a, R: Outcome> Call<'a, R> {
                 tracing::debug!(target: "syntra_cache", key = %self.key, "Cache LOCK wait ran out; computing without the lock");
                 return Locked::Proceed;
             }
+            let parked = self.parked();
             tokio::time::sleep(poll).await;
+            drop(parked);
             poll = (poll * 3 / 2).min(Duration::from_millis(200));
             match self.lookup_remote().await {
                 Decision::Serve(v) | Decision::ServeAndRefresh(v, _) => return Locked::Found(v),

@@ -39,12 +39,14 @@
 //! # }
 //! ```
 
+mod batch;
 pub(crate) mod call;
 pub(crate) mod coalesce;
 pub mod decide;
 mod outcome;
 mod policy;
 
+pub use batch::Batch;
 pub use decide::{Decision, Distrust, Limits};
 pub use outcome::{Outcome, Plain, Verdict};
 pub use policy::{Hooks, Policy, RateHint, Sharer};

@@ -27,6 +27,12 @@ pub trait Outcome: Sized {
     fn negative() -> Option<Self> {
         None
     }
+    /// Whether this outcome is a budget's denial (then any kept value is served, not only one
+    /// within the stale window). Only the batch loader's items say yes.
+    #[doc(hidden)]
+    fn is_denied(&self) -> bool {
+        false
+    }
 }
 
 impl<T, E> Outcome for Result<T, E>

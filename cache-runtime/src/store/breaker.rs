@@ -65,6 +65,12 @@ impl<S: Store> Store for Guarded<S> {
         }
         Box::pin(self.guarded(self.inner.get(key)))
     }
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        if let Err(e) = self.peek() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(self.guarded(self.inner.get_many(keys)))
+    }
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.guarded(self.inner.set(key, value, ttl)))
     }

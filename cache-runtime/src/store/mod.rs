@@ -31,6 +31,17 @@ pub trait Store: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The stored bytes of `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// The stored bytes of each of `keys`, in order: one round trip where the store can (Redis
+    /// `MGET`). The default asks [`get`](Store::get) key by key.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.get(key).await?);
+            }
+            Ok(out)
+        })
+    }
     /// Stores `value` under `key` for `ttl`.
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Removes `key`; whether it existed.
@@ -51,6 +62,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         (**self).get(key)
+    }
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        (**self).get_many(keys)
     }
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).set(key, value, ttl)

@@ -63,6 +63,17 @@ impl Store for RedisStore {
         })
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut c = self.manager()?;
+            // `MGET` of one key replies with a bare value in redis-rs' typed API: always a list.
+            self.bounded(redis::cmd("MGET").arg(keys).query_async::<Vec<Option<Vec<u8>>>>(&mut c)).await
+        })
+    }
+
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut c = self.manager()?;

@@ -73,7 +73,20 @@ impl Tiered {
     {
         let Some(remote) = &self.remote else { return Ok(None) };
         let Some(bytes) = remote.get(key).await.map_err(LookupError::Store)? else { return Ok(None) };
-        let (meta, value) = codec::decode::<T>(&bytes, ty).map_err(LookupError::Decode)?;
+        Self::decode_remote(&bytes, ty)
+    }
+
+    /// The remote store's raw bytes for each of `keys` (one `MGET` on Redis), in order.
+    pub async fn get_remote_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match &self.remote {
+            Some(remote) => remote.get_many(keys).await,
+            None => Ok(vec![None; keys.len()]),
+        }
+    }
+
+    /// Bytes read from the remote store, decoded as an envelope of `T` with fingerprint `ty`.
+    pub fn decode_remote<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<Found<T>, LookupError> {
+        let (meta, value) = codec::decode::<T>(bytes, ty).map_err(LookupError::Decode)?;
         Ok(Some((value, meta)))
     }
 

@@ -1,0 +1,277 @@
+//! Batched loading with per-item caching ([`Cache::get_or_compute_many`]), against real
+//! redis-server processes: one `MGET` for a batch's hits, one upstream call per chunk of
+//! misses, items shared with single-item reads, overlapping batches fetching a shared item once,
+//! stale-if-error per item, budgets per upstream call, and cancellation mid-load.
+
+mod common;
+
+use common::{redis_cache, redis_only, RedisExt, RedisServer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+use std::time::Duration;
+use syntra_cache::budget::{Budget, Budgets, Denied};
+use syntra_cache::engine::{Batch, Hooks, Policy};
+use syntra_cache::Cache;
+
+type Prices = HashMap<String, f64>;
+
+/// A fake upstream: answers every id it is asked for (but `missing-*`), counts calls and asks.
+#[derive(Default)]
+struct Upstream {
+    calls: AtomicUsize,
+    asked: Mutex<Vec<String>>,
+    fail: std::sync::atomic::AtomicBool,
+    delay_ms: AtomicUsize,
+}
+
+impl Upstream {
+    async fn load(&self, ids: Vec<String>) -> Result<Prices, String> {
+        self.calls.fetch_add(1, SeqCst);
+        self.asked.lock().unwrap().extend(ids.iter().cloned());
+        let delay = self.delay_ms.load(SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay as u64)).await;
+        }
+        if self.fail.load(SeqCst) {
+            return Err("upstream down".into());
+        }
+        Ok(ids.into_iter().filter(|id| !id.starts_with("missing")).map(|id| (id.clone(), price(&id))).collect())
+    }
+    fn asked_sorted(&self) -> Vec<String> {
+        let mut v = self.asked.lock().unwrap().clone();
+        v.sort();
+        v
+    }
+}
+
+fn price(id: &str) -> f64 {
+    id.bytes().map(f64::from).sum::<f64>() + 0.5
+}
+
+fn key(id: &String) -> String {
+    format!("coingecko:price:{id}_usd")
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+async fn prices(
+    cache: &Cache,
+    up: &Upstream,
+    items: &[String],
+    policy: &Policy,
+    batch: Batch,
+) -> Result<Prices, String> {
+    cache.get_or_compute_many(items, key, policy, &Hooks::new(), batch, |ids| up.load(ids)).await
+}
+
+fn commandstats(server: &RedisServer) -> HashMap<String, u64> {
+    let info: String = server.cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+fn assert_prices(got: &Prices, items: &[String]) {
+    assert_eq!(got.len(), items.len(), "{got:?}");
+    for id in items {
+        assert_eq!(got.get(id), Some(&price(id)), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_cold_batch_is_one_upstream_call_and_a_warm_one_is_one_mget() {
+    let server = RedisServer::start();
+    let writer = redis_cache(&server, "b1");
+    let up = Upstream::default();
+    let items = ids("coin", 50);
+    let policy = Policy::new(Duration::from_secs(60));
+    let got = prices(&writer, &up, &items, &policy, Batch::new(250)).await.unwrap();
+    assert_prices(&got, &items);
+    assert_eq!(up.calls.load(SeqCst), 1, "50 misses, one upstream call");
+    assert_eq!(up.asked_sorted().len(), 50);
+    // Cached per item, under the single-item key.
+    let one: Result<f64, String> = writer
+        .get_or_compute("coingecko:price:coin7_usd", &policy, &Hooks::new(), async { Err("not cached".into()) })
+        .await;
+    assert_eq!(one, Ok(price("coin7")));
+    assert!(server.get_bytes("b1:coingecko:price:coin42_usd").is_some());
+
+    // Another instance without a memory tier: every hit from Redis, in one MGET.
+    let reader = redis_only(&server, "b1");
+    let before = commandstats(&server);
+    let got = prices(&reader, &up, &items, &policy, Batch::new(250)).await.unwrap();
+    let after = commandstats(&server);
+    assert_prices(&got, &items);
+    assert_eq!(up.calls.load(SeqCst), 1, "all hits");
+    let delta = |c: &str| after.get(c).copied().unwrap_or(0) - before.get(c).copied().unwrap_or(0);
+    assert_eq!((delta("mget"), delta("get")), (1, 0), "{after:?}");
+    assert_eq!(reader.stats().get("coingecko", "price").unwrap().hits, 50);
+}
+
+#[tokio::test]
+async fn only_missing_items_are_loaded_in_chunks_of_max_batch() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b2");
+    let up = Upstream::default();
+    let policy = Policy::new(Duration::from_secs(60));
+    let warm = ids("coin", 10);
+    prices(&cache, &up, &warm, &policy, Batch::default()).await.unwrap();
+    let mut items = ids("coin", 230); // 10 cached, 220 to load
+    items.extend(warm.iter().cloned()); // duplicates are asked once
+    let got = prices(&cache, &up, &items, &policy, Batch::new(100)).await.unwrap();
+    assert_prices(&got, &ids("coin", 230));
+    assert_eq!(up.calls.load(SeqCst), 1 + 3, "220 missing items in chunks of 100");
+    assert_eq!(up.asked_sorted().len(), 230, "no item asked twice");
+    let s = cache.stats().get("coingecko", "price").unwrap().clone();
+    assert_eq!((s.upstream_calls, s.hits, s.misses), (4, 10, 230));
+}
+
+#[tokio::test]
+async fn items_the_upstream_does_not_return_are_left_out_and_cached_only_with_a_none_ttl() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b3");
+    let up = Upstream::default();
+    let items = vec!["bitcoin".to_string(), "missing-a".to_string()];
+    let plain = Policy::new(Duration::from_secs(60));
+    for round in 1..=2 {
+        let got = prices(&cache, &up, &items, &plain, Batch::default()).await.unwrap();
+        assert_eq!(got.keys().collect::<Vec<_>>(), vec!["bitcoin"]);
+        assert_eq!(up.calls.load(SeqCst), round, "the absent item is asked again");
+    }
+    assert!(server.get_bytes("b3:coingecko:price:missing-a_usd").is_none());
+    let negative = Policy::new(Duration::from_secs(60)).none_ttl(Duration::from_secs(30));
+    prices(&cache, &up, &items, &negative, Batch::default()).await.unwrap();
+    let calls = up.calls.load(SeqCst);
+    let got = prices(&cache, &up, &items, &negative, Batch::default()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(up.calls.load(SeqCst), calls, "the absent item is a cached negative");
+    assert!(server.get_bytes("b3:coingecko:price:missing-a_usd").is_some());
+}
+
+#[tokio::test]
+async fn overlapping_concurrent_batches_fetch_a_shared_item_once() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b4");
+    let up = Upstream::default();
+    up.delay_ms.store(150, SeqCst);
+    let policy = Policy::new(Duration::from_secs(60));
+    let a = ids("coin", 20); // coin0..coin19
+    let b: Vec<String> = (10..30).map(|i| format!("coin{i}")).collect(); // coin10..coin29
+    let (ra, rb) = tokio::join!(prices(&cache, &up, &a, &policy, Batch::default()), async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        prices(&cache, &up, &b, &policy, Batch::default()).await
+    });
+    assert_prices(&ra.unwrap(), &a);
+    assert_prices(&rb.unwrap(), &b);
+    assert_eq!(
+        up.asked_sorted(),
+        {
+            let mut all = ids("coin", 30);
+            all.sort();
+            all
+        },
+        "every item asked exactly once"
+    );
+    assert_eq!(up.calls.load(SeqCst), 2, "the second batch loads only its own 10 items");
+}
+
+#[tokio::test]
+async fn a_failed_load_serves_stale_items_and_returns_the_error_for_the_rest() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b5");
+    let up = Upstream::default();
+    let policy = Policy::new(Duration::from_millis(300)).stale(Duration::from_secs(60));
+    let old = ids("coin", 3);
+    prices(&cache, &up, &old, &policy, Batch::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await; // expired, within the stale window
+    up.fail.store(true, SeqCst);
+    let got = prices(&cache, &up, &old, &policy, Batch::default()).await.unwrap();
+    assert_prices(&got, &old);
+    assert_eq!(cache.stats().get("coingecko", "price").unwrap().stale, 3);
+    let mut mixed = old.clone();
+    mixed.push("new-coin".into());
+    let err = prices(&cache, &up, &mixed, &policy, Batch::default()).await.unwrap_err();
+    assert_eq!(err, "upstream down");
+    // Recovered: every item fresh again, the failed ones were never cached.
+    up.fail.store(false, SeqCst);
+    assert_prices(&prices(&cache, &up, &mixed, &policy, Batch::default()).await.unwrap(), &mixed);
+}
+
+#[tokio::test]
+async fn a_budget_permit_per_upstream_call_and_a_denial_serves_what_is_kept() {
+    let server = RedisServer::start();
+    let budget = Budget::new("coingecko").quota_day(2).max_ttl_stretch(1.0).max_wait(Duration::ZERO);
+    let budgets = Budgets::new(vec![budget]).unwrap();
+    let cache = Cache::builder()
+        .namespace("b6")
+        .redis(server.url())
+        .op_timeout(Duration::from_millis(200))
+        .budgets(budgets)
+        .build()
+        .unwrap();
+    let up = Upstream::default();
+    let policy = Policy::new(Duration::from_millis(200));
+    let hooks: Hooks<Result<Prices, String>> =
+        Hooks::new().budget("coingecko", 1, |d: Denied| Err(format!("denied: {d}")));
+    let load = |ids| up.load(ids);
+    let items = ids("coin", 120);
+    let got = cache.get_or_compute_many(&items, key, &policy, &hooks, Batch::new(100), load).await.unwrap();
+    assert_prices(&got, &items);
+    assert_eq!(up.calls.load(SeqCst), 2, "two chunks, two permits: the day's quota is spent");
+    tokio::time::sleep(Duration::from_millis(300)).await; // expired
+    let got = cache.get_or_compute_many(&items, key, &policy, &hooks, Batch::new(100), load).await.unwrap();
+    assert_prices(&got, &items);
+    assert_eq!(up.calls.load(SeqCst), 2, "denied: the kept values are served");
+    let err = cache.get_or_compute_many(&["fresh-coin".to_string()], key, &policy, &hooks, Batch::new(100), load).await;
+    assert!(err.unwrap_err().starts_with("denied"), "nothing kept: the denial");
+    assert!(cache.stats().get("coingecko", "price").unwrap().budget_denied >= 2);
+}
+
+#[tokio::test]
+async fn a_batch_cancelled_mid_load_leaves_nothing_behind() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b7");
+    let up = Upstream::default();
+    up.delay_ms.store(300, SeqCst);
+    let policy = Policy::new(Duration::from_secs(60));
+    let items = ids("coin", 10);
+    // A second batch follows the first one's flights; the first is cancelled mid-load.
+    let follower = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        prices(&cache, &up, &items, &policy, Batch::default()).await
+    };
+    let leader =
+        tokio::time::timeout(Duration::from_millis(100), prices(&cache, &up, &items, &policy, Batch::default()));
+    let (lead, follow) = tokio::join!(leader, follower);
+    assert!(lead.is_err(), "the leader was cancelled");
+    assert_prices(&follow.unwrap(), &items);
+    assert_eq!(up.calls.load(SeqCst), 2, "the follower took over with one call for all ten");
+    // No lock left behind: a cold key loads at once.
+    assert!(common::scan_keys(&server.client(), "b7::lock:*").is_empty());
+    let start = std::time::Instant::now();
+    up.delay_ms.store(0, SeqCst);
+    prices(&cache, &up, &ids("other", 5), &policy, Batch::default()).await.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn redis_down_a_batch_still_answers_from_upstream() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b8");
+    let up = Upstream::default();
+    let policy = Policy::new(Duration::from_secs(60));
+    drop(server);
+    let items = ids("coin", 30);
+    for _ in 0..3 {
+        assert_prices(&prices(&cache, &up, &items, &policy, Batch::default()).await.unwrap(), &items);
+    }
+    assert_eq!(up.calls.load(SeqCst), 1, "the memory tier answers after the first load");
+}
