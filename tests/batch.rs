@@ -218,7 +218,7 @@ async fn a_budget_permit_per_upstream_call_and_a_denial_serves_what_is_kept() {
         .build()
         .unwrap();
     let up = Upstream::default();
-    let policy = Policy::new(Duration::from_millis(200));
+    let policy = Policy::new(Duration::from_millis(1_000));
     let hooks: Hooks<Result<Prices, String>> =
         Hooks::new().budget("coingecko", 1, |d: Denied| Err(format!("denied: {d}")));
     let load = |ids| up.load(ids);
@@ -226,7 +226,7 @@ async fn a_budget_permit_per_upstream_call_and_a_denial_serves_what_is_kept() {
     let got = cache.get_or_compute_many(&items, key, &policy, &hooks, Batch::new(100), load).await.unwrap();
     assert_prices(&got, &items);
     assert_eq!(up.calls.load(SeqCst), 2, "two chunks, two permits: the day's quota is spent");
-    tokio::time::sleep(Duration::from_millis(300)).await; // expired
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // expired, kept for one more TTL
     let got = cache.get_or_compute_many(&items, key, &policy, &hooks, Batch::new(100), load).await.unwrap();
     assert_prices(&got, &items);
     assert_eq!(up.calls.load(SeqCst), 2, "denied: the kept values are served");
@@ -274,4 +274,83 @@ async fn redis_down_a_batch_still_answers_from_upstream() {
         assert_prices(&prices(&cache, &up, &items, &policy, Batch::default()).await.unwrap(), &items);
     }
     assert_eq!(up.calls.load(SeqCst), 1, "the memory tier answers after the first load");
+}
+
+// ---- coalescing single-item calls --------------------------------------------------------------
+
+struct PriceService {
+    cache: Cache,
+    up: Upstream,
+    window: syntra_cache::engine::Coalescer<String, f64, String>,
+}
+
+impl PriceService {
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>_usd", cache = self.cache)]
+    async fn price(&self, id: &str) -> Result<f64, String> {
+        self.window.load(id.to_owned(), |ids| self.up.load(ids)).await?.ok_or_else(|| format!("{id}: not found"))
+    }
+}
+
+fn price_service(cache: Cache, window_ms: u64) -> PriceService {
+    let up = Upstream::default();
+    up.delay_ms.store(20, SeqCst);
+    let window = syntra_cache::engine::Coalescer::new(Duration::from_millis(window_ms), 250);
+    PriceService { cache, up, window }
+}
+
+#[tokio::test]
+async fn concurrent_single_item_misses_become_a_few_batch_calls_and_stay_cached_per_item() {
+    let server = RedisServer::start();
+    let svc = price_service(redis_cache(&server, "b9"), 50);
+    let items = ids("coin", 100);
+    let answers = futures_util::future::join_all(items.iter().map(|id| svc.price(id))).await;
+    for (id, got) in items.iter().zip(&answers) {
+        assert_eq!(got, &Ok(price(id)), "{id}");
+    }
+    let calls = svc.up.calls.load(SeqCst);
+    // The first miss goes alone; the rest queue behind it (timing decides how many rounds: a
+    // loaded machine spreads the arrivals), never one call per item.
+    assert!(calls <= 10, "100 concurrent misses: {calls} upstream calls");
+    assert_eq!(svc.up.asked_sorted().len(), 100, "every item asked once");
+    // Each item is cached under the single-item key: the batch function reads them.
+    let reader = redis_only(&server, "b9");
+    let got = prices(&reader, &svc.up, &items, &Policy::new(Duration::from_secs(60)), Batch::default()).await.unwrap();
+    assert_prices(&got, &items);
+    assert_eq!(svc.up.calls.load(SeqCst), calls, "all hits");
+    // A lone miss does not wait for the window.
+    let svc = price_service(redis_cache(&server, "b9-lone"), 2_000);
+    let start = std::time::Instant::now();
+    assert_eq!(svc.price("bitcoin").await, Ok(price("bitcoin")));
+    assert!(start.elapsed() < Duration::from_millis(1_000), "{:?}", start.elapsed());
+    assert_eq!(svc.price("missing-coin").await.unwrap_err(), "missing-coin: not found");
+}
+
+// Memory tier and paused time: the order of arrivals, loads and cancellations is exact.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_sender_hands_its_queue_back() {
+    let svc = price_service(Cache::memory(), 5);
+    svc.up.delay_ms.store(200, SeqCst);
+    // `first` goes at once; the next two queue behind it, and one of them sends both.
+    let first = tokio::time::timeout(Duration::from_millis(50), svc.price("coin0"));
+    let rest = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::join!(biased; svc.price("coin1"), svc.price("coin2"))
+    };
+    let (first, (a, b)) = tokio::join!(first, rest);
+    assert!(first.is_err(), "cancelled");
+    assert_eq!((a, b), (Ok(price("coin1")), Ok(price("coin2"))));
+    assert_eq!(svc.window.calls(), 2, "coin0 alone, then coin1 and coin2 together");
+    // Cancel a sender carrying another caller's item: that caller queues again and sends.
+    let svc = price_service(Cache::memory(), 1_000);
+    svc.up.delay_ms.store(100, SeqCst);
+    let (a, (b, c)) = tokio::join!(svc.price("coin5"), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // coin6 is polled first when coin5's load ends: it sends {coin6, coin7}, and is cancelled.
+        tokio::join!(biased; tokio::time::timeout(Duration::from_millis(140), svc.price("coin6")), svc.price("coin7"))
+    });
+    assert_eq!(a, Ok(price("coin5")));
+    assert!(b.is_err(), "cancelled mid-load");
+    assert_eq!(c, Ok(price("coin7")));
+    assert_eq!(svc.window.calls(), 3, "coin5; coin6 + coin7 (cancelled); coin7 again");
+    assert_eq!(svc.up.asked_sorted(), vec!["coin5", "coin6", "coin7", "coin7"]);
 }

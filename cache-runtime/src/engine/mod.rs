@@ -45,11 +45,13 @@ pub(crate) mod coalesce;
 pub mod decide;
 mod outcome;
 mod policy;
+mod window;
 
 pub use batch::Batch;
 pub use decide::{Decision, Distrust, Limits};
 pub use outcome::{Outcome, Plain, Verdict};
 pub use policy::{Hooks, Policy, RateHint, Sharer};
+pub use window::Coalescer;
 
 use crate::Cache;
 use std::future::Future;

@@ -1,0 +1,193 @@
+//! Coalescing single-item loads into batch calls: [`Coalescer`].
+//!
+//! A single-item cached function whose upstream also answers many items per call
+//! (`/simple/price?ids=…`) loads through a [`Coalescer`]: concurrent misses for different items
+//! (`price("bitcoin")`, `price("ethereum")` from different users) become one upstream call, and
+//! every item is still cached under its own key by the single-item function.
+//!
+//! The rule is Nagle's: a load goes out **at once** when no load of this coalescer is in flight
+//! (a lone miss never waits); while one is in flight, further items queue, and the queue goes
+//! out as one call when that load ends or after `window`, whichever is first. The wait is
+//! bounded by `window`, never added to hits (only a miss's body loads), and at most `max_batch`
+//! items go per call.
+//!
+//! **Cancellation.** The caller that sends a queue runs the load in its own future. If it is
+//! dropped mid-load, the other callers of that load see their reply channel close and queue
+//! again; one of them sends.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
+
+type Reply<V, E> = oneshot::Sender<Result<Option<V>, E>>;
+
+/// Merges concurrent single-item loads into batch loads (see the [module docs](self)).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::collections::{HashMap, HashSet};
+/// use std::time::Duration;
+/// use syntra_cache_runtime::engine::Coalescer;
+///
+/// let prices = Coalescer::new(Duration::from_millis(50), 250);
+/// let load = |ids: Vec<String>| async move {
+///     tokio::time::sleep(Duration::from_millis(10)).await; // the upstream's round trip
+///     Ok::<_, String>(ids.into_iter().map(|id| (id, 1.0)).collect::<HashMap<_, _>>())
+/// };
+/// let (a, b, c) = tokio::join!(
+///     prices.load("bitcoin".to_string(), load),
+///     prices.load("ethereum".to_string(), load),
+///     prices.load("solana".to_string(), load),
+/// );
+/// assert_eq!((a, b, c), (Ok(Some(1.0)), Ok(Some(1.0)), Ok(Some(1.0))));
+/// // bitcoin went at once, alone; ethereum and solana queued behind it and went together.
+/// assert_eq!((prices.calls(), prices.items()), (2, 3));
+/// # }
+/// ```
+pub struct Coalescer<I, V, E> {
+    window: Duration,
+    max_batch: usize,
+    state: Mutex<State<I, V, E>>,
+    /// Rung when a load ends: queued callers may send.
+    ended: Notify,
+}
+
+struct State<I, V, E> {
+    in_flight: usize,
+    queue: Vec<(I, Reply<V, E>)>,
+    calls: u64,
+    items: u64,
+}
+
+impl<I, V, E> std::fmt::Debug for Coalescer<I, V, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").field("window", &self.window).field("max_batch", &self.max_batch).finish()
+    }
+}
+
+/// Ends a load's in-flight mark however the load ends.
+struct InFlight<'a, I, V, E>(&'a Coalescer<I, V, E>);
+
+impl<I, V, E> Drop for InFlight<'_, I, V, E> {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner()).in_flight -= 1;
+        self.0.ended.notify_waiters();
+    }
+}
+
+impl<I, V, E> Coalescer<I, V, E>
+where
+    I: Eq + Hash + Clone,
+    V: Clone,
+    E: Clone,
+{
+    /// Queued items wait at most `window` for a load in flight to end; at most `max_batch`
+    /// items (at least 1) go per call.
+    pub fn new(window: Duration, max_batch: usize) -> Self {
+        Coalescer {
+            window,
+            max_batch: max_batch.max(1),
+            state: Mutex::new(State { in_flight: 0, queue: Vec::new(), calls: 0, items: 0 }),
+            ended: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<I, V, E>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Upstream calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.lock().calls
+    }
+
+    /// Items loaded so far (over [`calls`](Self::calls): the mean batch size).
+    pub fn items(&self) -> u64 {
+        self.lock().items
+    }
+
+    /// `item`'s value (`None`: the upstream did not return it), loaded by `load` alone or
+    /// together with concurrent callers' items. A failed load's error goes to every item in it.
+    pub async fn load<L, F>(&self, item: I, load: L) -> Result<Option<V>, E>
+    where
+        L: Fn(Vec<I>) -> F,
+        F: Future<Output = Result<HashMap<I, V>, E>>,
+    {
+        loop {
+            let (tx, mut rx) = oneshot::channel();
+            let deadline = tokio::time::Instant::now() + self.window;
+            let go_now = {
+                let mut st = self.lock();
+                st.queue.push((item.clone(), tx));
+                st.in_flight == 0
+            };
+            if go_now {
+                self.send(&load).await;
+            }
+            loop {
+                let ended = self.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                match rx.try_recv() {
+                    Ok(answer) => return answer,
+                    // The caller that took our item was dropped mid-load: queue again.
+                    Err(oneshot::error::TryRecvError::Closed) => break,
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
+                let due = tokio::time::Instant::now() >= deadline || self.lock().in_flight == 0;
+                if due && self.lock().queue.iter().any(|(_, tx)| !tx.is_closed()) {
+                    self.send(&load).await;
+                    continue;
+                }
+                tokio::select! {
+                    answer = &mut rx => match answer {
+                        Ok(answer) => return answer,
+                        Err(_) => break,
+                    },
+                    _ = ended => {}
+                    _ = tokio::time::sleep_until(deadline), if tokio::time::Instant::now() < deadline => {}
+                }
+            }
+        }
+    }
+
+    /// Takes up to `max_batch` queued items and loads them in one call.
+    async fn send<L, F>(&self, load: &L)
+    where
+        L: Fn(Vec<I>) -> F,
+        F: Future<Output = Result<HashMap<I, V>, E>>,
+    {
+        let batch: Vec<(I, Reply<V, E>)> = {
+            let mut st = self.lock();
+            // Callers that went away (cancelled) are not loaded for.
+            st.queue.retain(|(_, tx)| !tx.is_closed());
+            let n = st.queue.len().min(self.max_batch);
+            if n == 0 {
+                return;
+            }
+            st.in_flight += 1;
+            st.calls += 1;
+            st.items += n as u64;
+            st.queue.drain(..n).collect()
+        };
+        let _in_flight = InFlight(self);
+        let mut seen = HashSet::with_capacity(batch.len());
+        let ids: Vec<I> = batch.iter().filter(|(id, _)| seen.insert(id)).map(|(id, _)| id.clone()).collect();
+        match load(ids).await {
+            Ok(found) => {
+                for (id, tx) in batch {
+                    let _ = tx.send(Ok(found.get(&id).cloned()));
+                }
+            }
+            Err(e) => {
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
