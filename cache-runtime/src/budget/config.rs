@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Default ceiling of [`Budget::max_ttl_stretch`].
-pub const DEFAULT_MAX_TTL_STRETCH: f64 = 4.0;
+/// Default ceiling of [`Budget::max_ttl_stretch`]: high enough that the seed's quotas can hold
+/// (CoinGecko's 10,000 calls a month against tens of thousands of TTL-bound misses a day needs
+/// about 50x); each endpoint bounds its own staleness with a freshness floor
+/// ([`Policy::max_ttl`](crate::engine::Policy::max_ttl), `max_ttl = ..` in `#[cached]`).
+pub const DEFAULT_MAX_TTL_STRETCH: f64 = 64.0;
 /// Default of [`Budget::max_wait`].
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
 
@@ -71,7 +74,7 @@ pub struct Budget {
     pub quota_day: Option<u64>,
     /// Quota per calendar month (UTC).
     pub quota_month: Option<u64>,
-    /// Ceiling of [`ttl_stretch`](super::BudgetEnforcer::ttl_stretch) (default 4.0; 1.0 turns
+    /// Ceiling of [`ttl_stretch`](super::BudgetEnforcer::ttl_stretch) (default 64; 1.0 turns
     /// pacing off).
     pub max_ttl_stretch: f64,
     /// How long [`acquire_or_wait`](super::BudgetEnforcer::acquire_or_wait) may wait for a permit
@@ -80,7 +83,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget with no limits yet, a stretch ceiling of 4.0 and a maximum wait of 2 s.
+    /// A budget with no limits yet, a stretch ceiling of [`DEFAULT_MAX_TTL_STRETCH`] and a maximum wait of 2 s.
     pub fn new(name: impl Into<String>) -> Self {
         Budget {
             name: name.into(),
@@ -271,7 +274,7 @@ impl Budgets {
     }
 
     /// The free tiers of the seed's providers (figures from its caching strategy), each with the
-    /// default stretch ceiling (4.0) and maximum wait (2 s):
+    /// default stretch ceiling (64) and maximum wait (2 s):
     ///
     /// | budget | rates | day | month |
     /// |---|---|---|---|
@@ -562,7 +565,7 @@ mod tests {
         let cmc = b.get("coinmarketcap").unwrap();
         assert_eq!((cmc.quota_day, cmc.quota_month, cmc.rates.len()), (Some(333), Some(10_000), 0));
         assert_eq!(b.get("binance").unwrap().rates[0].limit, 6_000);
-        assert!(b.iter().all(|b| b.max_ttl_stretch == 4.0 && b.max_wait == Duration::from_secs(2)));
+        assert!(b.iter().all(|b| b.max_ttl_stretch == DEFAULT_MAX_TTL_STRETCH && b.max_wait == Duration::from_secs(2)));
         let b = b.with(Budget::new("coingecko").rate(10, Duration::from_secs(60))).unwrap();
         assert_eq!((b.len(), b.get("coingecko").unwrap().quota_month), (7, None), "replaced");
     }

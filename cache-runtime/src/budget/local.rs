@@ -41,6 +41,46 @@ impl Count {
     }
 }
 
+/// The recent demand on one quota: an exponentially weighted rate of the weight used, each use
+/// weighted by the TTL stretch in force when it was made, so it estimates the use the traffic
+/// would make *unstretched* (TTL-bound misses scale with 1/TTL). Kept across periods: traffic
+/// does not reset at midnight.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Demand {
+    /// Weight per µs, decayed to `at_us`.
+    rate: f64,
+    at_us: u64,
+    /// The first use seen (0: none yet).
+    since_us: u64,
+}
+
+impl Demand {
+    /// Records `weight` used at `now_us` under `stretch`, with time constant `tau_us`.
+    pub(crate) fn observe(&mut self, weight: u64, stretch: f64, now_us: u64, tau_us: f64) {
+        if weight == 0 {
+            return;
+        }
+        if self.since_us == 0 {
+            (self.since_us, self.at_us) = (now_us, now_us);
+        }
+        let dt = now_us.saturating_sub(self.at_us) as f64;
+        self.rate = self.rate * (-dt / tau_us).exp() + weight as f64 * stretch.max(1.0) / tau_us;
+        self.at_us = self.at_us.max(now_us);
+    }
+
+    /// The estimated unstretched demand in weight per µs at `now_us`; a history shorter than
+    /// `min_seen_us` counts as that long (a few calls are not a rate).
+    pub(crate) fn estimate(&self, now_us: u64, tau_us: f64, min_seen_us: f64) -> f64 {
+        if self.since_us == 0 {
+            return 0.0;
+        }
+        let decayed = self.rate * (-(now_us.saturating_sub(self.at_us) as f64) / tau_us).exp();
+        let seen = (now_us.saturating_sub(self.since_us) as f64).max(min_seen_us);
+        // An EWMA over a history shorter than tau underestimates by this factor.
+        decayed / (1.0 - (-seen / tau_us).exp())
+    }
+}
+
 /// A budget's declaration with its GCRA parameters.
 #[derive(Debug)]
 pub(crate) struct Compiled {
@@ -65,6 +105,12 @@ impl Compiled {
     }
 }
 
+/// The demand estimate's time constant for a quota of period `p`: a 30th of the period (48 min
+/// for a day, a day for a month).
+pub(crate) fn demand_tau_us(p: &Period) -> f64 {
+    p.len_us() as f64 / 30.0
+}
+
 /// A refusal: the limit and the retry-after in microseconds.
 pub(crate) type Refusal = (Limit, u64);
 
@@ -82,11 +128,22 @@ pub(crate) struct LocalState {
     pub(crate) month: Count,
     /// No request until then (µs since the epoch): a 429's Retry-After.
     pub(crate) hold_until_us: u64,
+    /// Recent demand on the day and the month quota.
+    pub(crate) demand: [Demand; 2],
+    /// The TTL stretch last computed (in force for new entries).
+    pub(crate) stretch: f64,
 }
 
 impl LocalState {
     pub(crate) fn new(rates: usize) -> Self {
-        LocalState { tats: vec![0; rates], day: Count::default(), month: Count::default(), hold_until_us: 0 }
+        LocalState {
+            tats: vec![0; rates],
+            day: Count::default(),
+            month: Count::default(),
+            hold_until_us: 0,
+            demand: [Demand::default(); 2],
+            stretch: 1.0,
+        }
     }
 
     pub(crate) fn count(&mut self, period: QuotaPeriod) -> &mut Count {
@@ -94,6 +151,16 @@ impl LocalState {
             QuotaPeriod::Day => &mut self.day,
             QuotaPeriod::Month => &mut self.month,
         }
+    }
+
+    /// Sets the use of the `kind` quota in period `p` to `used` (a local grant, or the shared
+    /// figure), feeding the increase to its demand estimate.
+    pub(crate) fn set_used(&mut self, kind: QuotaPeriod, p: &Period, used: u64, now_us: u64) {
+        let stretch = self.stretch;
+        let count = self.count(kind).roll(p.id);
+        let grew = used.saturating_sub(count.used);
+        count.used = used;
+        self.demand[kind as usize].observe(grew, stretch, now_us, demand_tau_us(p));
     }
 
     /// The 429 hold, if one is in force at `now_us`.
@@ -146,10 +213,11 @@ impl LocalState {
         self.tats = new_tats;
         for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
             if c.budget.quota(period).is_some() {
-                let count = self.count(period);
-                count.used += u64::from(weight);
+                let p = Period::of(period, now_us);
+                let used = self.count(period).used + u64::from(weight);
+                self.set_used(period, &p, used, now_us);
                 if track_pending {
-                    count.pending += u64::from(weight);
+                    self.count(period).pending += u64::from(weight);
                 }
             }
         }

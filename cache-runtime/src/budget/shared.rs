@@ -338,8 +338,8 @@ impl Backend for Shared {
             };
             for ((kind, p), used) in periods.into_iter().zip([reply.day_used, reply.month_used]) {
                 if let Some(used) = used {
-                    let count = st.count(kind).roll(p.id);
-                    count.used = used + count.pending;
+                    let pending = st.count(kind).roll(p.id).pending;
+                    st.set_used(kind, &p, used + pending, now_us);
                 }
             }
             if reply.allowed {

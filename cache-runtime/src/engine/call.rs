@@ -350,10 +350,7 @@ impl<'a, R: Outcome> Call<'a, R> {
         }
         let out = scope::unsteered(body).await;
         let stretch = budget.map(|(b, enforcer)| (enforcer.ttl_stretch(&b.name), &b.name));
-        let ttl = match stretch {
-            Some((s, _)) if s > 1.0 => self.policy.ttl.mul_f64(s),
-            _ => self.policy.ttl,
-        };
+        let ttl = stretch.map_or(self.policy.ttl, |(s, _)| self.policy.stretched_ttl(s));
         // A budgeted entry is kept one more TTL so that a denial has something to serve;
         // stale-if-error still only serves within `stale`.
         let keep_stale = if budget.is_some() { self.policy.stale.max(ttl) } else { self.policy.stale };

@@ -62,10 +62,7 @@ pub struct Limits {
 impl Limits {
     /// The limits of `policy`; `stretch` is the budget's TTL-stretch ceiling (1 without a budget).
     pub fn of(policy: &Policy, stretch: Option<f64>) -> Limits {
-        let ttl = match stretch {
-            Some(s) if s > 1.0 => policy.ttl.mul_f64(s),
-            _ => policy.ttl,
-        };
+        let ttl = stretch.map_or(policy.ttl, |s| policy.stretched_ttl(s));
         // A budgeted entry is kept one more (stretched) TTL so that a denial has something to serve.
         let stale = if stretch.is_some() { policy.stale.max(ttl) } else { policy.stale };
         Limits { ttl, none_ttl: policy.none_ttl.unwrap_or(policy.ttl), stale }

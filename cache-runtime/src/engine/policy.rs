@@ -19,6 +19,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub(crate) ttl: Duration,
+    /// The longest a budget's pacing may stretch `ttl` to (the freshness floor).
+    pub(crate) max_ttl: Option<Duration>,
     pub(crate) none_ttl: Option<Duration>,
     pub(crate) stale: Duration,
     pub(crate) refresh: Duration,
@@ -33,6 +35,7 @@ impl Policy {
     pub fn new(ttl: Duration) -> Self {
         Policy {
             ttl: ttl.max(Duration::from_millis(1)),
+            max_ttl: None,
             none_ttl: None,
             stale: Duration::ZERO,
             refresh: Duration::ZERO,
@@ -44,6 +47,21 @@ impl Policy {
     /// How long a value is fresh.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+    /// The freshness floor under budget pacing: however far a budget stretches TTLs to make its
+    /// quota last, this call's values are fresh for at most `max` (never below `ttl`). Prices
+    /// may go to minutes, never to hours.
+    pub fn max_ttl(mut self, max: Duration) -> Self {
+        self.max_ttl = Some(max);
+        self
+    }
+    /// `ttl` stretched by a budget's pacing `stretch`, within the freshness floor.
+    pub fn stretched_ttl(&self, stretch: f64) -> Duration {
+        if stretch.is_nan() || stretch <= 1.0 {
+            return self.ttl;
+        }
+        let ceiling = self.max_ttl.map_or(Duration::MAX, |m| m.max(self.ttl));
+        Duration::try_from_secs_f64(self.ttl.as_secs_f64() * stretch).unwrap_or(Duration::MAX).min(ceiling)
     }
     /// Cache a negative answer (`None`) for `ttl` (negative caching).
     pub fn none_ttl(mut self, ttl: Duration) -> Self {
@@ -161,5 +179,25 @@ impl<R> Hooks<R> {
     pub fn rate_limited(mut self, hint: Option<RateHint<R>>) -> Self {
         self.rate_limited = hint;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretched_ttls_stop_at_the_freshness_floor() {
+        let p = Policy::new(Duration::from_secs(90));
+        assert_eq!(p.stretched_ttl(1.0), Duration::from_secs(90));
+        assert_eq!(p.stretched_ttl(0.5), Duration::from_secs(90), "never shorter");
+        assert_eq!(p.stretched_ttl(f64::NAN), Duration::from_secs(90));
+        assert_eq!(p.stretched_ttl(10.0), Duration::from_secs(900));
+        let floor = p.clone().max_ttl(Duration::from_secs(600));
+        assert_eq!(floor.stretched_ttl(4.0), Duration::from_secs(360));
+        assert_eq!(floor.stretched_ttl(48.0), Duration::from_secs(600), "minutes, not hours");
+        assert_eq!(floor.stretched_ttl(f64::INFINITY), Duration::from_secs(600));
+        let below = p.max_ttl(Duration::from_secs(30));
+        assert_eq!(below.stretched_ttl(3.0), Duration::from_secs(90), "a floor below the TTL is the TTL");
     }
 }
