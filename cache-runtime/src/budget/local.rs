@@ -52,7 +52,12 @@ pub(crate) struct Demand {
     at_us: u64,
     /// The first use seen (0: none yet).
     since_us: u64,
+    /// Uses seen (saturating).
+    uses: u32,
 }
+
+/// The demand estimate speaks once it has seen this many uses: one call is not a rate.
+const MIN_USES: u32 = 8;
 
 impl Demand {
     /// Records `weight` used at `now_us` under `stretch`, with time constant `tau_us`.
@@ -63,6 +68,7 @@ impl Demand {
         if self.since_us == 0 {
             (self.since_us, self.at_us) = (now_us, now_us);
         }
+        self.uses = self.uses.saturating_add(1);
         let dt = now_us.saturating_sub(self.at_us) as f64;
         self.rate = self.rate * (-dt / tau_us).exp() + weight as f64 * stretch.max(1.0) / tau_us;
         self.at_us = self.at_us.max(now_us);
@@ -71,7 +77,7 @@ impl Demand {
     /// The estimated unstretched demand in weight per µs at `now_us`; a history shorter than
     /// `min_seen_us` counts as that long (a few calls are not a rate).
     pub(crate) fn estimate(&self, now_us: u64, tau_us: f64, min_seen_us: f64) -> f64 {
-        if self.since_us == 0 {
+        if self.uses < MIN_USES {
             return 0.0;
         }
         let decayed = self.rate * (-(now_us.saturating_sub(self.at_us) as f64) / tau_us).exp();
