@@ -20,9 +20,10 @@
 //! batch call drops everything it holds: flights hand over to followers elsewhere, locks release.
 
 use super::call::{Call, Parking, Site};
-use super::decide::{decide, Decision};
+use super::decide::{decide, trust, Decision, Limits};
 use super::{Hooks, Outcome, Policy, Verdict};
 use crate::codec;
+use crate::store::tiered::Tiered;
 use crate::Cache;
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
@@ -295,9 +296,40 @@ impl Cache {
             Some(_) => vec![Err(()); rest.len()],
             None => vec![Ok(None); rest.len()],
         };
+        // Fresh entries the MGET found are answered here (decoded, brought within the policy,
+        // copied to memory); anything else (stale, due for refresh, unusable) goes through an
+        // engine call that judges, logs and heals it.
+        let limits = Limits::of(
+            policy,
+            match (&hooks.budget, self.inner.budgets.as_ref()) {
+                (Some(b), Some(enforcer)) => Some(enforcer.max_ttl_stretch(&b.name)),
+                _ => None,
+            },
+        );
+        let now = codec::now_ms();
+        let mut pending = Vec::with_capacity(rest.len());
+        for (i, read) in rest.into_iter().zip(read) {
+            if let Ok(Some(bytes)) = &read {
+                if let Ok(Some((Some(v), meta))) = Tiered::decode_remote::<V>(bytes, &fingerprint) {
+                    if let Ok(meta) = trust(meta, now, &limits) {
+                        if meta.is_fresh(now) && (policy.refresh.is_zero() || meta.fresh_left(now) > policy.refresh) {
+                            counters.hits.fetch_add(1, Relaxed);
+                            tracing::debug!(target: "syntra_cache", key = %full[i], service, method, "Cache HIT: {}", full[i]);
+                            self.inner.tiers.remember(&full[i], Some(&v), meta);
+                            answer.insert(unique[i].clone(), v);
+                            continue;
+                        }
+                    }
+                }
+            }
+            pending.push((i, read));
+        }
+        if pending.is_empty() {
+            return Ok(answer);
+        }
 
         // One engine call per item; the registered ones share one load.
-        let round = Round::new(rest.len());
+        let round = Round::new(pending.len());
         let item_hooks: Hooks<Item<V>> = match &hooks.budget {
             // Only the name travels: TTL stretch and the kept window follow the budget; the
             // loader admits.
@@ -308,7 +340,7 @@ impl Cache {
         let errors: Mutex<Vec<E>> = Mutex::new(Vec::new());
         let (round, outcomes, errors, unique, load, counters) = (&round, &outcomes, &errors, &unique, &load, &counters);
         let (fingerprint, conflict_reported, item_hooks, full) = (&fingerprint, &conflict_reported, &item_hooks, &full);
-        let calls = rest.iter().zip(read).map(|(&i, read)| async move {
+        let calls = pending.into_iter().map(|(i, read)| async move {
             let registered = AtomicBool::new(false);
             let _finished = Finished { round, registered: &registered };
             let site = Site { service, method, counters, fingerprint, conflict_reported };
