@@ -8,11 +8,28 @@ use syn::{Error, Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Path, Res
 use crate::diag::Errors;
 use crate::key::Template;
 
-/// Every argument, in the order the "unknown argument" error lists them.
+/// Every argument of a method's `#[cached]`, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight", "version",
-    "crate",
+    "ttl", "key", "skip", "cache", "ttls", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight",
+    "version", "crate",
 ];
+
+/// Every default an `impl`'s `#[cached]` sets, in the order the "unknown default" error lists them.
+pub(crate) const DEFAULTS: &[&str] = &[
+    "prefix", "ttl", "cache", "ttls", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight",
+    "version", "crate",
+];
+
+/// Where the arguments are written: a method's `#[cached]` or an `impl`'s (the defaults).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Level {
+    Method,
+    Impl,
+}
+
+/// The hidden argument through which an `impl`'s `#[cached]` hands its defaults to each method:
+/// `#[cached(ttl = 90, __service(cache = self.cache, prefix = "svc"))]`.
+pub(crate) const SERVICE: &str = "__service";
 
 mod kw {
     syn::custom_keyword!(ttl);
@@ -27,12 +44,23 @@ mod kw {
     syn::custom_keyword!(budget);
     syn::custom_keyword!(weight);
     syn::custom_keyword!(version);
+    syn::custom_keyword!(prefix);
+    syn::custom_keyword!(ttls);
+    syn::custom_keyword!(__service);
 }
 
 /// One argument as written: the span of its name and its value.
 pub(crate) struct Arg<T> {
     pub(crate) span: Span,
     pub(crate) value: T,
+    /// Set on the `impl`'s `#[cached]`, not on the method.
+    pub(crate) inherited: bool,
+}
+
+impl<T> Arg<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Arg<U> {
+        Arg { span: self.span, value: f(self.value), inherited: self.inherited }
+    }
 }
 
 /// The arguments as written, before their values are checked.
@@ -51,10 +79,21 @@ pub(crate) struct Args {
     weight: Option<Arg<Expr>>,
     version: Option<Arg<LitInt>>,
     krate: Option<Arg<LitStr>>,
+    prefix: Option<Arg<LitStr>>,
+    ttls: Option<Arg<Expr>>,
+    /// The `impl`'s defaults (`__service(..)`), merged by [`Args::inherit`].
+    service: Option<Box<Args>>,
 }
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> Result<Self> {
+        Args::parse_at(input, Level::Method)
+    }
+}
+
+impl Args {
+    /// Parses the arguments of a method's or an `impl`'s `#[cached]`.
+    pub(crate) fn parse_at(input: ParseStream, level: Level) -> Result<Self> {
         let mut args = Args::default();
         let mut errors = Errors::default();
         while !input.is_empty() {
@@ -86,8 +125,17 @@ impl Parse for Args {
                 set::<kw::version, _>(input, &mut args.version, e, eq)?;
             } else if lookahead.peek(Token![crate]) {
                 set::<Token![crate], _>(input, &mut args.krate, e, eq)?;
+            } else if lookahead.peek(kw::ttls) {
+                set::<kw::ttls, _>(input, &mut args.ttls, e, eq)?;
+            } else if input.peek(kw::prefix) {
+                set::<kw::prefix, _>(input, &mut args.prefix, e, eq)?;
+            } else if input.peek(kw::__service) && level == Level::Method && args.service.is_none() {
+                input.parse::<kw::__service>()?;
+                let content;
+                syn::parenthesized!(content in input);
+                args.service = Some(Box::new(Args::parse_at(&content, Level::Impl)?));
             } else if input.peek(Ident::peek_any) {
-                errors.push(unknown_argument(&input.call(Ident::parse_any)?));
+                errors.push(unknown_argument(&input.call(Ident::parse_any)?, level));
                 skip_value(input)?;
             } else {
                 return Err(errors.with(lookahead.error()));
@@ -96,8 +144,81 @@ impl Parse for Args {
                 input.parse::<Token![,]>().map_err(|e| errors.with(e))?;
             }
         }
+        match level {
+            Level::Method => {
+                if let Some(prefix) = &args.prefix {
+                    errors.push(Error::new(
+                        prefix.span,
+                        "`prefix` is a default of the `impl`: put it on `#[cached(...)]` above the `impl` block, \
+                         or write the whole key on the method with `key = \"...\"`",
+                    ));
+                }
+            }
+            Level::Impl => {
+                for (name, span) in
+                    [("key", args.key.as_ref().map(|a| a.span)), ("skip", args.skip.as_ref().map(|a| a.span))]
+                {
+                    if let Some(span) = span {
+                        errors.push(Error::new(
+                            span,
+                            format!("`{name}` names the parameters of one method: put it on the method's `#[cached]`"),
+                        ));
+                    }
+                }
+            }
+        }
         errors.finish()?;
         Ok(args)
+    }
+
+    /// The method's arguments over the `impl`'s defaults (`__service(..)`): an argument the
+    /// method sets wins; the others are inherited.
+    pub(crate) fn inherit(mut self) -> Args {
+        let Some(defaults) = self.service.take() else {
+            return self;
+        };
+        fn or<T>(own: &mut Option<Arg<T>>, default: Option<Arg<T>>) {
+            if own.is_none() {
+                *own = default.map(|arg| Arg { inherited: true, ..arg });
+            }
+        }
+        let Args {
+            ttl,
+            key: _,
+            skip: _,
+            cache,
+            format,
+            none_ttl,
+            stale,
+            refresh,
+            jitter,
+            budget,
+            weight,
+            version,
+            krate,
+            prefix,
+            ttls,
+            service: _,
+        } = *defaults;
+        or(&mut self.ttl, ttl);
+        or(&mut self.cache, cache);
+        or(&mut self.format, format);
+        or(&mut self.none_ttl, none_ttl);
+        or(&mut self.stale, stale);
+        or(&mut self.refresh, refresh);
+        or(&mut self.jitter, jitter);
+        or(&mut self.budget, budget);
+        or(&mut self.weight, weight);
+        or(&mut self.version, version);
+        or(&mut self.krate, krate);
+        or(&mut self.prefix, prefix);
+        or(&mut self.ttls, ttls);
+        self
+    }
+
+    /// Checks the values of an `impl`'s defaults, as a method would (without requiring `ttl`).
+    pub(crate) fn check_defaults(self) -> Result<()> {
+        self.build_at(Level::Impl).map(drop)
     }
 }
 
@@ -117,7 +238,7 @@ where
         let message = format!("`{}` set multiple times", name.to_token_stream());
         errors.push(Error::new_spanned(name, message));
     } else {
-        *slot = Some(Arg { span: name.span(), value });
+        *slot = Some(Arg { span: name.span(), value, inherited: false });
     }
     Ok(())
 }
@@ -134,9 +255,15 @@ fn idents(input: ParseStream) -> Result<Vec<Ident>> {
     Ok(list.into_iter().collect())
 }
 
-fn unknown_argument(name: &Ident) -> Error {
-    let expected = ARGUMENTS.join("`, `");
-    Error::new_spanned(name, format!("unknown argument `{name}`; expected one of `{expected}`"))
+fn unknown_argument(name: &Ident, level: Level) -> Error {
+    let message = match level {
+        Level::Method => format!("unknown argument `{name}`; expected one of `{}`", ARGUMENTS.join("`, `")),
+        Level::Impl => format!(
+            "unknown default `{name}`; an `impl`'s `#[cached]` sets `{}` for its `#[cached]` methods",
+            DEFAULTS.join("`, `")
+        ),
+    };
+    Error::new_spanned(name, message)
 }
 
 fn skip_value(input: ParseStream) -> Result<()> {
@@ -154,14 +281,18 @@ fn skip_value(input: ParseStream) -> Result<()> {
 
 /// The checked arguments.
 pub(crate) struct Config {
-    pub(crate) ttl: Ttl,
+    /// Always set for a method (checked); an `impl` may leave it to its methods.
+    pub(crate) ttl: Option<Arg<Ttl>>,
     pub(crate) none_ttl: Option<Arg<Ttl>>,
     pub(crate) stale: Option<Arg<Ttl>>,
     pub(crate) refresh: Option<Arg<Ttl>>,
     pub(crate) jitter: Option<Expr>,
     pub(crate) budget: Option<Arg<LitStr>>,
     pub(crate) weight: Option<Expr>,
+    /// The key template, with the `impl`'s `prefix` in front.
     pub(crate) key: Option<Arg<(LitStr, Template)>>,
+    /// The `impl`'s `prefix`: a method without `key` is keyed `prefix:method:<param>_<param>`.
+    pub(crate) prefix: Option<LitStr>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) cache: Option<Expr>,
     pub(crate) format: Format,
@@ -172,6 +303,12 @@ pub(crate) struct Config {
 pub(crate) enum Ttl {
     Millis(u64),
     Expr(Expr),
+    /// `ttl = "price"`: the field `price` of the `ttls` table, each ident spanned at the name.
+    Named {
+        name: LitStr,
+        fields: Vec<Ident>,
+        table: Expr,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -181,32 +318,35 @@ pub(crate) enum Format {
 }
 
 impl Args {
+    /// Checks a method's arguments, after [`inherit`](Args::inherit).
     pub(crate) fn build(self) -> Result<Config> {
+        self.build_at(Level::Method)
+    }
+
+    fn build_at(self, level: Level) -> Result<Config> {
         let mut errors = Errors::default();
-        let ttl = match self.ttl {
-            Some(arg) => errors.check(parse_ttl("ttl", arg.value)),
-            None => {
-                errors.push(Error::new(
-                    Span::call_site(),
-                    "missing `ttl`: every cached entry needs a TTL, e.g. `ttl = 90` or `ttl = \"5m\"`",
-                ));
-                None
-            }
-        };
-        let none_ttl = self.none_ttl.and_then(|arg| {
-            let value = errors.check(parse_ttl("none_ttl", arg.value))?;
-            Some(Arg { span: arg.span, value })
-        });
-        let mut window = |name: &str, arg: Option<Arg<Expr>>| {
+        let missing_ttl = self.ttl.is_none();
+        let table = self.ttls.as_ref().map(|arg| &arg.value);
+        let mut duration = |name: &str, arg: Option<Arg<Expr>>| {
             arg.and_then(|arg| {
-                let value = errors.check(parse_ttl(name, arg.value))?;
-                Some(Arg { span: arg.span, value })
+                let value = errors.check(parse_ttl(name, arg.value, table))?;
+                Some(Arg { span: arg.span, value, inherited: arg.inherited })
             })
         };
-        let stale = window("stale", self.stale);
-        let refresh = window("refresh", self.refresh);
+        let ttl = duration("ttl", self.ttl);
+        let none_ttl = duration("none_ttl", self.none_ttl);
+        let stale = duration("stale", self.stale);
+        let refresh = duration("refresh", self.refresh);
+        if missing_ttl && level == Level::Method {
+            errors.push(Error::new(
+                Span::call_site(),
+                "missing `ttl`: every cached entry needs a TTL, e.g. `ttl = 90` or `ttl = \"5m\"`",
+            ));
+        }
         let jitter = self.jitter.and_then(|arg| errors.check(jitter(arg.value)));
-        if let (Some(Ttl::Millis(ttl)), Some(Arg { span, value: Ttl::Millis(early) })) = (&ttl, &refresh) {
+        if let (Some(Arg { value: Ttl::Millis(ttl), .. }), Some(Arg { span, value: Ttl::Millis(early), .. })) =
+            (&ttl, &refresh)
+        {
             if early >= ttl {
                 errors.push(Error::new(
                     *span,
@@ -228,7 +368,7 @@ impl Args {
             Some(arg)
         });
         let weight = match (self.weight, &budget) {
-            (Some(arg), None) => {
+            (Some(arg), None) if level == Level::Method => {
                 errors.push(Error::new(
                     arg.span,
                     "`weight` is what a call costs from its `budget`: add `budget = \"...\"`",
@@ -237,10 +377,15 @@ impl Args {
             }
             (weight, _) => weight.map(|arg| arg.value),
         };
+        let prefix = self.prefix.and_then(|arg| errors.check(prefix(arg.value)));
         let key = self.key.and_then(|arg| {
-            let template =
-                Template::parse(&arg.value.value()).map_err(|message| Error::new_spanned(&arg.value, message));
-            Some(Arg { span: arg.span, value: (arg.value, errors.check(template)?) })
+            let text = match &prefix {
+                Some(prefix) => format!("{}:{}", prefix.value(), arg.value.value()),
+                None => arg.value.value(),
+            };
+            let template = Template::parse(&text).map_err(|message| Error::new_spanned(&arg.value, message));
+            let template = errors.check(template)?;
+            Some(arg.map(|lit| (lit, template)))
         });
         let format = match self.format {
             Some(arg) => errors.check(format(&arg.value)),
@@ -259,7 +404,7 @@ impl Args {
             };
         errors.finish()?;
         Ok(Config {
-            ttl: ttl.expect("checked"),
+            ttl,
             none_ttl,
             stale,
             refresh,
@@ -267,6 +412,7 @@ impl Args {
             budget,
             weight,
             key,
+            prefix,
             skip: self.skip.map(|arg| arg.value).unwrap_or_default(),
             cache: self.cache.map(|arg| arg.value),
             format: format.expect("checked"),
@@ -276,8 +422,26 @@ impl Args {
     }
 }
 
-/// `90`, `"1h30m"`, or an expression evaluated at each call.
-fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
+/// `prefix = "coingecko"`: the first segments of every key of the `impl`, plain text.
+fn prefix(lit: LitStr) -> Result<LitStr> {
+    let text = lit.value();
+    let valid = !text.is_empty()
+        && !text.starts_with(':')
+        && !text.ends_with(':')
+        && !text.contains("::")
+        && text.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.:".contains(&c));
+    if !valid {
+        return Err(Error::new_spanned(
+            lit,
+            "a key prefix is plain text (letters, digits, `_`, `-`, `.`) in `:`-separated segments, \
+             e.g. `prefix = \"coingecko\"`; placeholders go in each method's `key`",
+        ));
+    }
+    Ok(lit)
+}
+
+/// `90`, `"1h30m"`, a name in the `ttls` table (`"price"`), or an expression evaluated at each call.
+fn parse_ttl(name: &str, expr: Expr, table: Option<&Expr>) -> Result<Ttl> {
     let zero = || format!("`{name}` must be greater than zero");
     let millis = match unwrap_group(&expr) {
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
@@ -286,6 +450,11 @@ fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
                 return Err(Error::new_spanned(int, zero()));
             }
             secs.checked_mul(1000).ok_or_else(|| Error::new_spanned(int, format!("`{name}` is too long")))?
+        }
+        Expr::Lit(ExprLit { lit: Lit::Str(text), .. })
+            if text.value().starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') =>
+        {
+            return named_ttl(name, text, table);
         }
         Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
             let millis = parse_duration(&text.value()).map_err(|m| Error::new_spanned(text, m))?;
@@ -308,6 +477,38 @@ fn parse_ttl(name: &str, expr: Expr) -> Result<Ttl> {
         _ => return Ok(Ttl::Expr(expr)),
     };
     Ok(Ttl::Millis(millis))
+}
+
+/// `ttl = "price"` or `"coingecko.price"`: fields of the `ttls` table. Each field ident carries
+/// the name's span, so rustc reports a misspelled name on it ("no field `prce` on type ...").
+fn named_ttl(name: &str, text: &LitStr, table: Option<&Expr>) -> Result<Ttl> {
+    let Some(table) = table else {
+        return Err(Error::new_spanned(
+            text,
+            format!(
+                "`{name} = \"{}\"` names a TTL of a table, and no table is set: add `ttls = ...` (e.g. \
+                 `ttls = self.ttls`) to this `#[cached]` or to the `impl`'s; a duration starts with a digit \
+                 (`\"90s\"`)",
+                text.value()
+            ),
+        ));
+    };
+    let value = text.value();
+    let fields: Option<Vec<Ident>> = value
+        .split('.')
+        .map(|field| syn::parse_str::<Ident>(field).ok().filter(|_| !field.starts_with("r#")))
+        .map(|ident| ident.map(|ident| Ident::new(&ident.to_string(), text.span())))
+        .collect();
+    match fields {
+        Some(fields) => Ok(Ttl::Named { name: text.clone(), fields, table: table.clone() }),
+        None => Err(Error::new_spanned(
+            text,
+            format!(
+                "invalid TTL name `{value}`; expected field names of the `ttls` table separated by `.`, \
+                 e.g. `\"price\"` or `\"coingecko.price\"`"
+            ),
+        )),
+    }
 }
 
 /// `jitter = 0.1`: a literal fraction is checked here; any other expression at run time.
@@ -398,6 +599,7 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syn::parse::Parser;
 
     #[test]
     fn durations() {
@@ -455,7 +657,7 @@ mod tests {
             crate = "my::cache",
         ))
         .unwrap();
-        assert!(matches!(config.ttl, Ttl::Millis(5_400_000)));
+        assert!(matches!(config.ttl, Some(Arg { value: Ttl::Millis(5_400_000), .. })));
         assert!(matches!(config.none_ttl, Some(Arg { value: Ttl::Millis(5_000), .. })));
         assert_eq!(config.skip.len(), 2);
         assert!(config.cache.is_some());
@@ -463,7 +665,7 @@ mod tests {
         assert_eq!(config.version, 3);
         assert_eq!(config.krate.to_token_stream().to_string(), "my :: cache");
         let config = build(quote::quote!(ttl = interval.ttl_secs())).unwrap();
-        assert!(matches!(config.ttl, Ttl::Expr(_)));
+        assert!(matches!(config.ttl, Some(Arg { value: Ttl::Expr(_), .. })));
         assert!(matches!(config.format, Format::Json));
     }
 
@@ -472,10 +674,10 @@ mod tests {
         assert_eq!(message(quote::quote!(ttl = 1, ttl = 2)), "`ttl` set multiple times");
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
-            "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
-             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`\n\
-             unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
-             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
+            "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`\n\
+             unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
         assert_eq!(message(quote::quote!(ttl = 0)), "`ttl` must be greater than zero");
@@ -487,5 +689,64 @@ mod tests {
             message(quote::quote!(ttl = "5x", none_ttl = 0)),
             "unknown unit `x` in duration `5x`; use `ms`, `s`, `m`, `h` or `d`\n`none_ttl` must be greater than zero"
         );
+    }
+
+    fn defaults(args: proc_macro2::TokenStream) -> Result<()> {
+        (|input: ParseStream| Args::parse_at(input, Level::Impl)).parse2(args)?.check_defaults()
+    }
+
+    #[test]
+    fn named_ttls() {
+        let config = build(quote::quote!(ttl = "coingecko.price", stale = "price_stale", ttls = self.ttls)).unwrap();
+        let Some(Arg { value: Ttl::Named { name, fields, table }, .. }) = config.ttl else { panic!("expected a name") };
+        assert_eq!(name.value(), "coingecko.price");
+        assert_eq!(fields.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["coingecko", "price"]);
+        assert_eq!(table.to_token_stream().to_string(), "self . ttls");
+        assert!(matches!(config.stale, Some(Arg { value: Ttl::Named { .. }, .. })));
+        assert!(message(quote::quote!(ttl = "price")).contains("names a TTL of a table, and no table is set"));
+        assert!(message(quote::quote!(ttl = "a..b", ttls = t)).starts_with("invalid TTL name `a..b`"));
+        assert!(message(quote::quote!(ttl = "a.fn", ttls = t)).starts_with("invalid TTL name"));
+        // A duration starts with a digit; a name with a letter.
+        assert!(matches!(build(quote::quote!(ttl = "1.5s")).unwrap().ttl, Some(Arg { value: Ttl::Millis(1_500), .. })));
+    }
+
+    #[test]
+    fn the_method_wins_over_the_impl() {
+        let args = quote::quote!(ttl = 5, jitter = 0.2, __service(ttl = 90, jitter = 0.1, cache = c, prefix = "svc"));
+        let args = Args::parse.parse2(args).unwrap().inherit();
+        assert!(!args.ttl.as_ref().unwrap().inherited && !args.jitter.as_ref().unwrap().inherited);
+        assert!(args.cache.as_ref().unwrap().inherited && args.prefix.as_ref().unwrap().inherited);
+        let config = args.build().unwrap();
+        assert!(matches!(config.ttl, Some(Arg { value: Ttl::Millis(5_000), inherited: false, .. })));
+        assert_eq!(config.jitter.to_token_stream().to_string(), "0.2");
+        assert_eq!(config.prefix.unwrap().value(), "svc");
+        // A relative key gets the prefix.
+        let args = Args::parse.parse2(quote::quote!(ttl = 1, key = "get:<id>", __service(prefix = "a:b"))).unwrap();
+        let config = args.inherit().build().unwrap();
+        assert_eq!(config.key.unwrap().value.1.text, "a:b:get:<id>");
+    }
+
+    #[test]
+    fn impl_defaults() {
+        defaults(quote::quote!(cache = self.cache, prefix = "coingecko", budget = "coingecko", jitter = 0.1)).unwrap();
+        defaults(quote::quote!(weight = 2, ttls = self.ttls, ttl = "price")).unwrap();
+        let all = |args| match defaults(args) {
+            Ok(()) => panic!("expected an error"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+        };
+        assert_eq!(
+            all(quote::quote!(tll = 5)),
+            "unknown default `tll`; an `impl`'s `#[cached]` sets `prefix`, `ttl`, `cache`, `ttls`, `format`, \
+             `none_ttl`, `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate` for its `#[cached]` methods"
+        );
+        assert!(all(quote::quote!(key = "a:<id>")).starts_with("`key` names the parameters of one method"));
+        assert!(all(quote::quote!(skip(a))).starts_with("`skip` names the parameters of one method"));
+        assert!(all(quote::quote!(jitter = 0.9)).contains("between 0.0 and 0.5"));
+        for bad in ["", ":a", "a:", "a::b", "a:<id>", "A b"] {
+            assert!(all(quote::quote!(prefix = #bad)).starts_with("a key prefix is plain text"), "{bad}");
+        }
+        assert!(all(quote::quote!(__service(ttl = 1))).starts_with("unknown default `__service`"));
+        // `prefix` belongs to the impl.
+        assert!(message(quote::quote!(ttl = 1, prefix = "a")).starts_with("`prefix` is a default of the `impl`"));
     }
 }

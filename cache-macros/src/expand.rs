@@ -7,9 +7,13 @@ use crate::ast::{CachedFn, ReturnKind};
 use crate::attr::{Args, Format, Ttl};
 use crate::diag;
 use crate::key::Next;
+use crate::service;
 use crate::valid::{self, Budget, Key, Part, Plan, Policy, Service, Site};
 
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    if service::is_impl(&item) {
+        return service::expand(args, item);
+    }
     match try_expand(args, item.clone()) {
         Ok(expanded) => expanded,
         Err(error) => diag::with_item(item, error),
@@ -18,7 +22,7 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(args: TokenStream, item: TokenStream) -> Result<TokenStream> {
     let func = CachedFn::from_item(item)?;
-    let config = syn::parse2::<Args>(args).and_then(Args::build);
+    let config = syn::parse2::<Args>(args).map(Args::inherit).and_then(Args::build);
     let plan = valid::plan(func, config)?;
     Ok(generate(&plan))
 }
@@ -102,7 +106,8 @@ fn generate(plan: &Plan) -> TokenStream {
         #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
     };
 
-    let mut output = quote!(#(#attrs)* #vis #sig);
+    let doc = doc_line(attrs, &plan.site, &plan.policy.ttl);
+    let mut output = quote!(#(#attrs)* #doc #vis #sig);
     brace_token.surround(&mut output, |tokens| {
         tokens.extend(quote! {
             #(#inner_attrs)*
@@ -253,7 +258,51 @@ fn ttl(ttl: &Ttl, krate: &syn::Path) -> TokenStream {
             let private = private_at(krate, expr.span());
             quote_spanned!(expr.span()=> #private::ttl(#expr))
         }
+        Ttl::Named { name, fields, table } => {
+            let private = private_at(krate, name.span());
+            quote_spanned!(name.span()=> #private::ttl((#table) #(.#fields)*))
+        }
     }
+}
+
+// Input:  /// Price of a coin.                 (a documented fn with a key template)
+// Output: /// Price of a coin.
+//         ///
+//         /// Cached under `syntra:coingecko:price:<id>_<vs>` for 90 s (in the default namespace `syntra`).
+//
+// Only a fn that has docs gets the line, so that `missing_docs` still reports the others.
+fn doc_line(attrs: &[syn::Attribute], site: &Site, ttl: &Ttl) -> TokenStream {
+    if site.template.is_empty() || !attrs.iter().any(|attr| attr.path().is_ident("doc")) {
+        return TokenStream::new();
+    }
+    let line =
+        format!(" Cached under `syntra:{}` for {} (in the default namespace `syntra`).", site.template, describe(ttl));
+    quote!(#[doc = ""] #[doc = #line])
+}
+
+/// `90 s`, `5 min`, `1500 ms`, ``the TTL `price` of `self.ttls` ``, `` `EXPR` ``.
+fn describe(ttl: &Ttl) -> String {
+    match ttl {
+        Ttl::Millis(millis) if !millis.is_multiple_of(1000) => format!("{millis} ms"),
+        Ttl::Millis(millis) => match millis / 1000 {
+            secs if secs >= 3600 && secs.is_multiple_of(3600) => format!("{} h", secs / 3600),
+            secs if secs >= 60 && secs.is_multiple_of(60) => format!("{} min", secs / 60),
+            secs => format!("{secs} s"),
+        },
+        Ttl::Expr(expr) => format!("`{}`", tidy(expr.to_token_stream())),
+        Ttl::Named { name, table, .. } => {
+            format!("the TTL `{}` of `{}`", name.value(), tidy(table.to_token_stream()))
+        }
+    }
+}
+
+/// Tokens as a person writes them: `self.ttl(interval)`, not `self . ttl (interval)`.
+fn tidy(tokens: TokenStream) -> String {
+    let mut text = tokens.to_string();
+    for (from, to) in [(" . ", "."), (" (", "("), ("( ", "("), (" )", ")"), (" ,", ","), ("& ", "&"), (" :: ", "::")] {
+        text = text.replace(from, to);
+    }
+    text
 }
 
 /// `#krate::__private` with every token at `span`, for code whose errors should point at the
@@ -355,5 +404,102 @@ mod tests {
         ] {
             assert!(out.contains(message), "{message}: {out}");
         }
+    }
+
+    /// The method's `#[cached]` after the `impl`'s rewrite, as the compiler would expand it next.
+    fn expand_service(defaults: TokenStream, item: TokenStream) -> Vec<String> {
+        let block: syn::ItemImpl = syn::parse2(cached(defaults, item)).unwrap();
+        block
+            .items
+            .into_iter()
+            .filter_map(|item| match item {
+                syn::ImplItem::Fn(mut method) => {
+                    let at = method.attrs.iter().position(|attr| attr.path().is_ident("cached"));
+                    let Some(at) = at else { return Some(method.to_token_stream().to_string()) };
+                    let attr = method.attrs.remove(at);
+                    let args = attr.meta.require_list().unwrap().tokens.clone();
+                    Some(cached(args, method.to_token_stream()).to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_expand_to_the_same_code_as_arguments_written_out() {
+        let explicit = expand(
+            quote!(
+                ttl = self.ttls.price,
+                key = "coingecko:price:<id>_<vs>",
+                budget = "coingecko",
+                jitter = 0.1,
+                stale = self.ttls.price_stale,
+                cache = self.cache
+            ),
+            quote!(
+                pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+                    self.get(id, vs).await
+                }
+            ),
+        );
+        let methods = expand_service(
+            quote!(cache = self.cache, prefix = "coingecko", budget = "coingecko", ttls = self.ttls),
+            quote!(
+                impl CoinGecko {
+                    #[cached(ttl = "price", jitter = 0.1, stale = "price_stale")]
+                    pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+                        self.get(id, vs).await
+                    }
+
+                    fn get(&self) {}
+                }
+            ),
+        );
+        // Token for token, except that a name is a field path in parentheses.
+        let normalize = |s: &str| s.replace("(self . ttls) . ", "self . ttls . ");
+        assert_eq!(normalize(&methods[0]), explicit);
+        assert_eq!(methods[1], "fn get (& self) { }");
+    }
+
+    #[test]
+    fn documents_the_key_and_the_ttl() {
+        let item = quote!(
+            /// Price.
+            async fn price(&self, id: &str) -> u8 {
+                1
+            }
+        );
+        let out = expand(quote!(ttl = 90, key = "cg:price:<id>"), item.clone());
+        assert!(
+            out.contains(
+                r#"# [doc = " Cached under `syntra:cg:price:<id>` for 90 s (in the default namespace `syntra`)."]"#
+            ),
+            "{out}"
+        );
+        let out = expand(quote!(ttl = "price", ttls = self.ttls, key = "cg:price:<id>"), item.clone());
+        assert!(out.contains("for the TTL `price` of `self.ttls`"), "{out}");
+        let out = expand(quote!(ttl = self.ttl(id), key = "cg:price:<id>"), item.clone());
+        assert!(out.contains("for `self.ttl(id)`"), "{out}");
+        let out = expand(quote!(ttl = "1h", key = "cg:price:<id>"), item);
+        assert!(out.contains("for 1 h"), "{out}");
+        let undocumented = quote!(
+            async fn price(&self, id: &str) -> u8 {
+                1
+            }
+        );
+        assert!(!expand(quote!(ttl = 90, key = "cg:price:<id>"), undocumented).contains("Cached under"));
+    }
+
+    #[test]
+    fn an_impl_without_cached_methods_or_with_bad_defaults_is_an_error() {
+        let out = cached(quote!(prefix = "svc"), quote!(impl Svc { fn get(&self) {} }));
+        assert!(out.to_string().contains("this `impl` has none"), "{out}");
+        let out = cached(
+            quote!(prefix = "svc", tll = 1),
+            quote!(impl Svc { #[cached(ttl = 1)] async fn get(&self) -> u8 { 1 } }),
+        )
+        .to_string();
+        assert!(out.contains("unknown default `tll`"), "{out}");
+        assert!(!out.contains("# [cached"), "the methods expand uncached until the defaults are fixed: {out}");
     }
 }

@@ -8,11 +8,13 @@ mod attr;
 mod diag;
 mod expand;
 mod key;
+mod service;
 mod valid;
 
 use proc_macro::TokenStream;
 
-/// Caches the result of an `async fn`; see the `syntra-cache` crate for the arguments.
+/// Caches the result of an `async fn`; on an `impl` block, sets defaults for the `#[cached]`
+/// methods inside it. See the `syntra-cache` crate for the arguments.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()

@@ -2,13 +2,14 @@ use std::collections::BTreeSet;
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
     Error, Expr, FnArg, GenericParam, Ident, LitStr, Pat, Path, Receiver, Result, ReturnType, Type, TypeImplTrait,
 };
 
 use crate::ast::{return_kind, CachedFn, ReturnKind};
-use crate::attr::{Config, Format, Ttl};
+use crate::attr::{Arg, Config, Format, Ttl};
 use crate::diag::{self, Errors};
 use crate::key::{Next, Segment, Template};
 
@@ -80,6 +81,7 @@ pub(crate) struct Budget {
 
 /// Checks the fn and its arguments together, so that one expansion reports every error.
 pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
+    let config = config.and_then(|config| relative_key(config, &func));
     let checked = config.and_then(|config| Ok((arguments(&config, &func)?, config)));
     let (ret, (key, config)) = diag::both(signature(&func), checked)?;
     let Config {
@@ -91,6 +93,7 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         budget,
         weight,
         key: template,
+        prefix: _,
         skip: _,
         cache,
         format,
@@ -100,7 +103,7 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
     let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
     let budget = budget.map(|arg| Budget { span: arg.span, name: arg.value, weight });
     let policy = Policy {
-        ttl,
+        ttl: ttl.expect("a method's `ttl` is checked").value,
         none_ttl: none_ttl.map(|arg| arg.value),
         stale: stale.map(|arg| arg.value),
         refresh: refresh.map(|arg| arg.value),
@@ -108,6 +111,29 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         budget,
     };
     Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func })
+}
+
+/// Under an `impl`'s `prefix`, a method without `key` is keyed by its name and parameters:
+/// `prefix:method:<a>_<b>` (the parameters in `skip` left out).
+fn relative_key(mut config: Config, func: &CachedFn) -> Result<Config> {
+    let (Some(prefix), None) = (&config.prefix, &config.key) else {
+        return Ok(config);
+    };
+    let params: Vec<String> = func
+        .params()
+        .into_iter()
+        .filter(|param| !config.skip.iter().any(|skip| skip == *param))
+        .map(|param| format!("<{param}>"))
+        .collect();
+    let mut relative = func.sig.ident.unraw().to_string();
+    if !params.is_empty() {
+        relative = format!("{relative}:{}", params.join("_"));
+    }
+    let template = Template::parse(&format!("{}:{relative}", prefix.value()))
+        .map_err(|message| Error::new_spanned(prefix, message))?;
+    let lit = LitStr::new(&relative, prefix.span());
+    config.key = Some(Arg { span: prefix.span(), value: (lit, template), inherited: true });
+    Ok(config)
 }
 
 fn site(func: &CachedFn, template: Option<&Template>, format: Format, version: u32) -> Site {
@@ -312,21 +338,38 @@ fn arguments(config: &Config, func: &CachedFn) -> Result<Key> {
         }
     };
 
+    // An inherited default that does not fit is reported on the method, which is what differs.
+    let method_span = || func.return_type().map_or_else(|| func.sig.ident.span(), |ty| ty.span());
     if let Some(budget) = &config.budget {
         if func.return_kind() != Some(ReturnKind::Result) {
+            let (span, from) = inherited(budget, method_span);
             errors.push(Error::new(
-                budget.span,
-                "`budget` needs a `Result<_, E>` return type: a denied call returns `Err(E::from(syntra_cache::budget::Denied))`",
+                span,
+                format!(
+                    "`budget` needs a `Result<_, E>` return type: a denied call returns \
+                     `Err(E::from(syntra_cache::budget::Denied))`{from}"
+                ),
             ));
         }
     }
     if let Some(none_ttl) = &config.none_ttl {
         if func.return_kind() != Some(ReturnKind::Option) {
-            errors.push(Error::new(none_ttl.span, "`none_ttl` applies only to fns returning `Option<_>`"));
+            let (span, from) = inherited(none_ttl, method_span);
+            let message = format!("`none_ttl` applies only to fns returning `Option<_>`{from}");
+            errors.push(Error::new(span, message));
         }
     }
     errors.finish()?;
     Ok(key)
+}
+
+/// Where to report an argument that does not fit the fn: at the argument, or at the fn when the
+/// `impl` set it; and the words that say so.
+fn inherited<T>(arg: &Arg<T>, method_span: impl Fn() -> Span) -> (Span, &'static str) {
+    match arg.inherited {
+        true => (method_span(), "; it is a default of the `impl`'s `#[cached]`: set it on the methods it applies to"),
+        false => (arg.span, ""),
+    }
 }
 
 #[cfg(test)]
@@ -337,7 +380,7 @@ mod tests {
     use quote::quote;
 
     fn plan_of(args: TokenStream, item: TokenStream) -> Result<Plan> {
-        let config = syn::parse2::<Args>(args).and_then(Args::build);
+        let config = syn::parse2::<Args>(args).map(Args::inherit).and_then(Args::build);
         plan(CachedFn::from_item(item)?, config)
     }
 
@@ -424,5 +467,46 @@ mod tests {
         .unwrap();
         assert!(matches!(plan.site.service, Service::Module));
         assert!(matches!(&plan.key, Key::Hashed { self_type: false, .. }));
+    }
+
+    #[test]
+    fn a_prefix_keys_a_method_by_its_name_and_parameters() {
+        let item = quote!(
+            async fn market_chart(&self, id: &str, vs: &str, r#days: u32, trace: u8) -> u8 {
+                1
+            }
+        );
+        let plan = plan_of(quote!(ttl = 1, skip(trace), __service(prefix = "coingecko")), item).unwrap();
+        assert_eq!(plan.site.template, "coingecko:market_chart:<id>_<vs>_<r#days>");
+        assert!(matches!(&plan.site.service, Service::Named(name) if name == "coingecko"));
+        assert_eq!(plan.site.method, "market_chart");
+        let plan = plan_of(
+            quote!(ttl = 1, __service(prefix = "coingecko")),
+            quote!(
+                async fn trending(&self) -> u8 {
+                    1
+                }
+            ),
+        )
+        .unwrap();
+        assert_eq!(plan.site.template, "coingecko:trending");
+    }
+
+    #[test]
+    fn an_inherited_default_that_does_not_fit_is_reported_on_the_method() {
+        let out = messages(
+            quote!(ttl = 1, __service(none_ttl = 5, budget = "svc")),
+            quote!(
+                async fn f(&self) -> u8 {
+                    1
+                }
+            ),
+        );
+        for message in [
+            "`none_ttl` applies only to fns returning `Option<_>`; it is a default of the `impl`'s `#[cached]`",
+            "`budget` needs a `Result<_, E>` return type",
+        ] {
+            assert!(out.contains(message), "{message}: {out}");
+        }
     }
 }

@@ -5,11 +5,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::{Ttls, HOT_JITTER};
+use super::config::{BinanceTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "binance";
@@ -202,7 +203,8 @@ pub struct Binance {
     /// USDⓈ-M futures API (`https://fapi.binance.com`).
     futures_url: String,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// Binance's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: BinanceTtls,
 }
 
 impl fmt::Debug for Binance {
@@ -219,7 +221,13 @@ impl Binance {
 
     /// The real APIs.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        Binance { http, base_url: Self::BASE_URL.to_string(), futures_url: Self::FUTURES_URL.to_string(), cache, ttls }
+        Binance {
+            http,
+            base_url: Self::BASE_URL.to_string(),
+            futures_url: Self::FUTURES_URL.to_string(),
+            cache,
+            ttls: ttls.binance,
+        }
     }
 
     /// Other spot and futures base URLs.
@@ -237,11 +245,20 @@ impl Binance {
         self.http.get(format!("{}{path}", self.futures_url))
     }
 
+    /// The klines TTL of `interval`, from the TTL table.
+    fn ttl(&self, interval: Interval) -> Duration {
+        self.ttls.klines(interval)
+    }
+}
+
+/// Spot market data: hot, so each write shortens the TTL by up to [`HOT_JITTER`].
+#[cached(cache = self.cache, prefix = "binance", budget = "binance", jitter = HOT_JITTER)]
+impl Binance {
     /// The last `limit` candles of `symbol` (`BTCUSDT`); the TTL depends on the interval.
     ///
     /// Weight [`klines_weight`]`(limit)`; hot (`jitter`); a denied or failed refresh serves
     /// the last candles for up to one more TTL of the interval (`stale`).
-    #[cached(ttl = self.ttls.binance.klines(interval), key = "binance:klines:<symbol>_<interval>_<limit>", budget = "binance", weight = klines_weight(limit), jitter = HOT_JITTER, stale = self.ttls.binance.klines(interval), cache = self.cache)]
+    #[cached(ttl = self.ttl(interval), weight = klines_weight(limit), stale = self.ttl(interval))]
     pub async fn klines(&self, symbol: &str, interval: Interval, limit: u32) -> Result<Vec<Kline>, ApiError> {
         let limit_s = limit.to_string();
         let req = self.spot("/api/v3/klines").query(&[
@@ -256,16 +273,20 @@ impl Binance {
     /// The last traded price of `symbol`.
     ///
     /// Weight 2 (with a symbol); hot (`jitter`); `stale`: see `BinanceTtls::current_price_stale`.
-    #[cached(ttl = self.ttls.binance.current_price, key = "binance:current_price:<symbol>", budget = "binance", weight = 2, jitter = HOT_JITTER, stale = self.ttls.binance.current_price_stale, cache = self.cache)]
+    #[cached(ttl = self.ttls.current_price, weight = 2, stale = self.ttls.current_price_stale)]
     pub async fn current_price(&self, symbol: &str) -> Result<TickerPrice, ApiError> {
         let req = self.spot("/api/v3/ticker/price").query(&[("symbol", symbol)]);
         let raw: RawTicker = fetch_json(PROVIDER, req).await?;
         Ok(TickerPrice { price: dec(&raw.price)?, symbol: raw.symbol })
     }
+}
 
+/// USDⓈ-M futures statistics (weight 1 each, the default).
+#[cached(cache = self.cache, prefix = "binance", budget = "binance", ttls = self.ttls)]
+impl Binance {
     /// The latest settled funding rate of a perpetual.
     /// Weight 1.
-    #[cached(ttl = self.ttls.binance.funding_rate, key = "binance:funding_rate:<symbol>", budget = "binance", weight = 1, cache = self.cache)]
+    #[cached(ttl = "funding_rate")]
     pub async fn funding_rate(&self, symbol: &str) -> Result<FundingRate, ApiError> {
         let req = self.futures("/fapi/v1/fundingRate").query(&[("symbol", symbol), ("limit", "1")]);
         let raw: Vec<RawFunding> = fetch_json(PROVIDER, req).await?;
@@ -283,7 +304,7 @@ impl Binance {
 
     /// Open interest of a perpetual, in base units.
     /// Weight 1.
-    #[cached(ttl = self.ttls.binance.open_interest, key = "binance:open_interest:<symbol>", budget = "binance", weight = 1, cache = self.cache)]
+    #[cached(ttl = "open_interest")]
     pub async fn open_interest(&self, symbol: &str) -> Result<OpenInterest, ApiError> {
         let req = self.futures("/fapi/v1/openInterest").query(&[("symbol", symbol)]);
         let raw: RawOpenInterest = fetch_json(PROVIDER, req).await?;

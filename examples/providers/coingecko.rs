@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::{Ttls, HOT_JITTER};
+use super::config::{CoinGeckoTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "coingecko";
@@ -257,7 +257,8 @@ pub struct CoinGecko {
     /// Demo API key (`COINGECKO_API_KEY`), sent as `x-cg-demo-api-key`.
     api_key: Option<String>,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: CoinGeckoTtls,
 }
 
 impl fmt::Debug for CoinGecko {
@@ -269,6 +270,7 @@ impl fmt::Debug for CoinGecko {
     }
 }
 
+#[cached(cache = self.cache, prefix = "coingecko", budget = "coingecko", ttls = self.ttls)]
 impl CoinGecko {
     /// The real API.
     pub const BASE_URL: &'static str = "https://api.coingecko.com/api/v3";
@@ -280,7 +282,7 @@ impl CoinGecko {
             base_url: Self::BASE_URL.to_string(),
             api_key: super::env_key("COINGECKO_API_KEY"),
             cache,
-            ttls,
+            ttls: ttls.coingecko,
         }
     }
 
@@ -308,7 +310,7 @@ impl CoinGecko {
     ///
     /// Hot: `jitter` spreads the expiries of prices fetched together; `stale`: see
     /// `CoinGeckoTtls::price_stale`.
-    #[cached(ttl = self.ttls.coingecko.price, key = "coingecko:price:<id>_<vs>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.price_stale, cache = self.cache)]
+    #[cached(ttl = "price", jitter = HOT_JITTER, stale = "price_stale")]
     pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
         let req = self.get("/simple/price").query(&[
             ("ids", id),
@@ -336,7 +338,7 @@ impl CoinGecko {
     }
 
     /// Coin metadata (name, description, links ...).
-    #[cached(ttl = self.ttls.coingecko.coin_data, key = "coingecko:coin_data:<id>", budget = "coingecko", cache = self.cache)]
+    #[cached(ttl = "coin_data")]
     pub async fn coin_data(&self, id: &str) -> Result<CoinData, ApiError> {
         let req = self.get(&format!("/coins/{id}")).query(&[
             ("localization", "false"),
@@ -350,7 +352,7 @@ impl CoinGecko {
     }
 
     /// Market statistics of a coin (prices, caps, volumes, changes).
-    #[cached(ttl = self.ttls.coingecko.market_data, key = "coingecko:market_data:<id>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.market_data_stale, cache = self.cache)]
+    #[cached(ttl = "market_data", jitter = HOT_JITTER, stale = "market_data_stale")]
     pub async fn market_data(&self, id: &str) -> Result<MarketData, ApiError> {
         let req = self.get(&format!("/coins/{id}")).query(&[
             ("localization", "false"),
@@ -364,7 +366,7 @@ impl CoinGecko {
     }
 
     /// Price, market-cap and volume history over `days`.
-    #[cached(ttl = self.ttls.coingecko.market_chart, key = "coingecko:market_chart:<id>_<vs>_<days>", budget = "coingecko", jitter = HOT_JITTER, stale = self.ttls.coingecko.market_chart_stale, cache = self.cache)]
+    #[cached(ttl = "market_chart", jitter = HOT_JITTER, stale = "market_chart_stale")]
     pub async fn market_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
         let days_s = days.to_string();
         let req =
@@ -373,20 +375,20 @@ impl CoinGecko {
     }
 
     /// Trending coins.
-    #[cached(ttl = self.ttls.coingecko.trending, key = "coingecko:trending", budget = "coingecko", cache = self.cache)]
+    #[cached(ttl = "trending")]
     pub async fn trending(&self) -> Result<Trending, ApiError> {
         fetch_json(PROVIDER, self.get("/search/trending")).await
     }
 
     /// Global market statistics.
-    #[cached(ttl = self.ttls.coingecko.global, key = "coingecko:global", budget = "coingecko", cache = self.cache)]
+    #[cached(ttl = "global")]
     pub async fn global(&self) -> Result<Global, ApiError> {
         let env: GlobalEnvelope = fetch_json(PROVIDER, self.get("/global")).await?;
         Ok(env.data)
     }
 
     /// Coins matching `query`.
-    #[cached(ttl = self.ttls.coingecko.search, key = "coingecko:search:<query>", budget = "coingecko", cache = self.cache)]
+    #[cached(ttl = "search")]
     pub async fn search(&self, query: &str) -> Result<Search, ApiError> {
         fetch_json(PROVIDER, self.get("/search").query(&[("query", query)])).await
     }

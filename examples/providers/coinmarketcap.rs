@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::{Ttls, HOT_JITTER};
+use super::config::{CoinMarketCapTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "coinmarketcap";
@@ -78,7 +78,8 @@ pub struct CoinMarketCap {
     /// `CMC_API_KEY`, sent as `X-CMC_PRO_API_KEY`.
     api_key: Option<String>,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: CoinMarketCapTtls,
 }
 
 impl fmt::Debug for CoinMarketCap {
@@ -90,6 +91,7 @@ impl fmt::Debug for CoinMarketCap {
     }
 }
 
+#[cached(cache = self.cache, prefix = "coinmarketcap", budget = "coinmarketcap", ttls = self.ttls)]
 impl CoinMarketCap {
     /// The real API.
     pub const BASE_URL: &'static str = "https://pro-api.coinmarketcap.com";
@@ -101,7 +103,7 @@ impl CoinMarketCap {
             base_url: Self::BASE_URL.to_string(),
             api_key: super::env_key("CMC_API_KEY"),
             cache,
-            ttls,
+            ttls: ttls.coinmarketcap,
         }
     }
 
@@ -127,7 +129,7 @@ impl CoinMarketCap {
     ///
     /// Draws from the `coinmarketcap` budget (333/day, 10,000/month: the scarcest quota, so the
     /// one pacing stretches first); `stale`: see `CoinMarketCapTtls::quote_stale`.
-    #[cached(ttl = self.ttls.coinmarketcap.quote, key = "coinmarketcap:quote:<symbol>", budget = "coinmarketcap", jitter = HOT_JITTER, stale = self.ttls.coinmarketcap.quote_stale, cache = self.cache)]
+    #[cached(ttl = "quote", jitter = HOT_JITTER, stale = "quote_stale")]
     pub async fn quote(&self, symbol: &str) -> Result<Quote, ApiError> {
         let key = self.api_key.as_deref().ok_or(ApiError::Unauthorized)?;
         let req = self

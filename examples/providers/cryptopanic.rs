@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{CryptoPanicTtls, Ttls};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "cryptopanic";
@@ -91,7 +91,8 @@ pub struct CryptoPanic {
     /// `CRYPTOPANIC_TOKEN`, sent as the `auth_token` query parameter.
     token: Option<String>,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: CryptoPanicTtls,
 }
 
 impl fmt::Debug for CryptoPanic {
@@ -103,6 +104,7 @@ impl fmt::Debug for CryptoPanic {
     }
 }
 
+#[cached(cache = self.cache, prefix = "cryptopanic", budget = "cryptopanic", ttls = self.ttls)]
 impl CryptoPanic {
     /// The real API.
     pub const BASE_URL: &'static str = "https://cryptopanic.com";
@@ -114,7 +116,7 @@ impl CryptoPanic {
             base_url: Self::BASE_URL.to_string(),
             token: super::env_key("CRYPTOPANIC_TOKEN"),
             cache,
-            ttls,
+            ttls: ttls.cryptopanic,
         }
     }
 
@@ -136,7 +138,7 @@ impl CryptoPanic {
     }
 
     /// The latest public news about `currencies` (comma-separated codes, e.g. `BTC,ETH`).
-    #[cached(ttl = self.ttls.cryptopanic.news, key = "cryptopanic:news:<currencies>", budget = "cryptopanic", cache = self.cache)]
+    #[cached(ttl = "news")]
     pub async fn news(&self, currencies: &str) -> Result<Vec<Post>, ApiError> {
         let token = self.token.as_deref().ok_or(ApiError::Unauthorized)?;
         let req = self.http.get(format!("{}/api/v1/posts/", self.base_url)).query(&[

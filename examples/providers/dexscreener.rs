@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::{Ttls, HOT_JITTER};
+use super::config::{DexScreenerTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "dexscreener";
@@ -154,7 +154,8 @@ pub struct DexScreener {
     http: reqwest::Client,
     base_url: String,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: DexScreenerTtls,
 }
 
 impl fmt::Debug for DexScreener {
@@ -163,13 +164,14 @@ impl fmt::Debug for DexScreener {
     }
 }
 
+#[cached(cache = self.cache, prefix = "dexscreener", budget = "dexscreener", ttls = self.ttls)]
 impl DexScreener {
     /// The real API.
     pub const BASE_URL: &'static str = "https://api.dexscreener.com";
 
     /// The real API.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        DexScreener { http, base_url: Self::BASE_URL.to_string(), cache, ttls }
+        DexScreener { http, base_url: Self::BASE_URL.to_string(), cache, ttls: ttls.dexscreener }
     }
 
     /// Another base URL.
@@ -183,7 +185,7 @@ impl DexScreener {
     }
 
     /// Pairs matching `query` (symbol, name or address).
-    #[cached(ttl = self.ttls.dexscreener.search, key = "dexscreener:search:<query>", budget = "dexscreener", cache = self.cache)]
+    #[cached(ttl = "search")]
     pub async fn search(&self, query: &str) -> Result<Vec<Pair>, ApiError> {
         let req = self.get("/latest/dex/search").query(&[("q", query)]);
         let env: SearchEnvelope = fetch_json(PROVIDER, req).await?;
@@ -191,7 +193,7 @@ impl DexScreener {
     }
 
     /// Every pool of a token on a chain (`solana`, `ethereum`, `bsc` ...).
-    #[cached(ttl = self.ttls.dexscreener.token_pairs, key = "dexscreener:token_pairs:<chain>_<address>", budget = "dexscreener", cache = self.cache)]
+    #[cached(ttl = "token_pairs")]
     pub async fn token_pairs(&self, chain: &str, address: &str) -> Result<Vec<Pair>, ApiError> {
         let req = self.get(&format!("/token-pairs/v1/{chain}/{address}"));
         fetch_json(PROVIDER, req).await
@@ -200,7 +202,7 @@ impl DexScreener {
     /// A token's USD price from its most liquid pair (via `/tokens/v1`).
     ///
     /// Hot (`jitter`); `stale`: see `DexScreenerTtls::token_price_stale`.
-    #[cached(ttl = self.ttls.dexscreener.token_price, key = "dexscreener:token_price:<chain>_<address>", budget = "dexscreener", jitter = HOT_JITTER, stale = self.ttls.dexscreener.token_price_stale, cache = self.cache)]
+    #[cached(ttl = "token_price", jitter = HOT_JITTER, stale = "token_price_stale")]
     pub async fn token_price(&self, chain: &str, address: &str) -> Result<TokenPrice, ApiError> {
         let req = self.get(&format!("/tokens/v1/{chain}/{address}"));
         let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syntra_cache::{cached, Cache};
 
-use super::config::Ttls;
+use super::config::{FearGreedTtls, Ttls};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "feargreed";
@@ -45,7 +45,8 @@ pub struct FearGreed {
     http: reqwest::Client,
     base_url: String,
     cache: Cache,
-    ttls: Arc<Ttls>,
+    /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
+    ttls: FearGreedTtls,
 }
 
 impl fmt::Debug for FearGreed {
@@ -54,13 +55,14 @@ impl fmt::Debug for FearGreed {
     }
 }
 
+#[cached(cache = self.cache, prefix = "feargreed", budget = "feargreed", ttls = self.ttls)]
 impl FearGreed {
     /// The real API.
     pub const BASE_URL: &'static str = "https://api.alternative.me";
 
     /// The real API.
     pub fn new(http: reqwest::Client, cache: Cache, ttls: Arc<Ttls>) -> Self {
-        FearGreed { http, base_url: Self::BASE_URL.to_string(), cache, ttls }
+        FearGreed { http, base_url: Self::BASE_URL.to_string(), cache, ttls: ttls.feargreed }
     }
 
     /// Another base URL.
@@ -70,7 +72,7 @@ impl FearGreed {
     }
 
     /// The current index.
-    #[cached(ttl = self.ttls.feargreed.current, key = "feargreed:current", budget = "feargreed", cache = self.cache)]
+    #[cached(ttl = "current")]
     pub async fn current(&self) -> Result<FearGreedIndex, ApiError> {
         let req = self.http.get(format!("{}/fng/", self.base_url)).query(&[("limit", "1")]);
         let env: Envelope = fetch_json(PROVIDER, req).await?;
