@@ -48,6 +48,8 @@ Options:
   --no-budgets      the same workload without the providers' budgets: the seed's plain TTLs,
                     no rate limits, quotas, pacing or stale windows
   --no-cache        the same workload uncached (Cache::builder().enabled(false))
+  --no-batch        one upstream call per coin: concurrent CoinGecko price and CoinMarketCap
+                    quote misses are not merged into batch calls
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
   --live            the real APIs instead of the simulator (keys from COINGECKO_API_KEY,
@@ -85,7 +87,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             None => value(&mut args, flag),
         };
         let switch =
-            matches!(flag.as_str(), "--no-cache" | "--no-budgets" | "--live" | "--quiet" | "-q" | "-h" | "--help");
+            matches!(flag.as_str(), "--no-cache" | "--no-budgets" | "--no-batch" | "--live" | "--quiet" | "-q" | "-h" | "--help");
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }
@@ -103,6 +105,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             }
             "--no-cache" => no_cache = true,
             "--no-budgets" => c.budgets = false,
+            "--no-batch" => c.batch = false,
             "--redis" => redis = Some(val(&flag)?),
             "--live" => c.live = true,
             "--quiet" | "-q" => c.progress = false,

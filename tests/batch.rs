@@ -312,6 +312,9 @@ async fn concurrent_single_item_misses_become_a_few_batch_calls_and_stay_cached_
     // loaded machine spreads the arrivals), never one call per item.
     assert!(calls <= 10, "100 concurrent misses: {calls} upstream calls");
     assert_eq!(svc.up.asked_sorted().len(), 100, "every item asked once");
+    let s = svc.cache.stats().get("coingecko", "price").unwrap().clone();
+    assert_eq!(s.upstream_calls, calls as u64, "riders count no upstream call of their own");
+    assert_eq!(s.misses, 100);
     // Each item is cached under the single-item key: the batch function reads them.
     let reader = redis_only(&server, "b9");
     let got = prices(&reader, &svc.up, &items, &Policy::new(Duration::from_secs(60)), Batch::default()).await.unwrap();
@@ -353,4 +356,58 @@ async fn a_cancelled_sender_hands_its_queue_back() {
     assert_eq!(c, Ok(price("coin7")));
     assert_eq!(svc.window.calls(), 3, "coin5; coin6 + coin7 (cancelled); coin7 again");
     assert_eq!(svc.up.asked_sorted(), vec!["coin5", "coin6", "coin7", "coin7"]);
+}
+
+// ---- #[cached(batch = ..)] ---------------------------------------------------------------------
+
+struct Gecko {
+    cache: Cache,
+    up: Upstream,
+}
+
+impl Gecko {
+    /// Prices of many coins, one upstream call for the missing ones.
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<ids>_<vs>", batch = ids, max_batch = 2, cache = self.cache)]
+    async fn prices(&self, ids: &[String], vs: &str) -> Result<Prices, String> {
+        assert_eq!(vs, "usd");
+        self.up.load(ids.to_vec()).await
+    }
+
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+    async fn price(&self, id: &str, vs: String) -> Result<f64, String> {
+        let _ = vs;
+        self.up.load(vec![id.to_owned()]).await?.remove(id).ok_or_else(|| format!("{id}: not found"))
+    }
+
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:owned:<ids>", batch = ids, cache = self.cache)]
+    async fn owned(&self, ids: Vec<String>) -> Result<Prices, String> {
+        self.up.load(ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_function_shares_entries_with_the_single_item_function() {
+    let server = RedisServer::start();
+    let svc = Gecko { cache: redis_cache(&server, "b11"), up: Upstream::default() };
+    let items = ids("coin", 5);
+    let got = svc.prices(&items, "usd").await.unwrap();
+    assert_prices(&got, &items);
+    assert_eq!(svc.up.calls.load(SeqCst), 3, "5 items in chunks of max_batch = 2");
+    // The single-item function reads the batch's entries, and the batch reads the single ones.
+    assert_eq!(svc.price("coin3", "usd".into()).await, Ok(price("coin3")));
+    assert_eq!(svc.price("solo", "usd".into()).await, Ok(price("solo")));
+    assert_eq!(svc.up.calls.load(SeqCst), 4);
+    let mut more = items.clone();
+    more.push("solo".into());
+    assert_prices(&svc.prices(&more, "usd").await.unwrap(), &more);
+    assert_eq!(svc.up.calls.load(SeqCst), 4, "all six cached");
+    assert!(server.get_bytes("b11:coingecko:price:coin4_usd").is_some());
+    // An owned Vec parameter works the same.
+    let got = svc.owned(ids("x", 3)).await.unwrap();
+    assert_prices(&got, &ids("x", 3));
+    svc.owned(ids("x", 3)).await.unwrap();
+    assert_eq!(svc.up.calls.load(SeqCst), 5);
+    let stats = svc.cache.stats();
+    let s = stats.get("coingecko", "price").unwrap();
+    assert_eq!(s.upstream_calls, 4, "{s:?}");
 }

@@ -11,13 +11,13 @@ use crate::key::Template;
 /// Every argument of a method's `#[cached]`, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
     "ttl", "key", "skip", "cache", "ttls", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight",
-    "version", "crate",
+    "max_ttl", "batch", "max_batch", "version", "crate",
 ];
 
 /// Every default an `impl`'s `#[cached]` sets, in the order the "unknown default" error lists them.
 pub(crate) const DEFAULTS: &[&str] = &[
     "prefix", "ttl", "cache", "ttls", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight",
-    "version", "crate",
+    "max_ttl", "version", "crate",
 ];
 
 /// Where the arguments are written: a method's `#[cached]` or an `impl`'s (the defaults).
@@ -46,6 +46,9 @@ mod kw {
     syn::custom_keyword!(version);
     syn::custom_keyword!(prefix);
     syn::custom_keyword!(ttls);
+    syn::custom_keyword!(max_ttl);
+    syn::custom_keyword!(batch);
+    syn::custom_keyword!(max_batch);
     syn::custom_keyword!(__service);
 }
 
@@ -81,6 +84,9 @@ pub(crate) struct Args {
     krate: Option<Arg<LitStr>>,
     prefix: Option<Arg<LitStr>>,
     ttls: Option<Arg<Expr>>,
+    max_ttl: Option<Arg<Expr>>,
+    batch: Option<Arg<Ident>>,
+    max_batch: Option<Arg<Expr>>,
     /// The `impl`'s defaults (`__service(..)`), merged by [`Args::inherit`].
     service: Option<Box<Args>>,
 }
@@ -127,6 +133,12 @@ impl Args {
                 set::<Token![crate], _>(input, &mut args.krate, e, eq)?;
             } else if lookahead.peek(kw::ttls) {
                 set::<kw::ttls, _>(input, &mut args.ttls, e, eq)?;
+            } else if lookahead.peek(kw::max_ttl) {
+                set::<kw::max_ttl, _>(input, &mut args.max_ttl, e, eq)?;
+            } else if lookahead.peek(kw::batch) {
+                set::<kw::batch, _>(input, &mut args.batch, e, eq)?;
+            } else if lookahead.peek(kw::max_batch) {
+                set::<kw::max_batch, _>(input, &mut args.max_batch, e, eq)?;
             } else if input.peek(kw::prefix) {
                 set::<kw::prefix, _>(input, &mut args.prefix, e, eq)?;
             } else if input.peek(kw::__service) && level == Level::Method && args.service.is_none() {
@@ -155,9 +167,12 @@ impl Args {
                 }
             }
             Level::Impl => {
-                for (name, span) in
-                    [("key", args.key.as_ref().map(|a| a.span)), ("skip", args.skip.as_ref().map(|a| a.span))]
-                {
+                for (name, span) in [
+                    ("key", args.key.as_ref().map(|a| a.span)),
+                    ("skip", args.skip.as_ref().map(|a| a.span)),
+                    ("batch", args.batch.as_ref().map(|a| a.span)),
+                    ("max_batch", args.max_batch.as_ref().map(|a| a.span)),
+                ] {
                     if let Some(span) = span {
                         errors.push(Error::new(
                             span,
@@ -198,6 +213,9 @@ impl Args {
             krate,
             prefix,
             ttls,
+            max_ttl,
+            batch: _,
+            max_batch: _,
             service: _,
         } = *defaults;
         or(&mut self.ttl, ttl);
@@ -213,6 +231,7 @@ impl Args {
         or(&mut self.krate, krate);
         or(&mut self.prefix, prefix);
         or(&mut self.ttls, ttls);
+        or(&mut self.max_ttl, max_ttl);
         self
     }
 
@@ -298,6 +317,11 @@ pub(crate) struct Config {
     pub(crate) format: Format,
     pub(crate) version: u32,
     pub(crate) krate: Path,
+    /// `max_ttl`: the freshness floor under budget pacing.
+    pub(crate) max_ttl: Option<Arg<Ttl>>,
+    /// `batch = param`: the collection parameter whose items are cached one by one.
+    pub(crate) batch: Option<Ident>,
+    pub(crate) max_batch: Option<Expr>,
 }
 
 pub(crate) enum Ttl {
@@ -337,6 +361,7 @@ impl Args {
         let none_ttl = duration("none_ttl", self.none_ttl);
         let stale = duration("stale", self.stale);
         let refresh = duration("refresh", self.refresh);
+        let max_ttl = duration("max_ttl", self.max_ttl);
         if missing_ttl && level == Level::Method {
             errors.push(Error::new(
                 Span::call_site(),
@@ -377,6 +402,12 @@ impl Args {
             }
             (weight, _) => weight.map(|arg| arg.value),
         };
+        if let (Some(arg), None) = (&self.max_batch, &self.batch) {
+            errors.push(Error::new(
+                arg.span,
+                "`max_batch` is how many items one upstream call may take: add `batch = <the collection parameter>`",
+            ));
+        }
         let prefix = self.prefix.and_then(|arg| errors.check(prefix(arg.value)));
         let key = self.key.and_then(|arg| {
             let text = match &prefix {
@@ -418,6 +449,9 @@ impl Args {
             format: format.expect("checked"),
             version: version.expect("checked"),
             krate: krate.expect("checked"),
+            max_ttl,
+            batch: self.batch.map(|arg| arg.value),
+            max_batch: self.max_batch.map(|arg| arg.value),
         })
     }
 }

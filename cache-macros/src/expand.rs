@@ -8,7 +8,7 @@ use crate::attr::{Args, Format, Ttl};
 use crate::diag;
 use crate::key::Next;
 use crate::service;
-use crate::valid::{self, Budget, Key, Part, Plan, Policy, Service, Site};
+use crate::valid::{self, BatchPlan, Binding, Budget, Key, Part, Plan, Policy, Service, Site};
 
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     if service::is_impl(&item) {
@@ -51,7 +51,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> Result<TokenStream> {
 //
 // A plain `-> T` caches `Plain<T>`: `cached::<Plain<T>, _>(.., async move { Plain(async move {..}.await) }).await.0`.
 fn generate(plan: &Plan) -> TokenStream {
-    let Plan { func, ret, kind, site, key, policy, cache, krate } = plan;
+    let Plan { func, ret, kind, site, key, policy, cache, krate, batch } = plan;
     let CachedFn { attrs, vis, sig, brace_token, inner_attrs, body } = func;
     let private = quote!(#krate::__private);
     let ret_span = ret.span();
@@ -76,7 +76,11 @@ fn generate(plan: &Plan) -> TokenStream {
     let plain = *kind == ReturnKind::Plain;
     let private_at_ret = private_at(krate, ret_span);
     let outcome = if plain { quote_spanned!(ret_span=> #private_at_ret::Plain<#ret>) } else { quote!(#ret) };
-    let assert_outcome = quote_spanned!(ret_span=> #private_at_ret::assert_outcome::<#outcome>(););
+    // A batch function's map is not what is cached (its values are, checked by `cached_batch`).
+    let assert_outcome = match batch {
+        Some(_) => TokenStream::new(),
+        None => quote_spanned!(ret_span=> #private_at_ret::assert_outcome::<#outcome>();),
+    };
     let call = quote_spanned!(ret_span=> #private_at_ret::cached::<#outcome, _>);
 
     let site = self::site(site, &private);
@@ -94,16 +98,26 @@ fn generate(plan: &Plan) -> TokenStream {
         Key::Hashed { self_type: true, .. } => quote!(::core::option::Option::Some(::core::any::type_name::<Self>)),
         _ => quote!(::core::option::Option::None),
     };
-    let key_parts = key_parts(key, &private);
+    let key_parts = key_parts(key, &private, batch.as_ref().map(|b| &b.param));
     let policy = self::policy(policy, krate, &private, &outcome);
 
     let mut block = TokenStream::new();
     brace_token.surround(&mut block, |tokens| body.to_tokens(tokens));
-    let body = quote!(async move { #fake_return #block });
-    let (future, unwrap) =
-        if plain { (quote!(async move { #private::Plain(#body.await) }), quote!(.0)) } else { (body, quote!()) };
-    let call = quote_spanned! {ret_span=>
-        #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
+    let (key_writer, call) = match batch {
+        Some(batch) => (TokenStream::new(), batch_call(batch, &private, &type_name, &key_parts, &fake_return, &block, ret_span)),
+        None => {
+            let body = quote!(async move { #fake_return #block });
+            let (future, unwrap) =
+                if plain { (quote!(async move { #private::Plain(#body.await) }), quote!(.0)) } else { (body, quote!()) };
+            let call = quote_spanned! {ret_span=>
+                #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
+            };
+            let key_writer = quote! {
+                let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
+                #key_parts
+            };
+            (key_writer, call)
+        }
     };
 
     let doc = doc_line(attrs, &plan.site, &plan.policy.ttl);
@@ -114,13 +128,71 @@ fn generate(plan: &Plan) -> TokenStream {
             #assert_outcome
             #site
             #handle
-            let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
-            #key_parts
+            #key_writer
             let __cache_policy = #policy;
             #call
         });
     });
     output
+}
+
+// Input:
+//     #[cached(ttl = 90, key = "cg:price:<ids>_<vs>", batch = ids, max_batch = 250)]
+//     async fn prices(&self, ids: &[String], vs: &str) -> Result<HashMap<String, P>, E> { BODY }
+//
+// Output (the call):
+//     cached_batch(&__CACHE_SITE, __cache_handle, __cache_policy, AsRef::<[_]>::as_ref(&ids), 250,
+//         |__cache_item| { let mut __cache_key = KeyWriter::new(..); __cache_key.lit("cg:price:");
+//                          __cache_key.arg(&__cache_item, Next::Lit('_')); ..; __cache_key.finish() },
+//         |__cache_missing| { let vs = Clone::clone(&vs);
+//                             async move { let ids = &__cache_missing[..]; BODY } },
+//     ).await
+fn batch_call(
+    batch: &BatchPlan,
+    private: &TokenStream,
+    type_name: &TokenStream,
+    key_parts: &TokenStream,
+    fake_return: &TokenStream,
+    block: &TokenStream,
+    ret_span: Span,
+) -> TokenStream {
+    let BatchPlan { param, binding, max_batch, others } = batch;
+    let max_batch = match max_batch {
+        Some(expr) => quote_spanned!(expr.span()=> ::core::convert::identity::<usize>(#expr)),
+        None => quote!(100usize),
+    };
+    let rebind = match binding {
+        Binding::Slice => quote_spanned!(param.span()=> let #param = &__cache_missing[..];),
+        Binding::RefVec => quote_spanned!(param.span()=> let #param = &__cache_missing;),
+        Binding::Owned => quote_spanned!(param.span()=> let #param = __cache_missing;),
+    };
+    let private_at_ret = respan(private.clone(), ret_span);
+    quote_spanned! {ret_span=>
+        #private_at_ret::cached_batch(
+            &__CACHE_SITE,
+            __cache_handle,
+            __cache_policy,
+            ::core::convert::AsRef::<[_]>::as_ref(&#param),
+            #max_batch,
+            |__cache_item| {
+                let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);
+                #key_parts
+                __cache_key.finish()
+            },
+            |__cache_missing| {
+                #(
+                    #[allow(unused_variables, clippy::clone_on_copy, clippy::redundant_clone)]
+                    let #others = ::core::clone::Clone::clone(&#others);
+                )*
+                async move {
+                    #rebind
+                    #fake_return
+                    #block
+                }
+            },
+        )
+        .await
+    }
 }
 
 // Input:  key = "svc:get:<id>" on `async fn get(..)`
@@ -164,7 +236,9 @@ fn site(site: &Site, private: &TokenStream) -> TokenStream {
 //         __cache_key.arg(&id, Next::Lit('_'));
 //         __cache_key.lit("_");
 //         __cache_key.arg(&user.name, Next::End);
-fn key_parts(key: &Key, private: &TokenStream) -> TokenStream {
+//
+// In a batch function, the batch parameter's placeholder renders the item: `__cache_item`.
+fn key_parts(key: &Key, private: &TokenStream, batch: Option<&syn::Ident>) -> TokenStream {
     let parts = match key {
         Key::Hashed { params, .. } => return quote!(__cache_key.args(&(#(&#params,)*));),
         Key::Template(parts) => parts,
@@ -184,7 +258,11 @@ fn key_parts(key: &Key, private: &TokenStream) -> TokenStream {
                     Next::Arg => quote!(#private::Next::Arg),
                     Next::End => quote!(#private::Next::End),
                 };
-                tokens.extend(quote_spanned!(span=> __cache_key.arg(&#param #(.#fields)*, #next);));
+                let value = match batch {
+                    Some(batch) if batch == param => quote_spanned!(span=> __cache_item),
+                    _ => quote!(#param),
+                };
+                tokens.extend(quote_spanned!(span=> __cache_key.arg(&#value #(.#fields)*, #next);));
             }
         }
     }
@@ -196,7 +274,7 @@ fn key_parts(key: &Key, private: &TokenStream) -> TokenStream {
 //             .budget("cg", identity::<u32>(2), |__cache_denied| Err(From::from(__cache_denied)))
 //             .rate_limited(..).share(..)
 fn policy(policy: &Policy, krate: &syn::Path, private: &TokenStream, outcome: &TokenStream) -> TokenStream {
-    let Policy { ttl, none_ttl, stale, refresh, jitter, budget } = policy;
+    let Policy { ttl, none_ttl, stale, refresh, jitter, budget, max_ttl } = policy;
     let ttl = self::ttl(ttl, krate);
     let none_ttl = none_ttl.as_ref().map(|none_ttl| {
         let none_ttl = self::ttl(none_ttl, krate);
@@ -209,6 +287,10 @@ fn policy(policy: &Policy, krate: &syn::Path, private: &TokenStream, outcome: &T
     let refresh = refresh.as_ref().map(|refresh| {
         let refresh = self::ttl(refresh, krate);
         quote!(.refresh(#refresh))
+    });
+    let max_ttl = max_ttl.as_ref().map(|max_ttl| {
+        let max_ttl = self::ttl(max_ttl, krate);
+        quote!(.max_ttl(#max_ttl))
     });
     let jitter =
         jitter.as_ref().map(|expr| quote_spanned!(expr.span()=> .jitter(::core::convert::Into::<f64>::into(#expr))));
@@ -239,7 +321,7 @@ fn policy(policy: &Policy, krate: &syn::Path, private: &TokenStream, outcome: &T
             (&&#private::Share::<#outcome>::new()).sharer()
         })
     };
-    quote!(#private::Policy::new(#ttl) #none_ttl #stale #refresh #jitter #budget #share)
+    quote!(#private::Policy::new(#ttl) #none_ttl #stale #refresh #max_ttl #jitter #budget #share)
 }
 
 // Input:  ttl = 90            | ttl = "500ms"                     | ttl = EXPR

@@ -24,6 +24,29 @@ pub(crate) struct Plan {
     /// `cache = EXPR`; `None` for the default cache.
     pub(crate) cache: Option<Expr>,
     pub(crate) krate: Path,
+    /// `batch = param`: a batch function.
+    pub(crate) batch: Option<BatchPlan>,
+}
+
+/// A batch function: `param` is the collection whose items are cached one by one.
+pub(crate) struct BatchPlan {
+    pub(crate) param: Ident,
+    /// How the load rebinds `param` to the missing items (a `Vec` of them).
+    pub(crate) binding: Binding,
+    pub(crate) max_batch: Option<Expr>,
+    /// The other parameters, cloned into each load.
+    pub(crate) others: Vec<Ident>,
+}
+
+/// The batch parameter's form.
+#[derive(Clone, Copy)]
+pub(crate) enum Binding {
+    /// `&[T]`.
+    Slice,
+    /// `&Vec<T>`.
+    RefVec,
+    /// `Vec<T>`: the missing items themselves.
+    Owned,
 }
 
 /// The static facts of the `SiteInfo` literal.
@@ -70,6 +93,7 @@ pub(crate) struct Policy {
     pub(crate) refresh: Option<Ttl>,
     pub(crate) jitter: Option<Expr>,
     pub(crate) budget: Option<Budget>,
+    pub(crate) max_ttl: Option<Ttl>,
 }
 
 pub(crate) struct Budget {
@@ -84,6 +108,10 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
     let config = config.and_then(|config| relative_key(config, &func));
     let checked = config.and_then(|config| Ok((arguments(&config, &func)?, config)));
     let (ret, (key, config)) = diag::both(signature(&func), checked)?;
+    let batch = match &config.batch {
+        Some(param) => Some(batch(param, config.max_batch.clone(), &func, &ret, &key)?),
+        None => None,
+    };
     let Config {
         ttl,
         none_ttl,
@@ -99,6 +127,9 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         format,
         version,
         krate,
+        max_ttl,
+        batch: _,
+        max_batch: _,
     } = config;
     let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
     let budget = budget.map(|arg| Budget { span: arg.span, name: arg.value, weight });
@@ -109,8 +140,9 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         refresh: refresh.map(|arg| arg.value),
         jitter,
         budget,
+        max_ttl: max_ttl.map(|arg| arg.value),
     };
-    Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func })
+    Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func, batch })
 }
 
 /// Under an `impl`'s `prefix`, a method without `key` is keyed by its name and parameters:
@@ -148,6 +180,92 @@ fn site(func: &CachedFn, template: Option<&Template>, format: Format, version: u
     };
     let template = template.map_or_else(String::new, |template| template.text.clone());
     Site { template, service, method, fn_name, format, version }
+}
+
+/// The checks of a batch function: the parameter exists and is a slice or a `Vec`, the key
+/// places one of its items, and the fn returns `Result<HashMap<Item, Value>, E>`.
+fn batch(param: &Ident, max_batch: Option<Expr>, func: &CachedFn, ret: &Type, key: &Key) -> Result<BatchPlan> {
+    let mut errors = Errors::default();
+    let typed = func.sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(typed) => match &*typed.pat {
+            Pat::Ident(pat) if pat.ident == *param => Some(&*typed.ty),
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    });
+    let Some(ty) = typed else {
+        let list: Vec<String> = func.params().iter().map(|p| format!("`{p}`")).collect();
+        return Err(Error::new_spanned(
+            param,
+            format!("unknown parameter `{param}` in `batch`; parameters are: {}", list.join(", ")),
+        ));
+    };
+    let binding = match batch_binding(ty) {
+        Some(binding) => Some(binding),
+        None => {
+            errors.push(Error::new_spanned(
+                ty,
+                format!("`batch = {param}` caches each item of `{param}`: it must be a slice `&[T]`, a `Vec<T>` or a `&Vec<T>`"),
+            ));
+            None
+        }
+    };
+    if !returns_result_of_map(ret) {
+        errors.push(Error::new_spanned(
+            ret,
+            "a batch function returns the items it found: `Result<HashMap<Item, Value>, E>`, keyed by the \
+             batch parameter's item type",
+        ));
+    }
+    match key {
+        Key::Template(parts) => {
+            let places = parts.iter().any(|part| matches!(part, Part::Arg { param: p, .. } if p == param));
+            if !places {
+                errors.push(Error::new_spanned(
+                    param,
+                    format!("the key must place one item of `{param}`: add `<{param}>` to `key` (each item is cached under its own key)"),
+                ));
+            }
+        }
+        Key::Hashed { .. } => errors.push(Error::new_spanned(
+            param,
+            format!("a batch function caches each item under its own key: give it a `key` that places one item, e.g. `key = \"svc:price:<{param}>\"`"),
+        )),
+    }
+    errors.finish()?;
+    let others = func.params().into_iter().filter(|p| *p != param).cloned().collect();
+    Ok(BatchPlan { param: param.clone(), binding: binding.expect("checked"), max_batch, others })
+}
+
+fn batch_binding(ty: &Type) -> Option<Binding> {
+    match ty {
+        Type::Group(group) => batch_binding(&group.elem),
+        Type::Paren(paren) => batch_binding(&paren.elem),
+        Type::Reference(r) if r.mutability.is_none() => match &*r.elem {
+            Type::Slice(_) => Some(Binding::Slice),
+            elem if last_segment_is(elem, "Vec", 1) => Some(Binding::RefVec),
+            _ => None,
+        },
+        ty if last_segment_is(ty, "Vec", 1) => Some(Binding::Owned),
+        _ => None,
+    }
+}
+
+/// `Result<..>` (the map inside is checked by the compiler, at the return type: an alias of a
+/// `HashMap` is fine).
+fn returns_result_of_map(ret: &Type) -> bool {
+    return_kind(ret) == ReturnKind::Result
+}
+
+/// Whether `ty` is a path ending in `name` with `generics` type arguments.
+fn last_segment_is(ty: &Type, name: &str, generics: usize) -> bool {
+    let Type::Path(path) = ty else { return false };
+    path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| {
+            last.ident == name
+                && matches!(&last.arguments, syn::PathArguments::AngleBracketed(args)
+                    if args.args.iter().filter(|a| matches!(a, syn::GenericArgument::Type(_))).count() == generics)
+        })
 }
 
 /// The checks that need only the fn; returns its return type.
@@ -323,7 +441,9 @@ fn arguments(config: &Config, func: &CachedFn) -> Result<Key> {
             }
             for param in &params {
                 let name = param.to_string();
-                if !in_key.contains(name.as_str()) && !skipped.contains(&name) {
+                // A batch parameter missing from the key is reported by the batch checks.
+                let batch = config.batch.as_ref().is_some_and(|b| b == *param);
+                if !in_key.contains(name.as_str()) && !skipped.contains(&name) && !batch {
                     errors.push(Error::new_spanned(
                         param,
                         format!(

@@ -3,6 +3,7 @@
 #![allow(missing_docs)]
 
 use crate::engine::call::{Call, Site as EngineSite};
+use crate::engine::batch::{dedup, load_unique};
 use crate::engine::{self, Hooks, Outcome};
 use crate::error::TtlError;
 use crate::key::{self, KeyError};
@@ -11,6 +12,8 @@ use crate::scope::{self, Mode};
 use crate::Cache;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -292,6 +295,12 @@ impl<R> Policy<R> {
         }
         self
     }
+    pub fn max_ttl(mut self, max: Result<Duration, TtlError>) -> Self {
+        if let Some(d) = self.window("max_ttl", max) {
+            self.engine = self.engine.max_ttl(d);
+        }
+        self
+    }
     pub fn stale(mut self, window: Result<Duration, TtlError>) -> Self {
         if let Some(d) = self.window("stale", window) {
             self.engine = self.engine.stale(d);
@@ -436,6 +445,78 @@ where
         Mode::Refresh => call.run_forced(body).await,
         _ => call.run(body).await,
     }
+}
+
+/// The expansion of `#[cached(batch = ..)]`: `items` cached one by one under `key(item)`, the
+/// missing ones loaded by `load` in chunks of `max_batch` (see
+/// [`Cache::get_or_compute_many`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn cached_batch<I, V, E, K, L, F>(
+    site: &'static Site,
+    cache: &Cache,
+    policy: Policy<Result<HashMap<I, V>, E>>,
+    items: &[I],
+    max_batch: usize,
+    key: K,
+    load: L,
+) -> Result<HashMap<I, V>, E>
+where
+    I: Eq + Hash + Clone,
+    V: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    K: Fn(&I) -> Result<String, KeyError>,
+    L: Fn(Vec<I>) -> F,
+    F: Future<Output = Result<HashMap<I, V>, E>>,
+{
+    let batch = engine::Batch::new(max_batch);
+    let unique = dedup(items);
+    let mode = scope::mode();
+    if let Mode::Capture(slot) = &mode {
+        // `key_of` / `invalidate` on a batch function name its first item's entry.
+        let first = unique.first().map(|i| key(i)).unwrap_or_else(|| Err(KeyError("a batch call with no items names no entry".into())));
+        scope::capture(slot, first, cache);
+        return std::future::pending().await;
+    }
+    let counters = site.counters(cache);
+    let service = site.service(None);
+    let method = site.info.method;
+    if !cache.inner.enabled {
+        counters.upstream_calls.fetch_add(1, Relaxed);
+        return load_unique(&unique, batch, &load).await;
+    }
+    let keys: Result<Vec<String>, KeyError> = unique.iter().map(|i| key(i)).collect();
+    let (keys, _) = match (keys, policy.ttl) {
+        (Ok(keys), Ok(ttl)) => (keys, ttl),
+        (Err(e), _) => {
+            tracing::error!(target: "syntra_cache", service, method, error = %e, "Cache ERROR: {service}::{method} - {e}; calling upstream uncached");
+            counters.cache_errors.fetch_add(1, Relaxed);
+            return load_unique(&unique, batch, &load).await;
+        }
+        (Ok(_), Err(e)) => {
+            tracing::error!(target: "syntra_cache", service, method, error = %e, "Cache ERROR: {service}::{method} - invalid TTL ({e}); calling upstream uncached");
+            counters.cache_errors.fetch_add(1, Relaxed);
+            return load_unique(&unique, batch, &load).await;
+        }
+    };
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if let Some((argument, e)) = &policy.problem {
+        counters.cache_errors.fetch_add(1, Relaxed);
+        tracing::error!(target: "syntra_cache", service, method, argument, error = %e, "Cache ERROR: {service}::{method} - invalid `{argument}` ({e}); ignoring it for this call");
+    }
+    let engine_policy = policy.engine.format(site.info.format).version(site.info.version);
+    let fingerprint = match cache.inner.tiers.remote {
+        Some(_) => site.fingerprint::<V>(),
+        None => Cow::Borrowed(""),
+    };
+    let engine_site = EngineSite {
+        service,
+        method,
+        counters: &counters,
+        fingerprint: &fingerprint,
+        conflict_reported: &site.conflict_reported,
+    };
+    cache.run_many(engine_site, unique, keys, &engine_policy, &policy.hooks, batch, load).await
 }
 
 async fn uncached<R, F: Future<Output = R>>(counters: &Counters, body: F) -> R {

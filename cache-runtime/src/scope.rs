@@ -8,6 +8,7 @@ use crate::key::KeyError;
 use crate::Cache;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
@@ -20,6 +21,21 @@ pub(crate) enum Mode {
 
 tokio::task_local! {
     static MODE: Mode;
+    /// Set by a body whose upstream call was another caller's (a coalesced batch).
+    static RODE_ALONG: Arc<AtomicBool>;
+}
+
+/// Runs an upstream body, telling whether it rode along on another caller's upstream call
+/// ([`rode_along`]): the engine then does not count an upstream call of its own.
+pub(crate) async fn upstream<F: Future>(fut: F) -> (F::Output, bool) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let out = RODE_ALONG.scope(flag.clone(), fut).await;
+    (out, flag.load(Relaxed))
+}
+
+/// Called inside a body whose value came from another caller's upstream call.
+pub(crate) fn rode_along() {
+    let _ = RODE_ALONG.try_with(|flag| flag.store(true, Relaxed));
 }
 
 pub(crate) fn mode() -> Mode {

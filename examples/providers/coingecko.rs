@@ -4,11 +4,13 @@
 //! the last cached value is served as stale, or the call fails with `ApiError::Budget` without
 //! reaching CoinGecko.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use syntra_cache::engine::Coalescer;
 use syntra_cache::{cached, Cache};
 
 use super::config::{CoinGeckoTtls, Ttls, HOT_JITTER};
@@ -259,7 +261,17 @@ pub struct CoinGecko {
     cache: Cache,
     /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
     ttls: CoinGeckoTtls,
+    /// Concurrent price misses merged into one `/simple/price` call (`None`: one call per coin).
+    prices_window: Option<Arc<PriceWindow>>,
 }
+
+/// Merges concurrent single-coin price loads: `(id, vs)` pairs into one `/simple/price` call.
+type PriceWindow = Coalescer<(String, String), Price, ApiError>;
+
+/// How long a price miss may wait for company while another price load is in flight.
+const PRICE_WINDOW: Duration = Duration::from_millis(5);
+/// `/simple/price` takes up to 250 ids per call (the free tier counts one call whatever the ids).
+const MAX_IDS: usize = 250;
 
 impl fmt::Debug for CoinGecko {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -283,7 +295,26 @@ impl CoinGecko {
             api_key: super::env_key("COINGECKO_API_KEY"),
             cache,
             ttls: ttls.coingecko,
+            prices_window: Some(Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS))),
         }
+    }
+
+    /// Batching on (the default: concurrent price misses share one upstream call, charged once
+    /// to the budget) or off (one call per coin, for comparison: the demo's `--no-batch`).
+    pub fn with_batching(mut self, on: bool) -> Self {
+        self.prices_window = on.then(|| Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS)));
+        self
+    }
+
+    /// What a single price call costs its budget: nothing when batching (the merged call is
+    /// charged once, by [`load_prices`](Self::load_prices)), one call otherwise.
+    fn price_weight(&self) -> u32 {
+        u32::from(self.prices_window.is_none())
+    }
+
+    /// Upstream price calls made through the batching window, and the coins they priced.
+    pub fn batched_price_calls(&self) -> (u64, u64) {
+        self.prices_window.as_ref().map_or((0, 0), |w| (w.calls(), w.items()))
     }
 
     /// Another base URL (a simulator, a proxy, the Pro API).
@@ -309,32 +340,72 @@ impl CoinGecko {
     /// Price of `id` in `vs` with market cap, 24 h volume and change.
     ///
     /// Hot: `jitter` spreads the expiries of prices fetched together; `stale`: see
-    /// `CoinGeckoTtls::price_stale`.
-    #[cached(ttl = "price", jitter = HOT_JITTER, stale = "price_stale")]
+    /// `CoinGeckoTtls::price_stale`. Concurrent misses for other coins share one upstream call
+    /// (see [`with_batching`](Self::with_batching)).
+    #[cached(ttl = "price", jitter = HOT_JITTER, stale = "price_stale", weight = self.price_weight())]
     pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+        let pair = (id.to_owned(), vs.to_lowercase());
+        let found = match &self.prices_window {
+            Some(window) => window.load(pair.clone(), |pairs| self.load_prices(pairs)).await?,
+            None => self.fetch_prices(std::slice::from_ref(&pair)).await?.remove(&pair),
+        };
+        found.ok_or_else(|| ApiError::NotFound(format!("coingecko price of {id:?} in {vs:?}")))
+    }
+
+    /// Prices of many coins in `vs`: the cached ones from the cache (one `MGET`), the rest in one
+    /// `/simple/price` call per 250 coins. Each coin is cached under the key [`price`](Self::price)
+    /// uses, so the two share entries.
+    #[cached(ttl = "price", key = "price:<ids>_<vs>", batch = ids, max_batch = MAX_IDS, stale = "price_stale")]
+    pub async fn prices(&self, ids: &[String], vs: &str) -> Result<HashMap<String, Price>, ApiError> {
+        let vs = vs.to_lowercase();
+        let pairs: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), vs.clone())).collect();
+        let found = self.fetch_prices(&pairs).await?;
+        Ok(found.into_iter().map(|((id, _), price)| (id, price)).collect())
+    }
+
+    /// The batching window's load: one budget permit for the merged call, then the call.
+    async fn load_prices(&self, pairs: Vec<(String, String)>) -> Result<HashMap<(String, String), Price>, ApiError> {
+        if let Some(budgets) = self.cache.budgets() {
+            budgets.acquire_or_wait(PROVIDER, 1).await.map_err(ApiError::Budget)?;
+        }
+        self.fetch_prices(&pairs).await
+    }
+
+    /// One `/simple/price` call for every id and currency of `pairs`; the requested pairs found.
+    async fn fetch_prices(&self, pairs: &[(String, String)]) -> Result<HashMap<(String, String), Price>, ApiError> {
+        let mut ids: Vec<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+        let mut vss: Vec<&str> = pairs.iter().map(|(_, vs)| vs.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        vss.sort_unstable();
+        vss.dedup();
+        let (ids, vss) = (ids.join(","), vss.join(","));
         let req = self.get("/simple/price").query(&[
-            ("ids", id),
-            ("vs_currencies", vs),
+            ("ids", ids.as_str()),
+            ("vs_currencies", vss.as_str()),
             ("include_market_cap", "true"),
             ("include_24hr_vol", "true"),
             ("include_24hr_change", "true"),
             ("include_last_updated_at", "true"),
         ]);
         let all: BTreeMap<String, BTreeMap<String, Option<f64>>> = fetch_json(PROVIDER, req).await?;
-        let fields = all.get(id).ok_or_else(|| ApiError::NotFound(format!("coingecko coin {id:?}")))?;
-        let vs_l = vs.to_lowercase();
-        let field = |name: String| fields.get(&name).copied().flatten();
-        let price =
-            field(vs_l.clone()).ok_or_else(|| ApiError::NotFound(format!("coingecko price of {id:?} in {vs:?}")))?;
-        Ok(Price {
-            id: id.to_string(),
-            vs: vs_l.clone(),
-            price,
-            market_cap: field(format!("{vs_l}_market_cap")),
-            volume_24h: field(format!("{vs_l}_24h_vol")),
-            change_24h: field(format!("{vs_l}_24h_change")),
-            last_updated_at: field("last_updated_at".into()).map(|t| t as i64),
-        })
+        let mut found = HashMap::with_capacity(pairs.len());
+        for (id, vs) in pairs {
+            let Some(fields) = all.get(id) else { continue };
+            let field = |name: String| fields.get(&name).copied().flatten();
+            let Some(price) = field(vs.clone()) else { continue };
+            let quote = Price {
+                id: id.clone(),
+                vs: vs.clone(),
+                price,
+                market_cap: field(format!("{vs}_market_cap")),
+                volume_24h: field(format!("{vs}_24h_vol")),
+                change_24h: field(format!("{vs}_24h_change")),
+                last_updated_at: field("last_updated_at".into()).map(|t| t as i64),
+            };
+            found.insert((id.clone(), vs.clone()), quote);
+        }
+        Ok(found)
     }
 
     /// Coin metadata (name, description, links ...).

@@ -1,10 +1,12 @@
 //! CoinMarketCap Pro API (Basic plan: ~333 calls/day). Needs `CMC_API_KEY`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use syntra_cache::engine::Coalescer;
 use syntra_cache::{cached, Cache};
 
 use super::config::{CoinMarketCapTtls, Ttls, HOT_JITTER};
@@ -80,6 +82,18 @@ pub struct CoinMarketCap {
     cache: Cache,
     /// This provider's row of the TTL table (`config::Ttls`), named by `ttl = "..."`.
     ttls: CoinMarketCapTtls,
+    /// Concurrent quote misses merged into one call (`None`: one call per symbol).
+    quotes_window: Option<Arc<Coalescer<String, Quote, ApiError>>>,
+}
+
+/// How long a quote miss may wait for company while another quote load is in flight.
+const QUOTE_WINDOW: Duration = Duration::from_millis(5);
+/// CoinMarketCap charges one credit per 100 symbols of a call.
+const SYMBOLS_PER_CREDIT: usize = 100;
+
+/// The credits a call for `n` symbols costs.
+fn credits(n: usize) -> u32 {
+    n.div_ceil(SYMBOLS_PER_CREDIT).max(1) as u32
 }
 
 impl fmt::Debug for CoinMarketCap {
@@ -104,7 +118,26 @@ impl CoinMarketCap {
             api_key: super::env_key("CMC_API_KEY"),
             cache,
             ttls: ttls.coinmarketcap,
+            quotes_window: Some(Arc::new(Coalescer::new(QUOTE_WINDOW, SYMBOLS_PER_CREDIT))),
         }
+    }
+
+    /// Batching on (the default: concurrent quote misses share one call, charged by its
+    /// credits) or off (one call per symbol, for comparison: the demo's `--no-batch`).
+    pub fn with_batching(mut self, on: bool) -> Self {
+        self.quotes_window = on.then(|| Arc::new(Coalescer::new(QUOTE_WINDOW, SYMBOLS_PER_CREDIT)));
+        self
+    }
+
+    /// What a single quote call costs its budget: nothing when batching (the merged call is
+    /// charged by its credits, in `load_quotes`), one credit otherwise.
+    fn quote_weight(&self) -> u32 {
+        u32::from(self.quotes_window.is_none())
+    }
+
+    /// Upstream quote calls made through the batching window, and the symbols they quoted.
+    pub fn batched_quote_calls(&self) -> (u64, u64) {
+        self.quotes_window.as_ref().map_or((0, 0), |w| (w.calls(), w.items()))
     }
 
     /// Another base URL.
@@ -129,20 +162,48 @@ impl CoinMarketCap {
     ///
     /// Draws from the `coinmarketcap` budget (333/day, 10,000/month: the scarcest quota, so the
     /// one pacing stretches first); `stale`: see `CoinMarketCapTtls::quote_stale`.
-    #[cached(ttl = "quote", jitter = HOT_JITTER, stale = "quote_stale")]
+    #[cached(ttl = "quote", jitter = HOT_JITTER, stale = "quote_stale", weight = self.quote_weight())]
     pub async fn quote(&self, symbol: &str) -> Result<Quote, ApiError> {
+        let found = match &self.quotes_window {
+            Some(window) => window.load(symbol.to_owned(), |symbols| self.load_quotes(symbols)).await?,
+            None => self.fetch_quotes(&[symbol.to_owned()]).await?.remove(symbol),
+        };
+        found.ok_or_else(|| ApiError::NotFound(format!("coinmarketcap quote of {symbol:?}")))
+    }
+
+    /// Quotes of many symbols: the cached ones from the cache (one `MGET`), the rest in one call
+    /// per 100 symbols (one credit each). Cached under the key [`quote`](Self::quote) uses.
+    #[cached(ttl = "quote", key = "quote:<symbols>", batch = symbols, max_batch = SYMBOLS_PER_CREDIT, stale = "quote_stale")]
+    pub async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Quote>, ApiError> {
+        self.fetch_quotes(symbols).await
+    }
+
+    /// The batching window's load: the merged call's credits from the budget, then the call.
+    async fn load_quotes(&self, symbols: Vec<String>) -> Result<HashMap<String, Quote>, ApiError> {
+        if let Some(budgets) = self.cache.budgets() {
+            budgets.acquire_or_wait(PROVIDER, credits(symbols.len())).await.map_err(ApiError::Budget)?;
+        }
+        self.fetch_quotes(&symbols).await
+    }
+
+    /// One `/v1/cryptocurrency/quotes/latest` call for `symbols`; those found, by the symbol
+    /// asked for.
+    async fn fetch_quotes(&self, symbols: &[String]) -> Result<HashMap<String, Quote>, ApiError> {
         let key = self.api_key.as_deref().ok_or(ApiError::Unauthorized)?;
+        let list = symbols.join(",");
         let req = self
             .http
             .get(format!("{}/v1/cryptocurrency/quotes/latest", self.base_url))
             .header("X-CMC_PRO_API_KEY", key)
             .header("accept", "application/json")
-            .query(&[("symbol", symbol), ("convert", "USD")]);
+            .query(&[("symbol", list.as_str()), ("convert", "USD")]);
         let env: Envelope = fetch_json(PROVIDER, req).await?;
-        env.data
-            .into_iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(symbol))
-            .map(|(_, q)| q)
-            .ok_or_else(|| ApiError::NotFound(format!("coinmarketcap quote of {symbol:?}")))
+        let mut found = HashMap::with_capacity(symbols.len());
+        for symbol in symbols {
+            if let Some((_, q)) = env.data.iter().find(|(k, _)| k.eq_ignore_ascii_case(symbol)) {
+                found.insert(symbol.clone(), q.clone());
+            }
+        }
+        Ok(found)
     }
 }

@@ -85,6 +85,9 @@ pub struct Config {
     /// Enforce the providers' budgets (`providers::config::budgets`); `false` (`--no-budgets`)
     /// runs the seed's plain TTLs without budgets or stale windows.
     pub budgets: bool,
+    /// Batch upstream calls (concurrent price and quote misses share one call); `false`
+    /// (`--no-batch`) makes one call per coin, for comparison.
+    pub batch: bool,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             progress: true,
             sim_latency: Duration::from_millis(3),
             budgets: true,
+            batch: true,
         }
     }
 }
@@ -1127,14 +1131,19 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         }
     }
 
+    let batched = |p: Providers| Providers {
+        coingecko: p.coingecko.with_batching(config.batch),
+        coinmarketcap: p.coinmarketcap.with_batching(config.batch),
+        ..p
+    };
     let (sim, providers, upstream) = match sim {
         None => {
             preflight(ttls.clone(), &mut notes).await?;
-            let p = Providers::real(cache.clone(), ttls.clone());
+            let p = batched(Providers::real(cache.clone(), ttls.clone()));
             (None, p, "the real APIs (keys from the environment)".to_string())
         }
         Some(sim) => {
-            let p = Providers::with_simulator_ttls(&sim, cache.clone(), ttls.clone());
+            let p = batched(Providers::with_simulator_ttls(&sim, cache.clone(), ttls.clone()));
             let label = format!(
                 "local provider simulator at {} (free-tier limits enforced, {} ms per response)",
                 sim.url(),

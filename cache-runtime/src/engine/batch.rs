@@ -237,14 +237,9 @@ impl Cache {
         L: Fn(Vec<I>) -> F,
         F: Future<Output = Result<HashMap<I, V>, E>>,
     {
-        let mut unique: Vec<&I> = Vec::with_capacity(items.len());
-        {
-            let mut seen = std::collections::HashSet::with_capacity(items.len());
-            unique.extend(items.iter().filter(|i| seen.insert(*i)));
-        }
+        let unique = dedup(items);
         if !self.inner.enabled {
-            let owned = unique.into_iter().cloned().collect::<Vec<_>>();
-            return load_chunks(&owned, batch, &load).await;
+            return load_unique(&unique, batch, &load).await;
         }
         let keys: Vec<String> = unique.iter().map(|i| key(i)).collect();
         let Some(first) = keys.first() else { return Ok(HashMap::new()) };
@@ -257,7 +252,29 @@ impl Cache {
         };
         let conflict_reported = AtomicBool::new(false);
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+        let site = Site { service, method, counters: &counters, fingerprint: &fingerprint, conflict_reported: &conflict_reported };
+        self.run_many(site, unique, full, policy, hooks, batch, load).await
+    }
 
+    /// The batch call with its items deduplicated and their full keys (namespace included).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_many<I, V, E, L, F>(
+        &self,
+        site: Site<'_>,
+        unique: Vec<&I>,
+        full: Vec<String>,
+        policy: &Policy,
+        hooks: &Hooks<Result<HashMap<I, V>, E>>,
+        batch: Batch,
+        load: L,
+    ) -> Result<HashMap<I, V>, E>
+    where
+        I: Eq + Hash + Clone,
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        L: Fn(Vec<I>) -> F,
+        F: Future<Output = Result<HashMap<I, V>, E>>,
+    {
+        let Site { service, method, counters, fingerprint, conflict_reported } = site;
         // lookup: memory, then one MGET for what memory did not answer fresh.
         let mut answer = HashMap::with_capacity(unique.len());
         let mut rest = Vec::new();
@@ -310,7 +327,7 @@ impl Cache {
         let mut pending = Vec::with_capacity(rest.len());
         for (i, read) in rest.into_iter().zip(read) {
             if let Ok(Some(bytes)) = &read {
-                if let Ok(Some((Some(v), meta))) = Tiered::decode_remote::<V>(bytes, &fingerprint) {
+                if let Ok(Some((Some(v), meta))) = Tiered::decode_remote::<V>(bytes, fingerprint) {
                     if let Ok(meta) = trust(meta, now, &limits) {
                         if meta.is_fresh(now) && (policy.refresh.is_zero() || meta.fresh_left(now) > policy.refresh) {
                             counters.hits.fetch_add(1, Relaxed);
@@ -338,8 +355,8 @@ impl Cache {
         };
         let outcomes: Mutex<HashMap<usize, Item<V>>> = Mutex::new(HashMap::new());
         let errors: Mutex<Vec<E>> = Mutex::new(Vec::new());
-        let (round, outcomes, errors, unique, load, counters) = (&round, &outcomes, &errors, &unique, &load, &counters);
-        let (fingerprint, conflict_reported, item_hooks, full) = (&fingerprint, &conflict_reported, &item_hooks, &full);
+        let (round, outcomes, errors, unique, load) = (&round, &outcomes, &errors, &unique, &load);
+        let (item_hooks, full) = (&item_hooks, &full);
         let calls = pending.into_iter().map(|(i, read)| async move {
             let registered = AtomicBool::new(false);
             let _finished = Finished { round, registered: &registered };
@@ -452,8 +469,14 @@ struct Loaded<V, E> {
     errors: Vec<E>,
 }
 
+/// The distinct items, in order.
+pub(crate) fn dedup<I: Eq + Hash>(items: &[I]) -> Vec<&I> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.iter().filter(|i| seen.insert(*i)).collect()
+}
+
 /// Without a cache: the load, chunk by chunk, merged.
-async fn load_chunks<I, V, E, L, F>(items: &[I], batch: Batch, load: &L) -> Result<HashMap<I, V>, E>
+pub(crate) async fn load_unique<I, V, E, L, F>(items: &[&I], batch: Batch, load: &L) -> Result<HashMap<I, V>, E>
 where
     I: Eq + Hash + Clone,
     L: Fn(Vec<I>) -> F,
@@ -461,7 +484,7 @@ where
 {
     let mut answer = HashMap::with_capacity(items.len());
     for chunk in items.chunks(batch.max_batch) {
-        answer.extend(load(chunk.to_vec()).await?);
+        answer.extend(load(chunk.iter().map(|i| (*i).clone()).collect()).await?);
     }
     Ok(answer)
 }

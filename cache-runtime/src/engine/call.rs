@@ -348,7 +348,11 @@ impl<'a, R: Outcome> Call<'a, R> {
         if self.batch.is_none() {
             bump(&self.site.counters.upstream_calls);
         }
-        let out = scope::unsteered(body).await;
+        let (out, rode_along) = scope::upstream(scope::unsteered(body)).await;
+        if rode_along && self.batch.is_none() {
+            // Another caller's upstream call answered this body (a coalesced batch).
+            self.site.counters.upstream_calls.fetch_sub(1, Relaxed);
+        }
         let stretch = budget.map(|(b, enforcer)| (enforcer.ttl_stretch(&b.name), &b.name));
         let ttl = stretch.map_or(self.policy.ttl, |(s, _)| self.policy.stretched_ttl(s));
         // A budgeted entry is kept one more TTL so that a denial has something to serve;

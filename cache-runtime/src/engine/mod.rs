@@ -39,7 +39,7 @@
 //! # }
 //! ```
 
-mod batch;
+pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod coalesce;
 pub mod decide;

@@ -125,27 +125,26 @@ where
                 st.queue.push((item.clone(), tx));
                 st.in_flight == 0
             };
-            if go_now {
-                self.send(&load).await;
-            }
+            // Whether this caller made an upstream call (else it rode along on others').
+            let mut sent = go_now && self.send(&load).await;
             loop {
                 let ended = self.ended.notified();
                 tokio::pin!(ended);
                 ended.as_mut().enable();
                 match rx.try_recv() {
-                    Ok(answer) => return answer,
+                    Ok(answer) => return self.answered(answer, sent),
                     // The caller that took our item was dropped mid-load: queue again.
                     Err(oneshot::error::TryRecvError::Closed) => break,
                     Err(oneshot::error::TryRecvError::Empty) => {}
                 }
                 let due = tokio::time::Instant::now() >= deadline || self.lock().in_flight == 0;
                 if due && self.lock().queue.iter().any(|(_, tx)| !tx.is_closed()) {
-                    self.send(&load).await;
+                    sent |= self.send(&load).await;
                     continue;
                 }
                 tokio::select! {
                     answer = &mut rx => match answer {
-                        Ok(answer) => return answer,
+                        Ok(answer) => return self.answered(answer, sent),
                         Err(_) => break,
                     },
                     _ = ended => {}
@@ -155,8 +154,17 @@ where
         }
     }
 
-    /// Takes up to `max_batch` queued items and loads them in one call.
-    async fn send<L, F>(&self, load: &L)
+    /// An answer to return; a body that rode along on another caller's call says so to the
+    /// engine, which then counts no upstream call for it.
+    fn answered(&self, answer: Result<Option<V>, E>, sent: bool) -> Result<Option<V>, E> {
+        if !sent {
+            crate::scope::rode_along();
+        }
+        answer
+    }
+
+    /// Takes up to `max_batch` queued items and loads them in one call; whether there was any.
+    async fn send<L, F>(&self, load: &L) -> bool
     where
         L: Fn(Vec<I>) -> F,
         F: Future<Output = Result<HashMap<I, V>, E>>,
@@ -167,7 +175,7 @@ where
             st.queue.retain(|(_, tx)| !tx.is_closed());
             let n = st.queue.len().min(self.max_batch);
             if n == 0 {
-                return;
+                return false;
             }
             st.in_flight += 1;
             st.calls += 1;
@@ -189,5 +197,6 @@ where
                 }
             }
         }
+        true
     }
 }
