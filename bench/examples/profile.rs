@@ -10,8 +10,8 @@
 //!
 //! Scenarios: redis_ours, redis_ours_mp, redis_raw, redis_raw_mp, redis_cached_crate (its default
 //! multiplexed connection), redis_cached_crate_cm (`connection_manager(true)`, the connection type
-//! of ours and of the raw scenarios), mem_ours, moka, miss_ours, body, down_ours, key_plain,
-//! key_hashed.
+//! of ours and of the raw scenarios), mem_ours, mem_service (`mem_ours` through an `impl`'s
+//! `#[cached]` defaults), moka, miss_ours, body, down_ours, key_plain, key_hashed.
 
 use cached::macros::concurrent_cached;
 use cached::AsyncRedisCache;
@@ -50,6 +50,19 @@ impl Svc {
     }
 }
 
+/// `Svc::coin` through the `impl`'s defaults: the same expansion, so the same instructions.
+struct Service {
+    cache: Cache,
+}
+
+#[cached(cache = self.cache, prefix = "coingecko")]
+impl Service {
+    #[cached(ttl = 3600, key = "coin:<id>")]
+    async fn coin(&self, id: &str) -> Result<Coin, ApiError> {
+        Ok(make_coin(id))
+    }
+}
+
 static URL: OnceLock<String> = OnceLock::new();
 
 /// The `cached` crate's Redis store, as in the bench.
@@ -85,6 +98,7 @@ async fn measured(
     scenario: &str,
     n: u64,
     svc: &Svc,
+    service: &Service,
     cm: &redis::aio::ConnectionManager,
     moka: &moka::sync::Cache<String, Coin>,
 ) {
@@ -93,6 +107,9 @@ async fn measured(
         match scenario {
             "redis_ours" | "mem_ours" | "down_ours" => {
                 black_box(svc.coin("bitcoin").await.unwrap());
+            }
+            "mem_service" => {
+                black_box(service.coin("bitcoin").await.unwrap());
             }
             "redis_ours_mp" => {
                 black_box(svc.coin_mp("bitcoin").await.unwrap());
@@ -144,7 +161,7 @@ fn main() {
     server.set_bytes("raw:coin_mp", &rmp_serde::to_vec(&make_coin("bitcoin")).unwrap());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let cache = match scenario.as_str() {
-        "mem_ours" | "miss_ours" | "key_plain" | "key_hashed" => Cache::memory(),
+        "mem_ours" | "mem_service" | "miss_ours" | "key_plain" | "key_hashed" => Cache::memory(),
         "down_ours" => Cache::builder()
             .redis(server.url())
             .local_tier(false)
@@ -153,6 +170,7 @@ fn main() {
             .unwrap(),
         _ => Cache::builder().redis(server.url()).local_tier(false).build().unwrap(),
     };
+    let service = Service { cache: cache.clone() };
     let svc = Svc { cache };
     let cm = rt.block_on(redis::aio::ConnectionManager::new(server.client())).unwrap();
     let moka = moka::sync::Cache::builder().max_capacity(10_000).build();
@@ -163,6 +181,7 @@ fn main() {
         cc_coin_cm("bitcoin").await.unwrap();
         svc.coin("bitcoin").await.unwrap();
         svc.coin_mp("bitcoin").await.unwrap();
+        service.coin("bitcoin").await.unwrap();
     });
     if scenario == "down_ours" {
         server.kill();
@@ -173,7 +192,7 @@ fn main() {
         });
     }
     let start = Instant::now();
-    rt.block_on(measured(&scenario, n, &svc, &cm, &moka));
+    rt.block_on(measured(&scenario, n, &svc, &service, &cm, &moka));
     let el = start.elapsed();
     println!("{scenario}: {n} calls, {:.3} µs per call", el.as_secs_f64() * 1e6 / n as f64);
 }

@@ -53,8 +53,8 @@
 //! # Upstream budgets
 //!
 //! [`budgets`] declares once what each provider allows (the seed's free-tier figures): every
-//! cached method names its budget (`budget = "coingecko"`, with `weight = ...` where Binance
-//! weighs calls) and the cache asks the budget before each upstream call (see
+//! cached method draws from its provider's budget (`budget = "coingecko"` on the service's
+//! `impl`, with `weight = ...` on the Binance methods that weigh more than 1) and the cache asks the budget before each upstream call (see
 //! `syntra_cache::budget`). Defaults ([`default_budgets`]):
 //!
 //! | budget | provider's limit | declared as | day | month |
@@ -213,8 +213,10 @@ pub struct FearGreedTtls {
     pub current: Duration,
 }
 
-/// Every endpoint's TTL. Services hold an `Arc<Ttls>` and read it in their `ttl = ...`
-/// expressions, e.g. `ttl = self.ttls.coingecko.price`.
+/// Every endpoint's TTL: the one TTL table. Each service keeps its provider's row and names its
+/// TTLs in it: `ttls = self.ttls` on the service's `impl`, `ttl = "price"` on the method (a
+/// misspelled name does not compile; a misspelled override in the file or the environment is a
+/// start-up error, see [`Ttls::from_env`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ttls {
     pub coingecko: CoinGeckoTtls,
@@ -324,9 +326,9 @@ ttl_table!(
     feargreed.current,
 );
 
-/// The TTL jitter of the hot endpoints (`jitter = HOT_JITTER` on the method): each write
-/// shortens the TTL by a random fraction up to 10% (see the module documentation). An `f32`
-/// because the macro casts the value to `f64`.
+/// The TTL jitter of the hot endpoints (`jitter = HOT_JITTER` on the method or, for Binance's
+/// spot endpoints, on their `impl`): each write shortens the TTL by a random fraction up to 10%
+/// (see the module documentation). An `f32` because the macro casts the value to `f64`.
 pub const HOT_JITTER: f32 = 0.1;
 
 /// Environment variable naming the TTL file.
