@@ -84,8 +84,22 @@ where
 {
     match tokio::time::timeout(timeout, op).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(StoreError::Backend(e.to_string())),
+        Ok(Err(e)) => Err(classify(e)),
         Err(_) => Err(StoreError::Timeout(timeout)),
+    }
+}
+
+/// A server's error reply is [`StoreError::Reply`] (the connection works); everything else, and
+/// the replies that mean "not serving yet" (`LOADING`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`),
+/// is an outage.
+pub(crate) fn classify(e: redis::RedisError) -> StoreError {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    let transient =
+        matches!(e.kind(), ErrorKind::Server(S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown));
+    if e.code().is_some() && !transient && !e.is_io_error() {
+        StoreError::Reply(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
     }
 }
 

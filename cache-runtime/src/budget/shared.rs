@@ -247,7 +247,13 @@ impl Shared {
         };
         match &result {
             Err(e) => {
-                trial.failure(e);
+                // An error reply (NOPERM, OOM, NOSCRIPT after a flush redis-rs could not fix) is
+                // not an outage of the connection: it must not open the breaker.
+                if e.is_outage() {
+                    trial.failure(e);
+                } else {
+                    trial.success();
+                }
                 if !self.degraded.swap(true, AcqRel) {
                     tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
                 }

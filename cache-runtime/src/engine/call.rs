@@ -13,7 +13,7 @@ use crate::budget::BudgetEnforcer;
 use crate::codec::{self, Meta};
 use crate::metrics::Counters;
 use crate::scope;
-use crate::store::tiered::{LookupError, OtherType, Remote, Tiered};
+use crate::store::tiered::{LookupError, OtherType, PutError, Remote, Tiered};
 use crate::Cache;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -333,8 +333,15 @@ impl<'a, R: Outcome> Call<'a, R> {
     async fn store(&self, value: Option<&R::Value>, meta: Meta) {
         let use_remote = !self.remote_failed.load(Relaxed);
         let tiers = self.tiers();
-        if let Err(e) = tiers.put(&self.key, value, meta, self.policy.format, self.site.fingerprint, use_remote).await {
-            self.store_error(&e);
+        match tiers.put(&self.key, value, meta, self.policy.format, self.site.fingerprint, use_remote).await {
+            Ok(()) => {}
+            Err(PutError::Store(e)) => self.store_error(&e),
+            Err(PutError::TooLarge { size, max }) => {
+                bump(&self.site.counters.oversized);
+                if !self.site.counters.oversized_logged.swap(true, Relaxed) {
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, size, max, "Cache OVERSIZED: {} - a {size}-byte value exceeds the {max}-byte bound; answered but not cached (logged once per method)", self.key);
+                }
+            }
         }
     }
 
@@ -355,7 +362,11 @@ impl<'a, R: Outcome> Call<'a, R> {
         let found = match self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await {
             Ok(found) => found?,
             Err(LookupError::Store(e)) => {
-                self.remote_failed.store(true, Relaxed);
+                // An error reply (WRONGTYPE at this key, NOPERM, ...) comes from a working
+                // server: the write that follows still goes, and replaces a foreign value.
+                if e.is_outage() {
+                    self.remote_failed.store(true, Relaxed);
+                }
                 self.store_error(&e);
                 return None;
             }
@@ -374,8 +385,21 @@ impl<'a, R: Outcome> Call<'a, R> {
                 tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
                 return None;
             }
+            Err(LookupError::Tampered(why)) => {
+                bump(&self.site.counters.cache_errors);
+                bump(&self.site.counters.tampered);
+                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache TAMPERED: {} - {why}; treated as a miss, it will be overwritten", self.key);
+                return None;
+            }
+            Err(LookupError::TooLarge(size)) => {
+                bump(&self.site.counters.cache_errors);
+                bump(&self.site.counters.oversized);
+                let max = self.tiers().max_stored_bytes();
+                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, size, max, "Cache OVERSIZED: {} - stored value of {size} bytes over the {max}-byte bound, refused undecoded; it will be overwritten", self.key);
+                return None;
+            }
         };
-        let (value, meta) = found;
+        let (value, meta, size) = found;
         let now = codec::now_ms();
         let meta = match decide::trust(meta, now, &self.limits()) {
             Ok(meta) => meta,
@@ -386,7 +410,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
         };
         if !meta.keep_left(now).is_zero() {
-            self.tiers().remember(&self.key, value.as_ref(), meta);
+            self.tiers().remember(&self.key, value.as_ref(), meta, size);
         }
         Some((value, meta))
     }

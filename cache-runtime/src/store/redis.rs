@@ -18,6 +18,9 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     conn: RedisConn,
+    /// Reads return at most this many bytes plus one (`GETRANGE key 0 cap`), so a huge value
+    /// planted in Redis is never read whole; the caller refuses anything longer than `cap`.
+    read_cap: Option<usize>,
 }
 
 const RELEASE: &str =
@@ -27,7 +30,14 @@ impl RedisStore {
     /// A store for `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS with the
     /// `tls` feature). Does not connect: the first operation does.
     pub fn open(url: &str, config: RedisConfig) -> Result<Self, BuildError> {
-        Ok(RedisStore { conn: RedisConn::open(url, config)? })
+        Ok(RedisStore { conn: RedisConn::open(url, config)?, read_cap: None })
+    }
+
+    /// Reads return at most `cap + 1` bytes (`GETRANGE key 0 cap` instead of `GET`): enough to
+    /// tell that a value is over `cap` without transferring or allocating the rest.
+    pub fn with_read_cap(mut self, cap: usize) -> Self {
+        self.read_cap = Some(cap);
+        self
     }
 
     fn manager(&self) -> Result<ConnectionManager, StoreError> {
@@ -59,7 +69,14 @@ impl Store for RedisStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
             let mut c = self.manager()?;
-            self.bounded(c.get::<_, Option<Vec<u8>>>(key)).await
+            match self.read_cap {
+                None => self.bounded(c.get::<_, Option<Vec<u8>>>(key)).await,
+                // A missing key reads as an empty string: no value of ours is empty.
+                Some(cap) => {
+                    let bytes: Vec<u8> = self.bounded(c.getrange(key, 0, cap as isize)).await?;
+                    Ok(Some(bytes).filter(|b| !b.is_empty()))
+                }
+            }
         })
     }
 
