@@ -41,6 +41,9 @@ pub(crate) struct Call<'a, R: Outcome> {
     /// Set when the shared tier failed during this call: the rest of the call skips it, so a hung
     /// server costs one timeout per call, not three.
     remote_failed: AtomicBool,
+    /// Set once an unusable shared value (undecodable, tampered, over-large) has been counted and
+    /// logged: the leader re-reads the key under the lock and would otherwise report it twice.
+    unusable_reported: AtomicBool,
 }
 
 /// Leadership of a computation: this process's flight and, maybe, the cluster lock.
@@ -80,7 +83,15 @@ impl Drop for Timer<'_> {
 
 impl<'a, R: Outcome> Call<'a, R> {
     pub(crate) fn new(cache: &'a Cache, site: Site<'a>, key: String, policy: &'a Policy, hooks: &'a Hooks<R>) -> Self {
-        Call { cache, site, key, policy, hooks, remote_failed: AtomicBool::new(false) }
+        Call {
+            cache,
+            site,
+            key,
+            policy,
+            hooks,
+            remote_failed: AtomicBool::new(false),
+            unusable_reported: AtomicBool::new(false),
+        }
     }
 
     fn tiers(&self) -> &'a Tiered {
@@ -366,6 +377,9 @@ impl<'a, R: Outcome> Call<'a, R> {
                 // server: the write that follows still goes, and replaces a foreign value.
                 if e.is_outage() {
                     self.remote_failed.store(true, Relaxed);
+                } else if self.unusable_reported.swap(true, Relaxed) {
+                    // Reported at this call's first read already.
+                    return None;
                 }
                 self.store_error(&e);
                 return None;
@@ -380,18 +394,22 @@ impl<'a, R: Outcome> Call<'a, R> {
                 self.conflict(&format!("it holds type fingerprint {found}, this function's is {expected}"));
                 return None;
             }
+            Err(_) if self.unusable_reported.load(Relaxed) => return None,
             Err(LookupError::Decode(e)) => {
+                self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
                 tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
                 return None;
             }
             Err(LookupError::Tampered(why)) => {
+                self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
                 bump(&self.site.counters.tampered);
                 tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache TAMPERED: {} - {why}; treated as a miss, it will be overwritten", self.key);
                 return None;
             }
             Err(LookupError::TooLarge(size)) => {
+                self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
                 bump(&self.site.counters.oversized);
                 let max = self.tiers().max_stored_bytes();

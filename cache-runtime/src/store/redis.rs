@@ -68,12 +68,12 @@ impl Store for RedisStore {
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
             match self.read_cap {
-                None => self.bounded(c.get::<_, Option<Vec<u8>>>(key)).await,
+                None => self.conn.run(|mut c| async move { c.get::<_, Option<Vec<u8>>>(key).await }).await,
                 // A missing key reads as an empty string: no value of ours is empty.
                 Some(cap) => {
-                    let bytes: Vec<u8> = self.bounded(c.getrange(key, 0, cap as isize)).await?;
+                    let bytes: Vec<u8> =
+                        self.conn.run(|mut c| async move { c.getrange(key, 0, cap as isize).await }).await?;
                     Ok(Some(bytes).filter(|b| !b.is_empty()))
                 }
             }
@@ -82,17 +82,19 @@ impl Store for RedisStore {
 
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
             let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(px(ttl)));
-            self.bounded(c.set_options::<_, _, ()>(key, value, opts)).await
+            let value = value.as_slice();
+            self.conn
+                .run(|mut c| {
+                    let opts = opts.clone();
+                    async move { c.set_options::<_, _, ()>(key, value, opts).await }
+                })
+                .await
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut c = self.manager()?;
-            self.bounded(c.del::<_, u64>(key)).await.map(|n| n > 0)
-        })
+        Box::pin(async move { self.conn.run(|mut c| async move { c.del::<_, u64>(key).await }).await.map(|n| n > 0) })
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -119,11 +121,16 @@ impl Store for RedisStore {
 
     fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
             let opts = redis::SetOptions::default()
                 .conditional_set(redis::ExistenceCheck::NX)
                 .with_expiration(redis::SetExpiry::PX(px(ttl)));
-            let set: Option<String> = self.bounded(c.set_options(key, token, opts)).await?;
+            let set: Option<String> = self
+                .conn
+                .run(|mut c| {
+                    let opts = opts.clone();
+                    async move { c.set_options(key, token, opts).await }
+                })
+                .await?;
             Ok(set.is_some())
         })
     }
@@ -131,9 +138,9 @@ impl Store for RedisStore {
     fn delete_if_eq<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         static SCRIPT: OnceLock<Script> = OnceLock::new();
         Box::pin(async move {
-            let mut c = self.manager()?;
             let script = SCRIPT.get_or_init(|| Script::new(RELEASE));
-            let n: u64 = self.bounded(script.key(key).arg(token).invoke_async(&mut c)).await?;
+            let n: u64 =
+                self.conn.run(|mut c| async move { script.key(key).arg(token).invoke_async(&mut c).await }).await?;
             Ok(n > 0)
         })
     }
