@@ -10,8 +10,20 @@ use crate::key::Template;
 
 /// Every argument, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight", "version",
+    "ttl",
+    "key",
+    "skip",
+    "cache",
+    "format",
+    "none_ttl",
+    "stale",
+    "refresh",
+    "jitter",
+    "budget",
+    "weight",
+    "version",
     "crate",
+    "allow_secret",
 ];
 
 mod kw {
@@ -27,6 +39,7 @@ mod kw {
     syn::custom_keyword!(budget);
     syn::custom_keyword!(weight);
     syn::custom_keyword!(version);
+    syn::custom_keyword!(allow_secret);
 }
 
 /// One argument as written: the span of its name and its value.
@@ -51,6 +64,7 @@ pub(crate) struct Args {
     weight: Option<Arg<Expr>>,
     version: Option<Arg<LitInt>>,
     krate: Option<Arg<LitStr>>,
+    allow_secret: Option<Arg<Vec<Ident>>>,
 }
 
 impl Parse for Args {
@@ -84,6 +98,8 @@ impl Parse for Args {
                 set::<kw::weight, _>(input, &mut args.weight, e, eq)?;
             } else if lookahead.peek(kw::version) {
                 set::<kw::version, _>(input, &mut args.version, e, eq)?;
+            } else if lookahead.peek(kw::allow_secret) {
+                set::<kw::allow_secret, _>(input, &mut args.allow_secret, e, idents)?;
             } else if lookahead.peek(Token![crate]) {
                 set::<Token![crate], _>(input, &mut args.krate, e, eq)?;
             } else if input.peek(Ident::peek_any) {
@@ -167,6 +183,8 @@ pub(crate) struct Config {
     pub(crate) format: Format,
     pub(crate) version: u32,
     pub(crate) krate: Path,
+    /// Parameters whose secret-looking names are not secrets (see `secret.rs`).
+    pub(crate) allow_secret: Vec<Ident>,
 }
 
 pub(crate) enum Ttl {
@@ -272,6 +290,7 @@ impl Args {
             format: format.expect("checked"),
             version: version.expect("checked"),
             krate: krate.expect("checked"),
+            allow_secret: self.allow_secret.map(|arg| arg.value).unwrap_or_default(),
         })
     }
 }
@@ -473,9 +492,9 @@ mod tests {
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
             "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
-             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`\n\
+             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`, `allow_secret`\n\
              unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `format`, `none_ttl`, `stale`, \
-             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
+             `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`, `allow_secret`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
         assert_eq!(message(quote::quote!(ttl = 0)), "`ttl` must be greater than zero");

@@ -96,6 +96,7 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         format,
         version,
         krate,
+        allow_secret: _,
     } = config;
     let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
     let budget = budget.map(|arg| Budget { span: arg.span, name: arg.value, weight });
@@ -312,6 +313,7 @@ fn arguments(config: &Config, func: &CachedFn) -> Result<Key> {
         }
     };
 
+    crate::secret::check(&key, &params, &config.allow_secret, &mut errors);
     if let Some(budget) = &config.budget {
         if func.return_kind() != Some(ReturnKind::Result) {
             errors.push(Error::new(
