@@ -73,7 +73,7 @@ pub(crate) fn looks_secret(name: &str) -> Option<String> {
 /// key, unless it is listed in `allow_secret(..)`; reports unknown names in `allow_secret`.
 pub(crate) fn check(key: &Key, params: &[&Ident], allowed: &[Ident], errors: &mut Errors) {
     for name in allowed {
-        if !params.iter().any(|p| *p == name) {
+        if !params.contains(&name) {
             errors.push(Error::new_spanned(name, format!("unknown parameter `{name}` in `allow_secret`")));
         }
     }
