@@ -30,7 +30,7 @@ struct Svc {
 
 /// The one true answer for `n` (what the body computes).
 fn truth(n: u64) -> Vec<u64> {
-    (0..8).map(|i| n.wrapping_mul(2_654_435_761).rotate_left(i) ^ i).collect()
+    (0..8u32).map(|i| n.wrapping_mul(2_654_435_761).rotate_left(i) ^ u64::from(i)).collect()
 }
 
 impl Svc {
