@@ -79,7 +79,7 @@ fn main() {
             fmt_ns(d.p75)
         );
     };
-    row("redis hit, coin (JSON 2.6 KB)", &r_signed, &r_plain, false);
+    row("redis hit, coin (1.4 KB envelope)", &r_signed, &r_plain, false);
     row("redis hit, market_chart (24 KB)", &r_signed, &r_plain, true);
     row("memory hit, coin", &m_signed, &m_plain, false);
     row("memory hit, market_chart (24 KB)", &m_signed, &m_plain, true);
