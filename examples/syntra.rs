@@ -86,8 +86,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             Some(v) => Ok(v.clone()),
             None => value(&mut args, flag),
         };
-        let switch =
-            matches!(flag.as_str(), "--no-cache" | "--no-budgets" | "--no-batch" | "--live" | "--quiet" | "-q" | "-h" | "--help");
+        let switch = matches!(
+            flag.as_str(),
+            "--no-cache" | "--no-budgets" | "--no-batch" | "--live" | "--quiet" | "-q" | "-h" | "--help"
+        );
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }

@@ -307,6 +307,71 @@ async fn disabled_runs_every_body() {
     assert!(scan_keys(&redis.client(), "*").is_empty(), "nothing written");
 }
 
+/// A value of `n` bytes or so (JSON): 100 + the number of earlier calls, padded.
+struct Sized {
+    cache: Cache,
+    calls: AtomicUsize,
+}
+
+impl Sized {
+    #[cached(ttl = 60, key = "sized:blob:<id>_<n>", cache = self.cache)]
+    async fn blob(&self, id: u32, n: usize) -> Result<String, ApiError> {
+        self.calls.fetch_add(1, SeqCst);
+        Ok(format!("{id}:{}", "x".repeat(n)))
+    }
+}
+
+#[tokio::test]
+async fn memory_bytes_max_value_bytes_and_the_signing_key() {
+    let redis = RedisServer::start();
+    // SYNTRA_CACHE_MEMORY_BYTES: 1 MiB holds about forty 24 KB values, far below the entry bound.
+    let s = Sized { cache: from_vars(&[("SYNTRA_CACHE_MEMORY_BYTES", "1048576".into())]), calls: AtomicUsize::new(0) };
+    for id in 0..100 {
+        s.blob(id, 24_000).await.unwrap();
+    }
+    let before = s.calls.load(SeqCst);
+    for id in 0..100 {
+        s.blob(id, 24_000).await.unwrap();
+    }
+    let hits = 100 - (s.calls.load(SeqCst) - before);
+    assert!((1..=44).contains(&hits), "{hits} of 100 values of 24 KB stayed in 1 MiB");
+    // SYNTRA_CACHE_MAX_VALUE_BYTES: over it, answered but never cached.
+    let s = Sized {
+        cache: from_vars(&[
+            ("SYNTRA_CACHE_REDIS_URL", url(&redis, 3)),
+            ("SYNTRA_CACHE_MAX_VALUE_BYTES", "2048".into()),
+        ]),
+        calls: AtomicUsize::new(0),
+    };
+    for _ in 0..2 {
+        assert_eq!(s.blob(1, 4_000).await.unwrap().len(), 4_002);
+        assert_eq!(s.blob(2, 10).await.unwrap().len(), 12);
+    }
+    assert_eq!(s.calls.load(SeqCst), 3, "the large value twice, the small one once");
+    assert_eq!(scan_keys(&db(&redis, 3), "*"), vec!["syntra:sized:blob:2_10".to_owned()]);
+    // SYNTRA_CACHE_SIGNING_KEY: values are sealed; a cache without the key refuses them.
+    let signed = Svc::new(from_vars(&[
+        ("SYNTRA_CACHE_REDIS_URL", url(&redis, 4)),
+        ("SYNTRA_CACHE_LOCAL_TIER", "false".into()),
+        ("SYNTRA_CACHE_SIGNING_KEY", "config-env-signing-key-000001".into()),
+    ]));
+    assert_eq!(signed.price("btc").await.unwrap(), 100);
+    assert_eq!(signed.price("btc").await.unwrap(), 100);
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg("syntra:coingecko:price:btc")
+        .query(&mut db(&redis, 4).get_connection().unwrap())
+        .unwrap();
+    assert_eq!(&raw[..4], &[0xa5, b'S', b'G', 1]);
+    let unsigned =
+        Svc::new(from_vars(&[("SYNTRA_CACHE_REDIS_URL", url(&redis, 4)), ("SYNTRA_CACHE_LOCAL_TIER", "false".into())]));
+    assert_eq!(unsigned.price("btc").await.unwrap(), 100, "its own first computation");
+    assert_eq!(
+        unsigned.cache.stats().get("coingecko", "price").unwrap().cache_errors,
+        1,
+        "the sealed value was not ours to read"
+    );
+}
+
 #[test]
 fn every_bad_value_is_a_typed_error_naming_its_variable() {
     for var in [
@@ -319,6 +384,8 @@ fn every_bad_value_is_a_typed_error_naming_its_variable() {
         "SYNTRA_CACHE_BREAKER_COOLDOWN_MS",
         "SYNTRA_CACHE_BUDGETS",
         "SYNTRA_CACHE_DISABLED",
+        "SYNTRA_CACHE_MEMORY_BYTES",
+        "SYNTRA_CACHE_MAX_VALUE_BYTES",
     ] {
         let r = CacheBuilder::from_vars(|k| (k == var).then(|| "-1x".to_string()));
         match r {

@@ -10,8 +10,24 @@ use crate::key::Template;
 
 /// Every argument of a method's `#[cached]`, in the order the "unknown argument" error lists them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "ttl", "key", "skip", "cache", "ttls", "format", "none_ttl", "stale", "refresh", "jitter", "budget", "weight",
-    "max_ttl", "batch", "max_batch", "version", "crate",
+    "ttl",
+    "key",
+    "skip",
+    "cache",
+    "ttls",
+    "format",
+    "none_ttl",
+    "stale",
+    "refresh",
+    "jitter",
+    "budget",
+    "weight",
+    "max_ttl",
+    "batch",
+    "max_batch",
+    "version",
+    "crate",
+    "allow_secret",
 ];
 
 /// Every default an `impl`'s `#[cached]` sets, in the order the "unknown default" error lists them.
@@ -50,6 +66,7 @@ mod kw {
     syn::custom_keyword!(batch);
     syn::custom_keyword!(max_batch);
     syn::custom_keyword!(__service);
+    syn::custom_keyword!(allow_secret);
 }
 
 /// One argument as written: the span of its name and its value.
@@ -87,6 +104,7 @@ pub(crate) struct Args {
     max_ttl: Option<Arg<Expr>>,
     batch: Option<Arg<Ident>>,
     max_batch: Option<Arg<Expr>>,
+    allow_secret: Option<Arg<Vec<Ident>>>,
     /// The `impl`'s defaults (`__service(..)`), merged by [`Args::inherit`].
     service: Option<Box<Args>>,
 }
@@ -129,6 +147,8 @@ impl Args {
                 set::<kw::weight, _>(input, &mut args.weight, e, eq)?;
             } else if lookahead.peek(kw::version) {
                 set::<kw::version, _>(input, &mut args.version, e, eq)?;
+            } else if lookahead.peek(kw::allow_secret) {
+                set::<kw::allow_secret, _>(input, &mut args.allow_secret, e, idents)?;
             } else if lookahead.peek(Token![crate]) {
                 set::<Token![crate], _>(input, &mut args.krate, e, eq)?;
             } else if lookahead.peek(kw::ttls) {
@@ -172,6 +192,7 @@ impl Args {
                     ("skip", args.skip.as_ref().map(|a| a.span)),
                     ("batch", args.batch.as_ref().map(|a| a.span)),
                     ("max_batch", args.max_batch.as_ref().map(|a| a.span)),
+                    ("allow_secret", args.allow_secret.as_ref().map(|a| a.span)),
                 ] {
                     if let Some(span) = span {
                         errors.push(Error::new(
@@ -216,6 +237,7 @@ impl Args {
             max_ttl,
             batch: _,
             max_batch: _,
+            allow_secret: _,
             service: _,
         } = *defaults;
         or(&mut self.ttl, ttl);
@@ -322,6 +344,8 @@ pub(crate) struct Config {
     /// `batch = param`: the collection parameter whose items are cached one by one.
     pub(crate) batch: Option<Ident>,
     pub(crate) max_batch: Option<Expr>,
+    /// Parameters whose secret-looking names are not secrets (see `secret.rs`).
+    pub(crate) allow_secret: Vec<Ident>,
 }
 
 pub(crate) enum Ttl {
@@ -452,6 +476,7 @@ impl Args {
             max_ttl,
             batch: self.batch.map(|arg| arg.value),
             max_batch: self.max_batch.map(|arg| arg.value),
+            allow_secret: self.allow_secret.map(|arg| arg.value).unwrap_or_default(),
         })
     }
 }
@@ -709,9 +734,11 @@ mod tests {
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
             "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
-             `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`\n\
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `version`, `crate`, \
+             `allow_secret`\n\
              unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
-             `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate`"
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `version`, `crate`, \
+             `allow_secret`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));
         assert_eq!(message(quote::quote!(ttl = 0)), "`ttl` must be greater than zero");

@@ -104,11 +104,16 @@ fn generate(plan: &Plan) -> TokenStream {
     let mut block = TokenStream::new();
     brace_token.surround(&mut block, |tokens| body.to_tokens(tokens));
     let (key_writer, call) = match batch {
-        Some(batch) => (TokenStream::new(), batch_call(batch, &private, &type_name, &key_parts, &fake_return, &block, ret_span)),
+        Some(batch) => {
+            (TokenStream::new(), batch_call(batch, &private, &type_name, &key_parts, &fake_return, &block, ret_span))
+        }
         None => {
             let body = quote!(async move { #fake_return #block });
-            let (future, unwrap) =
-                if plain { (quote!(async move { #private::Plain(#body.await) }), quote!(.0)) } else { (body, quote!()) };
+            let (future, unwrap) = if plain {
+                (quote!(async move { #private::Plain(#body.await) }), quote!(.0))
+            } else {
+                (body, quote!())
+            };
             let call = quote_spanned! {ret_span=>
                 #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
             };

@@ -8,6 +8,7 @@ mod attr;
 mod diag;
 mod expand;
 mod key;
+mod secret;
 mod service;
 mod valid;
 

@@ -130,6 +130,7 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         max_ttl,
         batch: _,
         max_batch: _,
+        allow_secret: _,
     } = config;
     let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
     let budget = budget.map(|arg| Budget { span: arg.span, name: arg.value, weight });
@@ -458,6 +459,7 @@ fn arguments(config: &Config, func: &CachedFn) -> Result<Key> {
         }
     };
 
+    crate::secret::check(&key, &params, &config.allow_secret, &mut errors);
     // An inherited default that does not fit is reported on the method, which is what differs.
     let method_span = || func.return_type().map_or_else(|| func.sig.ident.span(), |ty| ty.span());
     if let Some(budget) = &config.budget {

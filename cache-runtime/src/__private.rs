@@ -2,8 +2,8 @@
 //! public API: no semver guarantees.
 #![allow(missing_docs)]
 
-use crate::engine::call::{Call, Site as EngineSite};
 use crate::engine::batch::{dedup, load_unique};
+use crate::engine::call::{Call, Site as EngineSite};
 use crate::engine::{self, Hooks, Outcome};
 use crate::error::TtlError;
 use crate::key::{self, KeyError};
@@ -13,8 +13,8 @@ use crate::Cache;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -472,7 +472,10 @@ where
     let mode = scope::mode();
     if let Mode::Capture(slot) = &mode {
         // `key_of` / `invalidate` on a batch function name its first item's entry.
-        let first = unique.first().map(|i| key(i)).unwrap_or_else(|| Err(KeyError("a batch call with no items names no entry".into())));
+        let first = unique
+            .first()
+            .map(|i| key(i))
+            .unwrap_or_else(|| Err(KeyError("a batch call with no items names no entry".into())));
         scope::capture(slot, first, cache);
         return std::future::pending().await;
     }

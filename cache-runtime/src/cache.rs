@@ -15,6 +15,13 @@ use std::time::Duration;
 pub const DEFAULT_NAMESPACE: &str = "syntra";
 /// Default capacity of the memory tier, in entries.
 pub const DEFAULT_MEMORY_CAPACITY: u64 = 10_000;
+/// Default bound on the memory tier's estimated size: 64 MiB. 10,000 `market_chart` responses
+/// (about 24 KB each) would otherwise hold about 240 MB; 64 MiB keeps ~2,700 of them, or all
+/// 10,000 entries of values up to ~6.7 KB (prices, tickers, pairs).
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// Longest namespace accepted: keys are bounded as a whole (namespace included), and a long
+/// namespace would leave no room for the rest.
+pub(crate) const MAX_NAMESPACE: usize = 64;
 
 /// A cache: namespace, tiers, policies and counters. Cheap to clone (an `Arc`).
 ///
@@ -111,7 +118,7 @@ impl Cache {
     /// every tier; whether it existed. To remove the entry of a call, see
     /// [`invalidate`](crate::invalidate).
     pub async fn remove(&self, key: &str) -> Result<bool, CacheError> {
-        Ok(self.inner.tiers.remove(&self.full_key(key)).await?)
+        Ok(self.inner.tiers.remove(&self.entry_key(key)).await?)
     }
 
     /// Removes every entry whose key (without the namespace) starts with `prefix`, e.g.
@@ -125,6 +132,14 @@ impl Cache {
         Ok(self.inner.tiers.remove_prefix(&self.full_key(prefix)).await?)
     }
 
+    /// The full key of an entry (`namespace:` + `key`), bounded like the macro's keys: beyond
+    /// [`MAX_KEY`](crate::key::MAX_KEY) bytes the rest is hashed.
+    pub(crate) fn entry_key(&self, key: &str) -> String {
+        let mut full = self.full_key(key);
+        crate::key::bound_length(&mut full, self.inner.namespace.len() + 1);
+        full
+    }
+
     pub(crate) async fn remove_full(&self, full_key: &str) -> Result<bool, StoreError> {
         self.inner.tiers.remove(full_key).await
     }
@@ -135,6 +150,10 @@ impl Cache {
 pub struct CacheBuilder {
     namespace: String,
     memory_capacity: u64,
+    memory_bytes: u64,
+    max_value_bytes: usize,
+    signing_key: Option<String>,
+    signing_keys_old: Vec<String>,
     local_tier: bool,
     local_ttl_cap: Option<Duration>,
     redis_url: Option<String>,
@@ -153,7 +172,11 @@ impl std::fmt::Debug for CacheBuilder {
         f.debug_struct("CacheBuilder")
             .field("namespace", &self.namespace)
             .field("memory_capacity", &self.memory_capacity)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("redis", &self.redis_url.as_ref().map(|_| "<configured>"))
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field("signing_keys_old", &self.signing_keys_old.len())
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +186,10 @@ impl Default for CacheBuilder {
         CacheBuilder {
             namespace: DEFAULT_NAMESPACE.into(),
             memory_capacity: DEFAULT_MEMORY_CAPACITY,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            max_value_bytes: crate::store::tiered::DEFAULT_MAX_VALUE_BYTES,
+            signing_key: None,
+            signing_keys_old: Vec::new(),
             local_tier: true,
             local_ttl_cap: None,
             redis_url: None,
@@ -189,6 +216,37 @@ impl CacheBuilder {
     /// Capacity of the in-process tier in entries; 0 turns the tier off.
     pub fn memory_capacity(mut self, entries: u64) -> Self {
         self.memory_capacity = entries;
+        self
+    }
+
+    /// Bound on the memory tier's estimated size in bytes (default 64 MiB): values are weighed
+    /// by their encoded length, so large responses cannot fill memory within the entry bound.
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Bound on one cached value's encoded size (default 1 MiB). A larger result is returned to
+    /// the caller but not cached (counted as `oversized`, logged once per method); a larger value
+    /// found in Redis is refused before it is decoded (and only `bytes + 1` of it is read).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Sign every value written to Redis with a keyed blake3 MAC over its full key and bytes,
+    /// and refuse (as a miss, counted as `tampered`) any value whose MAC does not verify:
+    /// unsigned, edited, or copied from another key. At least 16 bytes; keep it out of code
+    /// (`SYNTRA_CACHE_SIGNING_KEY`). Never shown by `Debug`.
+    pub fn signing_key(mut self, secret: impl Into<String>) -> Self {
+        self.signing_key = Some(secret.into());
+        self
+    }
+
+    /// Previous signing keys: values signed with them still verify, nothing is signed with them
+    /// (rolling a new key through instances without a cold cache).
+    pub fn signing_keys_old<I: IntoIterator<Item = S>, S: Into<String>>(mut self, old: I) -> Self {
+        self.signing_keys_old = old.into_iter().map(Into::into).collect();
         self
     }
 
@@ -270,6 +328,10 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_REDIS_URL` | `redis://[user:pass@]host:port/db` or `rediss://…`; unset or empty: memory only | unset |
     /// | `SYNTRA_CACHE_NAMESPACE` | key namespace | `syntra` |
     /// | `SYNTRA_CACHE_MEMORY_CAPACITY` | memory tier entries (0 = off) | 10000 |
+    /// | `SYNTRA_CACHE_MEMORY_BYTES` | memory tier bound in (estimated) bytes | 67108864 (64 MiB) |
+    /// | `SYNTRA_CACHE_MAX_VALUE_BYTES` | bound on one encoded value | 1048576 (1 MiB) |
+    /// | `SYNTRA_CACHE_SIGNING_KEY` | sign and verify values in Redis (≥ 16 bytes) | unset |
+    /// | `SYNTRA_CACHE_SIGNING_KEYS_OLD` | comma-separated keys that verify but never sign | unset |
     /// | `SYNTRA_CACHE_LOCAL_TIER` | memory tier in front of Redis (`true`/`false`) | `true` |
     /// | `SYNTRA_CACHE_LOCAL_TTL_CAP_MS` | cap on memory copies of Redis values | none |
     /// | `SYNTRA_CACHE_TIMEOUT_MS` | bound on each Redis operation | 250 |
@@ -294,6 +356,17 @@ impl CacheBuilder {
         }
         if let Some(v) = get("SYNTRA_CACHE_MEMORY_CAPACITY") {
             b.memory_capacity = parse("SYNTRA_CACHE_MEMORY_CAPACITY", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_MEMORY_BYTES") {
+            b.memory_bytes = parse("SYNTRA_CACHE_MEMORY_BYTES", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_MAX_VALUE_BYTES") {
+            b.max_value_bytes = parse("SYNTRA_CACHE_MAX_VALUE_BYTES", &v)?;
+        }
+        // Secrets: never echoed back in an error (`BuildError::Env` carries the value).
+        b.signing_key = get("SYNTRA_CACHE_SIGNING_KEY");
+        if let Some(v) = get("SYNTRA_CACHE_SIGNING_KEYS_OLD") {
+            b.signing_keys_old = v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect();
         }
         if let Some(v) = get("SYNTRA_CACHE_LOCAL_TIER") {
             b.local_tier = parse_bool("SYNTRA_CACHE_LOCAL_TIER", &v)?;
@@ -357,6 +430,35 @@ impl CacheBuilder {
                 ),
             });
         }
+        if self.namespace.len() > MAX_NAMESPACE {
+            return Err(BuildError::Invalid {
+                setting: "namespace",
+                reason: format!("{} bytes; at most {MAX_NAMESPACE}", self.namespace.len()),
+            });
+        }
+        if self.memory_bytes == 0 {
+            return Err(BuildError::Invalid {
+                setting: "memory_bytes",
+                reason: "must be > 0 (turn the tier off with memory_capacity(0))".into(),
+            });
+        }
+        if self.max_value_bytes == 0 {
+            return Err(BuildError::Invalid { setting: "max_value_bytes", reason: "must be > 0".into() });
+        }
+        let seal = match &self.signing_key {
+            Some(key) => Some(
+                crate::seal::Sealer::new(key, &self.signing_keys_old)
+                    .map_err(|e| BuildError::Invalid { setting: "signing key", reason: e.to_string() })?,
+            ),
+            None if !self.signing_keys_old.is_empty() => {
+                return Err(BuildError::Invalid {
+                    setting: "signing key",
+                    reason: "old signing keys given without a current one".into(),
+                })
+            }
+            None => None,
+        };
+        let max_stored = self.max_value_bytes + if seal.is_some() { crate::seal::OVERHEAD } else { 0 };
         if self.op_timeout.is_zero() {
             return Err(BuildError::Invalid { setting: "op_timeout", reason: "must be > 0".into() });
         }
@@ -374,7 +476,9 @@ impl CacheBuilder {
         });
         let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
             (Some(s), _) => Some(s),
-            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?),
+            (None, Some(url)) => {
+                Some(open_redis(&url, self.op_timeout, self.connect_timeout, max_stored, &mut budgets)?)
+            }
             (None, None) => None,
         };
         let budgets = budgets
@@ -382,7 +486,7 @@ impl CacheBuilder {
             .transpose()
             .map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?;
         let local = (self.memory_capacity > 0 && (self.local_tier || store.is_none()))
-            .then(|| MemoryTier::new(self.memory_capacity));
+            .then(|| MemoryTier::new(self.memory_capacity, self.memory_bytes));
         Ok(Cache {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -391,6 +495,8 @@ impl CacheBuilder {
                     local,
                     remote: store.map(|s| Guarded::new(s, self.breaker)),
                     local_ttl_cap: self.local_ttl_cap,
+                    seal,
+                    max_value_bytes: self.max_value_bytes,
                 },
                 metrics: Registry::default(),
                 enabled: self.enabled,
@@ -408,11 +514,12 @@ fn open_redis(
     url: &str,
     op_timeout: Duration,
     connect_timeout: Duration,
+    read_cap: usize,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
 ) -> Result<Arc<dyn Store>, BuildError> {
     use crate::connection::RedisConfig;
     use crate::store::redis::RedisStore;
-    let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?;
+    let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?.with_read_cap(read_cap);
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));
     }
@@ -424,6 +531,7 @@ fn open_redis(
     _: &str,
     _: Duration,
     _: Duration,
+    _: usize,
     _: &mut Option<crate::budget::EnforcerBuilder>,
 ) -> Result<Arc<dyn Store>, BuildError> {
     Err(BuildError::RedisDisabled)
@@ -568,6 +676,40 @@ mod tests {
         assert!(matches!(zero("SYNTRA_CACHE_TIMEOUT_MS"), BuildError::Invalid { setting: "op_timeout", .. }));
         assert!(matches!(zero("SYNTRA_CACHE_BREAKER_THRESHOLD"), BuildError::Invalid { .. }));
         assert!(CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_NAMESPACE", "a b")])).unwrap().build().is_err());
+    }
+
+    #[test]
+    fn bounds_and_signing_keys_from_the_environment() {
+        let secret = "an-example-signing-key-of-32-bytes";
+        let b = CacheBuilder::from_vars(vars(&[
+            ("SYNTRA_CACHE_MEMORY_BYTES", "1048576"),
+            ("SYNTRA_CACHE_MAX_VALUE_BYTES", "4096"),
+            ("SYNTRA_CACHE_SIGNING_KEY", secret),
+            ("SYNTRA_CACHE_SIGNING_KEYS_OLD", " old-key-number-one-xx , old-key-number-two-xx ,"),
+        ]))
+        .unwrap();
+        assert_eq!((b.memory_bytes, b.max_value_bytes), (1 << 20, 4096));
+        assert_eq!(b.signing_keys_old, ["old-key-number-one-xx", "old-key-number-two-xx"]);
+        assert!(!format!("{b:?}").contains(secret) && !format!("{b:?}").contains("old-key"), "{b:?}");
+        let c = b.build().unwrap();
+        assert!(c.inner.tiers.seal.is_some() && !format!("{c:?}").contains(secret));
+        assert_eq!(c.inner.tiers.max_value_bytes, 4096);
+        let d = CacheBuilder::default();
+        assert_eq!((d.memory_bytes, d.max_value_bytes), (DEFAULT_MEMORY_BYTES, 1 << 20));
+        // A weak key is refused without being echoed.
+        let err =
+            CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_SIGNING_KEY", "hunter2")])).unwrap().build().unwrap_err();
+        assert!(
+            matches!(err, BuildError::Invalid { setting: "signing key", .. }) && !err.to_string().contains("hunter2")
+        );
+        let err =
+            CacheBuilder::from_vars(vars(&[("SYNTRA_CACHE_SIGNING_KEYS_OLD", secret)])).unwrap().build().unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+        for var in ["SYNTRA_CACHE_MEMORY_BYTES", "SYNTRA_CACHE_MAX_VALUE_BYTES"] {
+            assert!(CacheBuilder::from_vars(vars(&[(var, "soon")])).is_err(), "{var}");
+            assert!(CacheBuilder::from_vars(vars(&[(var, "0")])).unwrap().build().is_err(), "{var}=0");
+        }
+        assert!(Cache::builder().namespace("n".repeat(65)).build().is_err(), "namespace length bounded");
     }
 
     #[cfg(feature = "redis")]

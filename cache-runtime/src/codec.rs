@@ -171,6 +171,42 @@ pub fn encode<T: Serialize>(format: Format, ty: &str, meta: &Meta, value: Option
     }
 }
 
+/// The length `encode` would produce, without allocating it: the memory tier weighs its
+/// (decoded) values by this estimate, and an over-large value is refused before it is stored.
+pub fn encoded_len<T: Serialize>(
+    format: Format,
+    ty: &str,
+    meta: &Meta,
+    value: Option<&T>,
+) -> Result<usize, EncodeError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let env = EnvelopeOut {
+        syntra: ENVELOPE_VERSION,
+        ty,
+        at: meta.written_at_ms,
+        ttl: meta.ttl.as_millis() as u64,
+        stale: meta.stale.as_millis() as u64,
+        neg: meta.negative,
+        data: value,
+    };
+    let mut n = Count(0);
+    match format {
+        #[cfg(feature = "msgpack")]
+        Format::MessagePack => rmp_serde::encode::write(&mut n, &env).map_err(|e| EncodeError(e.to_string()))?,
+        _ => serde_json::to_writer(&mut n, &env).map_err(|e| EncodeError(e.to_string()))?,
+    }
+    Ok(n.0)
+}
+
 fn envelope<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<EnvelopeIn<'a, T>, DecodeError> {
     match bytes.first() {
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| DecodeError::Foreign(e.to_string())),
@@ -239,7 +275,13 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(doc["data"]["id"], "bitcoin");
         assert_eq!(doc["ttl"], 90_000);
-        assert_eq!(decode::<Price>(&bytes, &ty).unwrap(), (meta, Some(v)));
+        assert_eq!(decode::<Price>(&bytes, &ty).unwrap(), (meta, Some(v.clone())));
+        assert_eq!(encoded_len(Format::Json, &ty, &meta, Some(&v)).unwrap(), bytes.len());
+        #[cfg(feature = "msgpack")]
+        {
+            let mp = encode(Format::MessagePack, &ty, &meta, Some(&v)).unwrap();
+            assert_eq!(encoded_len(Format::MessagePack, &ty, &meta, Some(&v)).unwrap(), mp.len());
+        }
     }
 
     #[cfg(feature = "msgpack")]

@@ -15,9 +15,16 @@ pub enum StoreError {
     /// The circuit breaker is open: the store failed repeatedly and is skipped for a cool-down.
     #[error("circuit breaker open: store skipped until it recovers")]
     BreakerOpen,
-    /// The backend reported an error (connection refused, I/O, protocol, auth, ...).
+    /// The backend could not be reached or failed (connection refused, I/O, protocol, a failed
+    /// authentication handshake, ...).
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The server answered, with an error reply (`WRONGTYPE`, `OOM`, `READONLY`, `NOAUTH`,
+    /// `NOPERM`, ...): the connection is healthy, so the circuit breaker does not count it, and
+    /// the rest of the call keeps using the store (a write after a `WRONGTYPE` read replaces the
+    /// foreign value).
+    #[error("store replied with an error: {0}")]
+    Reply(String),
 }
 
 impl StoreError {

@@ -18,12 +18,15 @@ pub mod key;
 pub mod metrics;
 pub mod policy;
 mod scope;
+pub mod seal;
 pub mod store;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use cache::{default_cache, set_default, Cache, CacheBuilder, DEFAULT_MEMORY_CAPACITY, DEFAULT_NAMESPACE};
+pub use cache::{
+    default_cache, set_default, Cache, CacheBuilder, DEFAULT_MEMORY_BYTES, DEFAULT_MEMORY_CAPACITY, DEFAULT_NAMESPACE,
+};
 pub use codec::Format;
 pub use engine::{Outcome, Plain, Policy};
 pub use error::{BuildError, CacheError, StoreError, TtlError};

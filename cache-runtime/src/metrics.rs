@@ -22,6 +22,10 @@ pub(crate) struct Counters {
     pub(crate) refreshes: AtomicU64,
     pub(crate) budget_denied: AtomicU64,
     pub(crate) conflicts: AtomicU64,
+    pub(crate) tampered: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+    /// Set once an over-large value of this method has been logged.
+    pub(crate) oversized_logged: std::sync::atomic::AtomicBool,
     latency: Histogram,
 }
 
@@ -39,6 +43,9 @@ impl Counters {
             refreshes: AtomicU64::new(0),
             budget_denied: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
+            tampered: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
+            oversized_logged: std::sync::atomic::AtomicBool::new(false),
             latency: Histogram::new(),
         }
     }
@@ -184,6 +191,12 @@ pub struct MethodStats {
     pub refreshes: u64,
     /// Reads that found another function's value type under this key (also in `cache_errors`).
     pub conflicts: u64,
+    /// Values in Redis whose signature did not verify (unsigned, edited, copied from another
+    /// key), with a signing key configured (also in `cache_errors`).
+    pub tampered: u64,
+    /// Values over the size bound: computed ones not cached, or stored ones refused unread
+    /// (stored ones are also in `cache_errors`).
+    pub oversized: u64,
     /// Latency of all calls.
     pub latency: LatencySnapshot,
     buckets: Buckets,
@@ -258,6 +271,8 @@ fn add(into: &mut MethodStats, m: &MethodStats) {
     into.refreshes += m.refreshes;
     into.budget_denied += m.budget_denied;
     into.conflicts += m.conflicts;
+    into.tampered += m.tampered;
+    into.oversized += m.oversized;
     into.buckets.add(&m.buckets);
     into.latency = into.buckets.snapshot();
 }
@@ -303,6 +318,8 @@ impl Registry {
                     refreshes: c.refreshes.load(Relaxed),
                     budget_denied: c.budget_denied.load(Relaxed),
                     conflicts: c.conflicts.load(Relaxed),
+                    tampered: c.tampered.load(Relaxed),
+                    oversized: c.oversized.load(Relaxed),
                     latency: buckets.snapshot(),
                     buckets,
                 }

@@ -237,17 +237,33 @@ impl Shared {
     /// cancelled mid-call drops its breaker trial, which hands a probe back.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
+        // Like `RedisConn::run`: a probe that only meets the refusal recorded while Redis was
+        // down tries once more on the reconnection that refusal started.
         let result = match self.manager() {
-            Ok(c) => bounded(self.config.op_timeout, op(c)).await,
+            Ok(c) => {
+                let attempt = async {
+                    match op(c.clone()).await {
+                        Err(e) if e.is_connection_refusal() => op(c).await,
+                        other => other,
+                    }
+                };
+                bounded(self.config.op_timeout, attempt).await
+            }
             Err(e) => Err(e),
         };
         match &result {
             Err(e) => {
-                trial.failure(e);
+                // An error reply (NOPERM, OOM, NOSCRIPT after a flush redis-rs could not fix) is
+                // not an outage of the connection: it must not open the breaker.
+                if e.is_outage() {
+                    trial.failure(e);
+                } else {
+                    trial.success();
+                }
                 if !self.degraded.swap(true, AcqRel) {
                     tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
                 }
@@ -277,7 +293,12 @@ impl Shared {
         for (_, limit, end_ms, pending) in [&req.day, &req.month] {
             inv.arg(limit).arg(end_ms).arg(pending);
         }
-        let reply: Vec<i64> = self.call(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Vec<i64> = self
+            .call(|mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
         Reply::parse(&reply)
     }
 
@@ -285,7 +306,12 @@ impl Shared {
     async fn invoke_hold(&self, key: &str, ms: u64) -> Result<(), StoreError> {
         let mut inv = self.hold.prepare_invoke();
         inv.key(key).arg(ms.max(1));
-        self.call(|mut c| async move { inv.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
+        self.call(|mut c| {
+            let inv = &inv;
+            async move { inv.invoke_async::<i64>(&mut c).await }
+        })
+        .await
+        .map(|_| ())
     }
 }
 
@@ -367,11 +393,18 @@ impl Backend for Shared {
             let mut cursor: u64 = 0;
             loop {
                 let scan = scan_page(cursor, &pattern);
-                let (next, keys): (u64, Vec<String>) =
-                    self.call(|mut c| async move { scan.query_async(&mut c).await }).await?;
+                let (next, keys): (u64, Vec<String>) = self
+                    .call(|mut c| {
+                        let scan = &scan;
+                        async move { scan.query_async(&mut c).await }
+                    })
+                    .await?;
                 if !keys.is_empty() {
-                    self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut c).await })
-                        .await?;
+                    self.call(|mut c| {
+                        let keys = &keys;
+                        async move { redis::cmd("UNLINK").arg(keys).query_async::<u64>(&mut c).await }
+                    })
+                    .await?;
                 }
                 if next == 0 {
                     return Ok(());

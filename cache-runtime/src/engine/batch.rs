@@ -23,7 +23,6 @@ use super::call::{Call, Parking, Site};
 use super::decide::{decide, trust, Decision, Limits};
 use super::{Hooks, Outcome, Policy, Verdict};
 use crate::codec;
-use crate::store::tiered::Tiered;
 use crate::Cache;
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
@@ -252,7 +251,13 @@ impl Cache {
         };
         let conflict_reported = AtomicBool::new(false);
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
-        let site = Site { service, method, counters: &counters, fingerprint: &fingerprint, conflict_reported: &conflict_reported };
+        let site = Site {
+            service,
+            method,
+            counters: &counters,
+            fingerprint: &fingerprint,
+            conflict_reported: &conflict_reported,
+        };
         self.run_many(site, unique, full, policy, hooks, batch, load).await
     }
 
@@ -327,12 +332,14 @@ impl Cache {
         let mut pending = Vec::with_capacity(rest.len());
         for (i, read) in rest.into_iter().zip(read) {
             if let Ok(Some(bytes)) = &read {
-                if let Ok(Some((Some(v), meta))) = Tiered::decode_remote::<V>(bytes, fingerprint) {
+                if let Ok(Some((Some(v), meta, size))) =
+                    self.inner.tiers.decode_remote::<V>(&full[i], bytes, fingerprint)
+                {
                     if let Ok(meta) = trust(meta, now, &limits) {
                         if meta.is_fresh(now) && (policy.refresh.is_zero() || meta.fresh_left(now) > policy.refresh) {
                             counters.hits.fetch_add(1, Relaxed);
                             tracing::debug!(target: "syntra_cache", key = %full[i], service, method, "Cache HIT: {}", full[i]);
-                            self.inner.tiers.remember(&full[i], Some(&v), meta);
+                            self.inner.tiers.remember(&full[i], Some(&v), meta, size);
                             answer.insert(unique[i].clone(), v);
                             continue;
                         }

@@ -13,7 +13,7 @@ use crate::budget::BudgetEnforcer;
 use crate::codec::{self, Meta};
 use crate::metrics::Counters;
 use crate::scope;
-use crate::store::tiered::{LookupError, OtherType, Remote, Tiered};
+use crate::store::tiered::{LookupError, OtherType, PutError, Remote, Tiered};
 use crate::Cache;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -47,6 +47,9 @@ pub(crate) struct Call<'a, R: Outcome> {
     /// Set when this call is one item of a batch: the batch's loader admits and counts the
     /// upstream call, and is told when this call waits on another caller.
     batch: Option<&'a dyn Parking>,
+    /// Set once an unusable shared value (undecodable, tampered, over-large) has been counted and
+    /// logged: the leader re-reads the key under the lock and would otherwise report it twice.
+    unusable_reported: AtomicBool,
 }
 
 /// A batch round that must know when one of its item calls waits on another caller (a
@@ -115,6 +118,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             remote_failed: AtomicBool::new(false),
             prefetched: std::sync::Mutex::new(None),
             batch: None,
+            unusable_reported: AtomicBool::new(false),
         }
     }
 
@@ -400,8 +404,15 @@ impl<'a, R: Outcome> Call<'a, R> {
     async fn store(&self, value: Option<&R::Value>, meta: Meta) {
         let use_remote = !self.remote_failed.load(Relaxed);
         let tiers = self.tiers();
-        if let Err(e) = tiers.put(&self.key, value, meta, self.policy.format, self.site.fingerprint, use_remote).await {
-            self.store_error(&e);
+        match tiers.put(&self.key, value, meta, self.policy.format, self.site.fingerprint, use_remote).await {
+            Ok(()) => {}
+            Err(PutError::Store(e)) => self.store_error(&e),
+            Err(PutError::TooLarge { size, max }) => {
+                bump(&self.site.counters.oversized);
+                if !self.site.counters.oversized_logged.swap(true, Relaxed) {
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, size, max, "Cache OVERSIZED: {} - a {size}-byte value exceeds the {max}-byte bound; answered but not cached (logged once per method)", self.key);
+                }
+            }
         }
     }
 
@@ -422,13 +433,20 @@ impl<'a, R: Outcome> Call<'a, R> {
         let prefetched = self.prefetched.lock().unwrap_or_else(|p| p.into_inner()).take();
         let read = match prefetched {
             Some(None) => Ok(None),
-            Some(Some(bytes)) => Tiered::decode_remote::<R::Value>(&bytes, self.site.fingerprint),
+            Some(Some(bytes)) => self.tiers().decode_remote::<R::Value>(&self.key, &bytes, self.site.fingerprint),
             None => self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await,
         };
         let found = match read {
             Ok(found) => found?,
             Err(LookupError::Store(e)) => {
-                self.remote_failed.store(true, Relaxed);
+                // An error reply (WRONGTYPE at this key, NOPERM, ...) comes from a working
+                // server: the write that follows still goes, and replaces a foreign value.
+                if e.is_outage() {
+                    self.remote_failed.store(true, Relaxed);
+                } else if self.unusable_reported.swap(true, Relaxed) {
+                    // Reported at this call's first read already.
+                    return None;
+                }
                 self.store_error(&e);
                 return None;
             }
@@ -442,13 +460,30 @@ impl<'a, R: Outcome> Call<'a, R> {
                 self.conflict(&format!("it holds type fingerprint {found}, this function's is {expected}"));
                 return None;
             }
+            Err(_) if self.unusable_reported.load(Relaxed) => return None,
             Err(LookupError::Decode(e)) => {
+                self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
                 tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
                 return None;
             }
+            Err(LookupError::Tampered(why)) => {
+                self.unusable_reported.store(true, Relaxed);
+                bump(&self.site.counters.cache_errors);
+                bump(&self.site.counters.tampered);
+                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache TAMPERED: {} - {why}; treated as a miss, it will be overwritten", self.key);
+                return None;
+            }
+            Err(LookupError::TooLarge(size)) => {
+                self.unusable_reported.store(true, Relaxed);
+                bump(&self.site.counters.cache_errors);
+                bump(&self.site.counters.oversized);
+                let max = self.tiers().max_stored_bytes();
+                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, size, max, "Cache OVERSIZED: {} - stored value of {size} bytes over the {max}-byte bound, refused undecoded; it will be overwritten", self.key);
+                return None;
+            }
         };
-        let (value, meta) = found;
+        let (value, meta, size) = found;
         let now = codec::now_ms();
         let meta = match decide::trust(meta, now, &self.limits()) {
             Ok(meta) => meta,
@@ -459,7 +494,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
         };
         if !meta.keep_left(now).is_zero() {
-            self.tiers().remember(&self.key, value.as_ref(), meta);
+            self.tiers().remember(&self.key, value.as_ref(), meta, size);
         }
         Some((value, meta))
     }

@@ -174,8 +174,16 @@ impl Drop for ClusterLock {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (remote, key, token) =
                 (self.remote.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.token));
+            // A lock left behind makes every other instance wait for it (up to the lock wait):
+            // retry while the store is failing or skipped (a killed connection opens the
+            // breaker), within the lease after which Redis drops it anyway.
             runtime.spawn(async move {
-                let _ = remote.delete_if_eq(&key, &token).await;
+                for pause in [0, 100, 400, 1_000, 2_000] {
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    if remote.delete_if_eq(&key, &token).await.is_ok() {
+                        return;
+                    }
+                }
             });
         }
     }

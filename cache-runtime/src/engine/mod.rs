@@ -70,7 +70,7 @@ impl Cache {
         R: Outcome,
         F: Future<Output = R>,
     {
-        let full = self.full_key(key);
+        let full = self.entry_key(key);
         if !self.inner.enabled {
             return compute.await;
         }

@@ -1,4 +1,9 @@
-//! The in-process tier: moka, per-entry expiry, bounded size, decoded values.
+//! The in-process tier: moka, per-entry expiry, decoded values, bounded in entries *and* bytes.
+//!
+//! moka has one capacity, so both bounds go through its weigher: an entry weighs its estimated
+//! size (the encoded value's length plus the key and a fixed overhead), but never less than one
+//! slot of `bytes / entries`. The weights then sum to at most `bytes`, which caps the total
+//! size, and since each is at least one slot there are at most `entries` of them.
 
 use crate::codec::Meta;
 use moka::sync::Cache as Moka;
@@ -16,11 +21,22 @@ pub struct MemEntry {
     pub meta: Meta,
     /// How long moka keeps the entry (freshness plus any stale window, capped by the remote TTL).
     pub keep: Duration,
+    /// Estimated size in bytes: the encoded envelope's length (see [`codec::encoded_len`]).
+    ///
+    /// [`codec::encoded_len`]: crate::codec::encoded_len
+    pub size: usize,
 }
+
+/// What an entry costs besides its value: the key's `String`, the `Arc` and moka's bookkeeping.
+const ENTRY_OVERHEAD: usize = 160;
 
 impl std::fmt::Debug for MemEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemEntry").field("meta", &self.meta).field("keep", &self.keep).finish_non_exhaustive()
+        f.debug_struct("MemEntry")
+            .field("meta", &self.meta)
+            .field("keep", &self.keep)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,18 +55,34 @@ impl Expiry<String, MemEntry> for PerEntry {
 #[derive(Clone)]
 pub struct MemoryTier {
     inner: Moka<String, MemEntry>,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for MemoryTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTier").field("entries", &self.inner.entry_count()).finish()
+        f.debug_struct("MemoryTier")
+            .field("entries", &self.inner.entry_count())
+            .field("weighted_bytes", &self.inner.weighted_size())
+            .field("max_bytes", &self.bytes)
+            .finish()
     }
 }
 
 impl MemoryTier {
-    /// A tier holding at most `capacity` entries (least recently and frequently used go first).
-    pub fn new(capacity: u64) -> Self {
-        MemoryTier { inner: Moka::builder().max_capacity(capacity).expire_after(PerEntry).build() }
+    /// A tier holding at most `entries` entries of at most `bytes` bytes in all (estimated; least
+    /// recently and frequently used go first). `bytes` below `entries` is raised to `entries`.
+    pub fn new(entries: u64, bytes: u64) -> Self {
+        let bytes = bytes.max(entries);
+        let slot = bytes.div_ceil(entries.max(1)).min(u32::MAX as u64) as u32;
+        let inner = Moka::builder()
+            .max_capacity(bytes)
+            .weigher(move |k: &String, v: &MemEntry| {
+                let size = v.size.saturating_add(k.len()).saturating_add(ENTRY_OVERHEAD);
+                (size.min(u32::MAX as usize) as u32).max(slot)
+            })
+            .expire_after(PerEntry)
+            .build();
+        MemoryTier { inner, bytes }
     }
 
     /// The entry of `key`, if present and not expired.
@@ -87,8 +119,46 @@ impl MemoryTier {
         self.inner.entry_count()
     }
 
+    /// The entries' estimated total size, as weighed (at least one slot per entry).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.weighted_size()
+    }
+
     /// Whether the tier is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: usize) -> MemEntry {
+        MemEntry {
+            value: Some(Arc::new(vec![0u8; size]) as Arc<dyn Any + Send + Sync>),
+            meta: Meta::now(Duration::from_secs(60), Duration::ZERO, false),
+            keep: Duration::from_secs(60),
+            size,
+        }
+    }
+
+    #[test]
+    fn bounded_in_bytes_and_in_entries() {
+        // 100 entries, 1 MiB: 24 KB values (market_chart) hit the byte bound at ~40 entries.
+        let t = MemoryTier::new(100, 1 << 20);
+        for i in 0..500 {
+            t.insert(format!("k{i}"), entry(24_000));
+        }
+        assert!(t.weighted_bytes() <= 1 << 20, "{}", t.weighted_bytes());
+        assert!(t.len() <= 44, "{} entries of 24 KB in 1 MiB", t.len());
+        // Small values: the entry bound holds.
+        let t = MemoryTier::new(100, 1 << 20);
+        for i in 0..500 {
+            t.insert(format!("k{i}"), entry(10));
+        }
+        assert!(t.len() <= 100, "{}", t.len());
+        assert!(t.len() >= 50, "{}", t.len());
     }
 }

@@ -18,6 +18,9 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     conn: RedisConn,
+    /// Reads return at most this many bytes plus one (`GETRANGE key 0 cap`), so a huge value
+    /// planted in Redis is never read whole; the caller refuses anything longer than `cap`.
+    read_cap: Option<usize>,
 }
 
 const RELEASE: &str =
@@ -27,7 +30,14 @@ impl RedisStore {
     /// A store for `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS with the
     /// `tls` feature). Does not connect: the first operation does.
     pub fn open(url: &str, config: RedisConfig) -> Result<Self, BuildError> {
-        Ok(RedisStore { conn: RedisConn::open(url, config)? })
+        Ok(RedisStore { conn: RedisConn::open(url, config)?, read_cap: None })
+    }
+
+    /// Reads return at most `cap + 1` bytes (`GETRANGE key 0 cap` instead of `GET`): enough to
+    /// tell that a value is over `cap` without transferring or allocating the rest.
+    pub fn with_read_cap(mut self, cap: usize) -> Self {
+        self.read_cap = Some(cap);
+        self
     }
 
     fn manager(&self) -> Result<ConnectionManager, StoreError> {
@@ -58,8 +68,15 @@ impl Store for RedisStore {
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
-            self.bounded(c.get::<_, Option<Vec<u8>>>(key)).await
+            match self.read_cap {
+                None => self.conn.run(|mut c| async move { c.get::<_, Option<Vec<u8>>>(key).await }).await,
+                // A missing key reads as an empty string: no value of ours is empty.
+                Some(cap) => {
+                    let bytes: Vec<u8> =
+                        self.conn.run(|mut c| async move { c.getrange(key, 0, cap as isize).await }).await?;
+                    Ok(Some(bytes).filter(|b| !b.is_empty()))
+                }
+            }
         })
     }
 
@@ -68,25 +85,49 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut c = self.manager()?;
-            // `MGET` of one key replies with a bare value in redis-rs' typed API: always a list.
-            self.bounded(redis::cmd("MGET").arg(keys).query_async::<Vec<Option<Vec<u8>>>>(&mut c)).await
+            match self.read_cap {
+                // `MGET` of one key replies with a bare value in redis-rs' typed API: always a list.
+                None => {
+                    self.conn
+                        .run(|mut c| async move {
+                            redis::cmd("MGET").arg(keys).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await
+                        })
+                        .await
+                }
+                // Capped reads, pipelined: one round trip, and no planted value costs more than
+                // the cap to read (an `MGET` would read it whole). A missing key reads as empty.
+                Some(cap) => {
+                    let read = self
+                        .conn
+                        .run(|mut c| async move {
+                            let mut pipe = redis::pipe();
+                            for key in keys {
+                                pipe.cmd("GETRANGE").arg(key).arg(0).arg(cap);
+                            }
+                            pipe.query_async::<Vec<Vec<u8>>>(&mut c).await
+                        })
+                        .await?;
+                    Ok(read.into_iter().map(|b| Some(b).filter(|b| !b.is_empty())).collect())
+                }
+            }
         })
     }
 
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
             let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(px(ttl)));
-            self.bounded(c.set_options::<_, _, ()>(key, value, opts)).await
+            let value = value.as_slice();
+            self.conn
+                .run(|mut c| {
+                    let opts = opts.clone();
+                    async move { c.set_options::<_, _, ()>(key, value, opts).await }
+                })
+                .await
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut c = self.manager()?;
-            self.bounded(c.del::<_, u64>(key)).await.map(|n| n > 0)
-        })
+        Box::pin(async move { self.conn.run(|mut c| async move { c.del::<_, u64>(key).await }).await.map(|n| n > 0) })
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -113,11 +154,16 @@ impl Store for RedisStore {
 
     fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
             let opts = redis::SetOptions::default()
                 .conditional_set(redis::ExistenceCheck::NX)
                 .with_expiration(redis::SetExpiry::PX(px(ttl)));
-            let set: Option<String> = self.bounded(c.set_options(key, token, opts)).await?;
+            let set: Option<String> = self
+                .conn
+                .run(|mut c| {
+                    let opts = opts.clone();
+                    async move { c.set_options(key, token, opts).await }
+                })
+                .await?;
             Ok(set.is_some())
         })
     }
@@ -125,9 +171,9 @@ impl Store for RedisStore {
     fn delete_if_eq<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         static SCRIPT: OnceLock<Script> = OnceLock::new();
         Box::pin(async move {
-            let mut c = self.manager()?;
             let script = SCRIPT.get_or_init(|| Script::new(RELEASE));
-            let n: u64 = self.bounded(script.key(key).arg(token).invoke_async(&mut c)).await?;
+            let n: u64 =
+                self.conn.run(|mut c| async move { script.key(key).arg(token).invoke_async(&mut c).await }).await?;
             Ok(n > 0)
         })
     }

@@ -1,10 +1,15 @@
 //! The memory tier in front of a remote store, typed.
+//!
+//! Bytes read from the remote tier go through, in order: the size bound (before anything else
+//! looks at them), the seal (when a signing key is configured), then the envelope decoder.
+//! Writes are encoded once, refused when over the size bound, sealed and stored.
 
 use super::breaker::Guarded;
 use super::memory::{MemEntry, MemoryTier};
 use super::Store;
 use crate::codec::{self, DecodeError, Format, Meta};
 use crate::error::StoreError;
+use crate::seal::{Sealer, Tampered};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
@@ -17,17 +22,48 @@ pub type Remote = Guarded<Arc<dyn Store>>;
 /// What a lookup found: a decoded entry (`None` value: a negative entry), or nothing.
 pub type Found<T> = Option<(Option<T>, Meta)>;
 
+/// Default bound on one stored value (the encoded envelope): 1 MiB. A CoinGecko `market_chart`
+/// response is about 24 KB in Redis and the largest seed response under 100 KB, so this leaves a
+/// 10x margin while keeping one planted value from costing more than a megabyte to read.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+
 /// The memory tier holds a value of another type under this key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtherType;
 
 /// An error met during a remote lookup; the engine answers it as a miss.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LookupError {
     /// The remote store failed.
     Store(StoreError),
     /// The remote value was not usable.
     Decode(DecodeError),
+    /// The remote value's seal did not verify (a signing key is configured).
+    Tampered(Tampered),
+    /// The remote value is larger than the bound; it was not decoded.
+    TooLarge(usize),
+}
+
+/// Why a value was not stored (the memory tier took it unless it is [`PutError::TooLarge`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PutError {
+    /// The encoded value exceeds the size bound: stored nowhere.
+    TooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The remote store failed (or is being skipped).
+    Store(StoreError),
+}
+
+impl From<StoreError> for PutError {
+    fn from(e: StoreError) -> Self {
+        PutError::Store(e)
+    }
 }
 
 /// The memory tier, the remote store, or both (memory first).
@@ -39,6 +75,10 @@ pub struct Tiered {
     pub remote: Option<Remote>,
     /// Upper bound on how long a value read from the remote tier stays in memory.
     pub local_ttl_cap: Option<Duration>,
+    /// Signs values written to, and verifies values read from, the shared tier.
+    pub seal: Option<Sealer>,
+    /// Bound on one encoded value (before sealing).
+    pub max_value_bytes: usize,
 }
 
 impl std::fmt::Debug for Tiered {
@@ -46,6 +86,8 @@ impl std::fmt::Debug for Tiered {
         f.debug_struct("Tiered")
             .field("local", &self.local)
             .field("remote", &self.remote.as_ref().map(|r| r.name()))
+            .field("signed", &self.seal.is_some())
+            .field("max_value_bytes", &self.max_value_bytes)
             .finish()
     }
 }
@@ -66,17 +108,24 @@ impl Tiered {
         }
     }
 
-    /// The remote store's entry, decoded (freshness is for the caller to judge).
-    pub async fn get_remote<T>(&self, key: &str, ty: &str) -> Result<Found<T>, LookupError>
+    /// The most bytes a stored value may have, seal included.
+    pub fn max_stored_bytes(&self) -> usize {
+        self.max_value_bytes + if self.seal.is_some() { crate::seal::OVERHEAD } else { 0 }
+    }
+
+    /// The remote store's entry, decoded, with the encoded size (freshness is for the caller to
+    /// judge).
+    pub async fn get_remote<T>(&self, key: &str, ty: &str) -> Result<Option<(Option<T>, Meta, usize)>, LookupError>
     where
         T: DeserializeOwned,
     {
         let Some(remote) = &self.remote else { return Ok(None) };
         let Some(bytes) = remote.get(key).await.map_err(LookupError::Store)? else { return Ok(None) };
-        Self::decode_remote(&bytes, ty)
+        self.decode_remote(key, &bytes, ty)
     }
 
-    /// The remote store's raw bytes for each of `keys` (one `MGET` on Redis), in order.
+    /// The remote store's raw bytes for each of `keys`, in order, in one round trip (an `MGET`,
+    /// or pipelined capped reads on Redis).
     pub async fn get_remote_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         match &self.remote {
             Some(remote) => remote.get_many(keys).await,
@@ -84,25 +133,38 @@ impl Tiered {
         }
     }
 
-    /// Bytes read from the remote store, decoded as an envelope of `T` with fingerprint `ty`.
-    pub fn decode_remote<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<Found<T>, LookupError> {
-        let (meta, value) = codec::decode::<T>(bytes, ty).map_err(LookupError::Decode)?;
-        Ok(Some((value, meta)))
+    /// Bytes read from the remote store under `key`: the size bound (before anything else looks
+    /// at them), the seal, then the envelope decoder; with the encoded size.
+    pub fn decode_remote<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        ty: &str,
+    ) -> Result<Option<(Option<T>, Meta, usize)>, LookupError> {
+        if bytes.len() > self.max_stored_bytes() {
+            return Err(LookupError::TooLarge(bytes.len()));
+        }
+        let payload = match &self.seal {
+            Some(seal) => seal.open(key, bytes).map_err(LookupError::Tampered)?,
+            None => bytes,
+        };
+        let (meta, value) = codec::decode::<T>(payload, ty).map_err(LookupError::Decode)?;
+        Ok(Some((value, meta, payload.len())))
     }
 
     /// Copies an entry read from the remote tier into the memory tier, for what is left of its
-    /// life (capped by `local_ttl_cap`).
-    pub fn remember<T: Clone + Send + Sync + 'static>(&self, key: &str, value: Option<&T>, meta: Meta) {
+    /// life (capped by `local_ttl_cap`); `size` is its encoded length.
+    pub fn remember<T: Clone + Send + Sync + 'static>(&self, key: &str, value: Option<&T>, meta: Meta, size: usize) {
         let Some(local) = &self.local else { return };
         let keep = meta.keep_left(codec::now_ms());
         let keep = self.local_ttl_cap.map_or(keep, |cap| keep.min(cap));
         let value = value.map(|v| Arc::new(v.clone()) as Arc<dyn Any + Send + Sync>);
-        local.insert(key.to_owned(), MemEntry { value, meta, keep });
+        local.insert(key.to_owned(), MemEntry { value, meta, keep, size });
     }
 
     /// Stores a value (`None`: a negative entry) in every tier (the remote one only if
-    /// `use_remote`). The memory tier always takes it; a remote failure is returned for the
-    /// caller to log.
+    /// `use_remote`). A value over the size bound is stored nowhere; otherwise the memory tier
+    /// always takes it and a remote failure is returned for the caller to log.
     pub async fn put<T>(
         &self,
         key: &str,
@@ -111,20 +173,38 @@ impl Tiered {
         format: Format,
         ty: &str,
         use_remote: bool,
-    ) -> Result<(), StoreError>
+    ) -> Result<(), PutError>
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let keep = meta.ttl + meta.stale;
+        let encode_err = |e: codec::EncodeError| PutError::Store(StoreError::Backend(e.to_string()));
+        let remote = self.remote.as_ref().filter(|_| use_remote);
+        // Encode once: the shared tier stores the bytes and the memory tier weighs by their
+        // length. No encoding work while the store is being skipped.
+        let encoded = match remote {
+            Some(r) if r.peek().is_ok() => Some(codec::encode(format, ty, &meta, value).map_err(encode_err)?),
+            _ => None,
+        };
+        let size = match &encoded {
+            Some(bytes) => bytes.len(),
+            None if self.local.is_some() => codec::encoded_len(format, ty, &meta, value).map_err(encode_err)?,
+            None => 0,
+        };
+        if size > self.max_value_bytes {
+            return Err(PutError::TooLarge { size, max: self.max_value_bytes });
+        }
         if let Some(local) = &self.local {
             let v = value.map(|v| Arc::new(v.clone()) as Arc<dyn Any + Send + Sync>);
             let local_keep = self.local_ttl_cap.filter(|_| self.remote.is_some()).map_or(keep, |c| keep.min(c));
-            local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep });
+            local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep, size });
         }
-        if let Some(remote) = self.remote.as_ref().filter(|_| use_remote) {
-            // No encoding work while the store is being skipped.
-            remote.peek()?;
-            let bytes = codec::encode(format, ty, &meta, value).map_err(|e| StoreError::Backend(e.to_string()))?;
+        if let Some(remote) = remote {
+            let bytes = encoded.ok_or(StoreError::BreakerOpen)?;
+            let bytes = match &self.seal {
+                Some(seal) => seal.seal(key, &bytes),
+                None => bytes,
+            };
             remote.set(key, bytes, keep).await?;
         }
         Ok(())
