@@ -23,7 +23,9 @@ pub mod store;
 #[doc(hidden)]
 pub mod __private;
 
-pub use cache::{default_cache, set_default, Cache, CacheBuilder, DEFAULT_MEMORY_CAPACITY, DEFAULT_NAMESPACE};
+pub use cache::{
+    default_cache, set_default, Cache, CacheBuilder, RedisTopology, DEFAULT_MEMORY_CAPACITY, DEFAULT_NAMESPACE,
+};
 pub use codec::Format;
 pub use engine::{Outcome, Plain, Policy};
 pub use error::{BuildError, CacheError, StoreError, TtlError};

@@ -8,7 +8,7 @@ use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
 use super::period::Period;
 use super::slot::Slot;
 use crate::breaker::{Breaker, BreakerConfig};
-use crate::connection::{bounded, scan_page, RedisConn};
+use crate::connection::{bounded, Link, RedisConn, Scan};
 use crate::error::StoreError;
 use crate::store::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -226,10 +226,10 @@ impl Shared {
         }
     }
 
-    fn manager(&self) -> Result<ConnectionManager, StoreError> {
+    async fn link(&self) -> Result<Link, StoreError> {
         match &self.conn {
-            Conn::Manager(m) => Ok(m.clone()),
-            Conn::Redis(c) => c.manager(),
+            Conn::Manager(m) => Ok(Link::Single(m.clone())),
+            Conn::Redis(c) => c.link().await,
         }
     }
 
@@ -237,11 +237,11 @@ impl Shared {
     /// cancelled mid-call drops its breaker trial, which hands a probe back.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Link) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
-        let result = match self.manager() {
+        let result = match self.link().await {
             Ok(c) => bounded(self.config.op_timeout, op(c)).await,
             Err(e) => Err(e),
         };
@@ -361,22 +361,23 @@ impl Backend for Shared {
     }
 
     fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
-        // Every key of the budget (rates, hold, day and month counters) is under `{prefix}:`.
+        // Every key of the budget (rates, hold, day and month counters) is under `{prefix}:`;
+        // on a cluster they share the budget's hash tag, but SCAN asks every master anyway.
         Box::pin(async move {
             let pattern = format!("{}:*", crate::key::glob_escape(&slot.prefix));
-            let mut cursor: u64 = 0;
+            let mut scan = self.call(|mut c| async move { Scan::start(&mut c, &pattern).await }).await?;
             loop {
-                let scan = scan_page(cursor, &pattern);
-                let (next, keys): (u64, Vec<String>) =
-                    self.call(|mut c| async move { scan.query_async(&mut c).await }).await?;
+                let page = self
+                    .call(|mut c| {
+                        let scan = &mut scan;
+                        async move { scan.next(&mut c).await }
+                    })
+                    .await?;
+                let Some(keys) = page else { return Ok(()) };
                 if !keys.is_empty() {
                     self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut c).await })
                         .await?;
                 }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
             }
         })
     }

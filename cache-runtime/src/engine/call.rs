@@ -352,6 +352,7 @@ impl<'a, R: Outcome> Call<'a, R> {
     }
 
     async fn read_remote(&self) -> Found<R::Value> {
+        let ticket = self.tiers().ticket(&self.key);
         let found = match self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await {
             Ok(found) => found?,
             Err(LookupError::Store(e)) => {
@@ -386,7 +387,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
         };
         if !meta.keep_left(now).is_zero() {
-            self.tiers().remember(&self.key, value.as_ref(), meta);
+            self.tiers().remember(&self.key, value.as_ref(), meta, ticket);
         }
         Some((value, meta))
     }

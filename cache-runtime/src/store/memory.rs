@@ -16,6 +16,8 @@ pub struct MemEntry {
     pub meta: Meta,
     /// How long moka keeps the entry (freshness plus any stale window, capped by the remote TTL).
     pub keep: Duration,
+    /// When it entered the memory tier (the coherence channel's trust bound counts from it).
+    pub at: Instant,
 }
 
 impl std::fmt::Debug for MemEntry {
@@ -79,6 +81,11 @@ impl MemoryTier {
             self.inner.invalidate(k.as_str());
         }
         n
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
     }
 
     /// Approximate number of entries.

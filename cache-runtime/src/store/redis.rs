@@ -6,10 +6,9 @@
 //! stops trying for a cool-down after repeated failures.
 
 use super::{BoxFuture, Store};
-pub use crate::connection::RedisConfig;
-use crate::connection::RedisConn;
+use crate::connection::{Link, RedisConn, Scan};
+pub use crate::connection::{RedisConfig, RedisTopology};
 use crate::error::{BuildError, StoreError};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,8 +29,19 @@ impl RedisStore {
         Ok(RedisStore { conn: RedisConn::open(url, config)? })
     }
 
-    fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn.manager()
+    /// A store on a single server, a Redis Cluster or a Sentinel-watched master. Does not
+    /// connect: the first operation does.
+    pub fn open_topology(topology: &RedisTopology, config: RedisConfig) -> Result<Self, BuildError> {
+        Ok(RedisStore { conn: RedisConn::topology(topology, config)? })
+    }
+
+    /// How many times a Sentinel master was followed to a new address (0 otherwise).
+    pub fn master_switches(&self) -> u64 {
+        self.conn.master_switches()
+    }
+
+    async fn manager(&self) -> Result<Link, StoreError> {
+        self.conn.link().await
     }
 
     /// The connection helper (shared with the budgets' Redis backend).
@@ -58,14 +68,14 @@ impl Store for RedisStore {
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             self.bounded(c.get::<_, Option<Vec<u8>>>(key)).await
         })
     }
 
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(px(ttl)));
             self.bounded(c.set_options::<_, _, ()>(key, value, opts)).await
         })
@@ -73,36 +83,33 @@ impl Store for RedisStore {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             self.bounded(c.del::<_, u64>(key)).await.map(|n| n > 0)
         })
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             let pattern = format!("{}*", crate::key::glob_escape(prefix));
-            let mut cursor: u64 = 0;
+            // Every master of a cluster in turn; UNLINK of keys in several slots is split by
+            // slot by redis-rs (never CROSSSLOT).
+            let mut scan = self.bounded(Scan::start(&mut c, &pattern)).await?;
             let mut removed = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) =
-                    self.bounded(crate::connection::scan_page(cursor, &pattern).query_async(&mut c)).await?;
+            while let Some(keys) = self.bounded(scan.next(&mut c)).await? {
                 // Keys with `::` are the runtime's own (locks, budgets): never cache entries.
                 let keys: Vec<String> = keys.into_iter().filter(|k| !k.contains("::")).collect();
                 if !keys.is_empty() {
                     removed += self.bounded(c.unlink::<_, u64>(&keys)).await?;
                 }
-                if next == 0 {
-                    return Ok(removed);
-                }
-                cursor = next;
             }
+            Ok(removed)
         })
     }
 
     fn set_nx<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             let opts = redis::SetOptions::default()
                 .conditional_set(redis::ExistenceCheck::NX)
                 .with_expiration(redis::SetExpiry::PX(px(ttl)));
@@ -114,7 +121,7 @@ impl Store for RedisStore {
     fn delete_if_eq<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         static SCRIPT: OnceLock<Script> = OnceLock::new();
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             let script = SCRIPT.get_or_init(|| Script::new(RELEASE));
             let n: u64 = self.bounded(script.key(key).arg(token).invoke_async(&mut c)).await?;
             Ok(n > 0)
