@@ -31,7 +31,7 @@ pub const STRIPES: usize = 1024;
 /// everything" is sent instead.
 const PENDING_CAP: usize = 1024;
 /// How often the subscriber checks that its connection answers.
-const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_EVERY: Duration = Duration::from_millis(500);
 
 /// Counters of the coherence channel, as read by [`Cache::coherence_stats`](crate::Cache::coherence_stats).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,8 +64,11 @@ pub struct Coherence {
     conn: RedisConn,
     local: MemoryTier,
     origin: Instant,
-    /// Milliseconds since `origin` + 1 at which the channel was lost; 0 while it is up.
+    /// Milliseconds since `origin` + 1 from which the channel counts as lost (its last proof of
+    /// life); 0 while it is up.
     lost_at: AtomicU64,
+    /// Milliseconds since `origin` + 1 of the last message or answered ping.
+    alive_at: AtomicU64,
     epochs: Box<[AtomicU64]>,
     global: AtomicU64,
     hasher: std::collections::hash_map::RandomState,
@@ -98,8 +101,10 @@ impl std::fmt::Debug for Coherence {
 }
 
 impl Coherence {
+    /// The channel of one cache; subscribes at once when built inside a Tokio runtime, else on
+    /// first use.
     pub(crate) fn new(conn: RedisConn, namespace: &str, local: MemoryTier, grace: Duration) -> Arc<Self> {
-        Arc::new_cyclic(|me| Coherence {
+        let c = Arc::new_cyclic(|me| Coherence {
             me: me.clone(),
             instance: rand::random(),
             channel: format!("{namespace}::inval"),
@@ -122,7 +127,10 @@ impl Coherence {
             publish_failures: AtomicU64::new(0),
             distrusted: AtomicU64::new(0),
             lag: Histogram::new(),
-        })
+            alive_at: AtomicU64::new(0),
+        });
+        c.ensure_started();
+        c
     }
 
     /// The channel's name (`{namespace}::inval`).
@@ -269,12 +277,18 @@ impl Coherence {
         if self.connected.swap(false, AcqRel) {
             tracing::warn!(target: "syntra_cache", channel = %self.channel, "Coherence: invalidation channel lost; memory copies trusted for {:?} more", self.grace);
         }
-        let now = self.origin.elapsed().as_millis() as u64 + 1;
-        let _ = self.lost_at.compare_exchange(0, now, AcqRel, Relaxed);
+        // Counted from the last proof of life, not from the moment the loss was noticed.
+        let since = self.alive_at.load(Acquire).max(1);
+        let _ = self.lost_at.compare_exchange(0, since, AcqRel, Relaxed);
+    }
+
+    fn alive(&self) {
+        self.alive_at.store(self.origin.elapsed().as_millis() as u64 + 1, Release);
     }
 
     /// Subscribed again: what was missed is unknown, so memory starts empty.
     fn back(&self) {
+        self.alive();
         self.global.fetch_add(1, AcqRel);
         self.local.clear();
         self.lost_at.store(0, Release);
@@ -360,6 +374,7 @@ async fn subscribe(me: Weak<Coherence>) {
                 msg = stream.next() => match msg {
                     Some(msg) => {
                         let Some(c) = me.upgrade() else { return };
+                        c.alive();
                         c.handle(msg.get_payload_bytes());
                     }
                     None => break,
@@ -370,6 +385,7 @@ async fn subscribe(me: Weak<Coherence>) {
                     if !matches!(alive, Ok(Ok(_))) {
                         break;
                     }
+                    c.alive();
                     if c.has_pending() {
                         c.resend().await;
                     }
@@ -395,6 +411,7 @@ mod tests {
     fn copies_are_trusted_for_the_grace_only_while_the_channel_is_lost() {
         let c = coherence();
         c.lost_at.store(0, Relaxed);
+        c.alive();
         let old = Instant::now() - Duration::from_secs(60);
         assert!(c.trusts(old, false), "channel up: any copy");
         assert!(!c.trusts(old, true), "breaker open: an old copy is not");

@@ -75,6 +75,9 @@ impl MemoryTier {
 
     /// Removes every key starting with `prefix`.
     pub fn remove_prefix(&self, prefix: &str) -> u64 {
+        // moka's iterator may skip entries whose insertion is still queued for its
+        // housekeeping (seen under load with a coherent tier): process the queue first.
+        self.inner.run_pending_tasks();
         let keys: Vec<Arc<String>> = self.inner.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k).collect();
         let n = keys.len() as u64;
         for k in keys {
