@@ -32,6 +32,13 @@ impl Svc {
         tokio::time::sleep(self.delay).await;
         expected(id)
     }
+
+    /// The scale row's method: a 1 s TTL, so a hot key set mixes hits and misses.
+    #[cached(ttl = 1, key = "svc:hot:<id>", cache = self.cache)]
+    async fn hot(&self, id: u64) -> String {
+        self.calls.fetch_add(1, SeqCst);
+        expected(id)
+    }
 }
 
 fn expected(id: u64) -> String {
@@ -314,4 +321,126 @@ fn topology_settings_from_the_environment() {
     assert!(both.to_string().contains("only one") && !both.to_string().contains("hunter2"), "{both}");
     let custom = Cache::builder().coherent(true).build().unwrap_err();
     assert!(custom.to_string().contains("needs Redis"), "{custom}");
+}
+
+// ---- Scale: 4 processes against one node and against the cluster ---------------------------
+
+fn env_cache(ns: &str) -> Cache {
+    let b = Cache::builder()
+        .namespace(ns)
+        .local_tier(false)
+        .op_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500));
+    let urls = std::env::var("SCALE_URLS").unwrap();
+    let b = match std::env::var("SCALE_MODE").unwrap().as_str() {
+        "cluster" => b.redis_cluster(urls.split(',')),
+        _ => b.redis(urls),
+    };
+    b.build().unwrap()
+}
+
+fn wait_for_start() {
+    let at: u64 = std::env::var("SCALE_START_MS").unwrap().parse().unwrap();
+    let now = common::now_ms();
+    std::thread::sleep(Duration::from_millis(at.saturating_sub(now)));
+}
+
+/// One process of the throughput row: 64 tasks on a hot set of 2,000 keys (TTL 1 s, so hits
+/// and misses mix), Redis tier only, for `SCALE_SECS`.
+#[test]
+#[ignore = "child process of four_processes_single_node_vs_cluster"]
+fn scale_worker() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let svc = Svc::new(env_cache("scale"), Duration::ZERO);
+    let secs: f64 = std::env::var("SCALE_SECS").unwrap().parse().unwrap();
+    rt.block_on(svc.hot(0)); // connects
+    wait_for_start();
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    let total = rt.block_on(async {
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let (mut n, mut x) = (0u64, t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                    while Instant::now() < stop {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let id = x % 2000;
+                        assert_eq!(svc.hot(id).await, expected(id));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    let s = svc.cache.stats();
+    let errors: u64 = s.methods.iter().map(|m| m.cache_errors).sum();
+    println!("SCALE calls={total} upstream={} errors={errors} secs={secs}", svc.calls.load(SeqCst));
+}
+
+/// One process of the stampede: 1,000 concurrent cold calls of one key.
+#[test]
+#[ignore = "child process of four_processes_single_node_vs_cluster"]
+fn stampede_worker() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let svc = Svc::new(env_cache("stampede"), Duration::from_millis(300));
+    rt.block_on(svc.cache.remove("never")).unwrap(); // connects
+    wait_for_start();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let svc = svc.clone();
+                tokio::spawn(async move { svc.value(424_242).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), expected(424_242));
+        }
+    });
+    println!("STAMPEDE upstream={}", svc.calls.load(SeqCst));
+}
+
+fn workers(worker: &str, marker: &str, mode: &str, urls: &[String], secs: f64) -> Vec<common::Report> {
+    let env = [
+        ("SCALE_MODE", mode.to_owned()),
+        ("SCALE_URLS", urls.join(",")),
+        ("SCALE_SECS", secs.to_string()),
+        ("SCALE_START_MS", (common::now_ms() + 1500).to_string()),
+    ];
+    common::run_workers(worker, 4, &env, marker)
+}
+
+#[test]
+fn four_processes_single_node_vs_cluster() {
+    let secs: f64 = std::env::var("SYNTRA_SCALE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(2.0);
+    let single = common::RedisServer::start();
+    let cluster = RedisCluster::start(1000);
+    let mut rows = Vec::new();
+    for (mode, urls) in [("single", vec![single.url()]), ("cluster", cluster.seeds())] {
+        let reports = workers("scale_worker", "SCALE ", mode, &urls, secs);
+        let calls: u64 = reports.iter().map(|r| r.get::<u64>("calls")).sum();
+        let upstream: u64 = reports.iter().map(|r| r.get::<u64>("upstream")).sum();
+        let errors: u64 = reports.iter().map(|r| r.get::<u64>("errors")).sum();
+        assert!(calls > 0 && upstream > 0, "hits and misses mixed: {calls} calls, {upstream} upstream");
+        assert_eq!(errors, 0, "{mode}: store errors under load");
+        rows.push(format!(
+            "SCALE-ROW {mode}: {:.0} calls/s over 4 processes x 64 tasks ({calls} calls, {upstream} upstream = {:.1}% misses)",
+            calls as f64 / secs,
+            upstream as f64 * 100.0 / calls as f64
+        ));
+    }
+    let reports = workers("stampede_worker", "STAMPEDE ", "cluster", &cluster.seeds(), 0.0);
+    let upstream: u64 = reports.iter().map(|r| r.get::<u64>("upstream")).sum();
+    for r in &rows {
+        println!("{r}");
+    }
+    println!("STAMPEDE-ROW cluster: 4 processes x 1,000 cold calls -> {upstream} upstream call(s)");
+    assert_eq!(upstream, 1, "one upstream call across 4 processes on the cluster");
 }
