@@ -413,12 +413,11 @@ impl SentinelState {
     async fn resolve(&self) -> Result<(String, u16), StoreError> {
         let _one = self.resolving.lock().await;
         self.last_resolve_ms.store(self.origin.elapsed().as_millis() as u64, Relaxed);
-        // Cleared before asking: an error seen during the question marks it again.
-        self.stale.store(false, Release);
         let mut last_err = StoreError::Backend("no Sentinel answered".into());
         for sentinel in &self.sentinels {
             match self.ask(sentinel).await {
                 Ok(addr) => {
+                    self.stale.store(false, Release);
                     let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
                     if cur.as_ref().is_some_and(|(h, p, _)| (h, *p) == (&addr.0, addr.1)) {
                         return Ok(addr);
@@ -436,7 +435,6 @@ impl SentinelState {
                 Err(e) => last_err = e,
             }
         }
-        self.stale.store(true, Release);
         Err(last_err)
     }
 

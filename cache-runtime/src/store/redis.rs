@@ -1,5 +1,6 @@
-//! The Redis tier on redis-rs: a lazily connected [`ConnectionManager`] (the application starts
-//! while Redis is down, and reconnects by itself), every operation bounded by a timeout.
+//! The Redis tier on redis-rs, on a single server, a Redis Cluster or a Sentinel-watched master
+//! (the connection helper's `Link`): lazily connected (the application starts while Redis is
+//! down, and reconnects by itself), every operation bounded by a timeout.
 //!
 //! redis-rs' own retries can hold one command for seconds while Redis is down; the timeout here
 //! bounds each cache operation, and the [`Guarded`](super::breaker::Guarded) breaker around this store
