@@ -76,6 +76,7 @@ impl Histogram {
         (1u64 << log) + (frac << (log - 2))
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn snapshot(&self) -> LatencySnapshot {
         self.counts().snapshot()
     }

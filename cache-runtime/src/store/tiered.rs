@@ -47,7 +47,7 @@ pub struct Tiered {
 /// Taken before a remote read, handed to [`Tiered::remember`]: with coherence on, the copy is
 /// not remembered if an eviction of its key arrived during the read.
 #[derive(Debug, Clone, Copy)]
-pub struct ReadTicket(Option<u64>);
+pub struct ReadTicket(#[cfg_attr(not(feature = "redis"), allow(dead_code))] Option<u64>);
 
 impl std::fmt::Debug for Tiered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
