@@ -46,6 +46,8 @@ pub(crate) struct RedisConn {
     config: RedisConfig,
 }
 
+// One per connection, behind an `Arc`: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Single { client: Client, manager: OnceLock<ConnectionManager> },
     Cluster { client: ClusterClient, seeds: Vec<ConnectionInfo>, conn: tokio::sync::OnceCell<ClusterConnection> },

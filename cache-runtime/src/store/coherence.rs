@@ -18,7 +18,7 @@
 use super::memory::MemoryTier;
 use crate::connection::RedisConn;
 use crate::metrics::{Histogram, LatencySnapshot};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -186,9 +186,7 @@ impl Coherence {
     }
 
     fn stripe(&self, key: &str) -> &AtomicU64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.epochs[(h.finish() as usize) % STRIPES]
+        &self.epochs[(self.hasher.hash_one(key) as usize) % STRIPES]
     }
 
     /// Starts the subscriber (once; needs a Tokio runtime, so not at build time).
