@@ -16,6 +16,9 @@ redis_bin="${REDIS_SERVER_BIN:-redis-server}"   # the harness honours REDIS_SERV
 missing=()
 command -v "$redis_bin" >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the TLS test makes its own CA
+# tests/topology.rs: `redis-cli --cluster create` joins a cluster; Sentinels run from redis-sentinel.
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -59,7 +59,7 @@ async fn rate_limit_is_exact_against_redis() {
     assert_eq!(d.limit, Limit::Rate { limit: 100, per: Duration::from_secs(10) });
     assert!(d.retry_after > Duration::ZERO && d.retry_after <= Duration::from_micros(111_112), "{d}");
     assert!(d.to_string().starts_with("ten budget exhausted: 100/10s, retry after "), "{d}");
-    let pttl = redis.pttl("rl::budget:ten:rate:0");
+    let pttl = redis.pttl("rl::budget:{ten}:rate:0");
     assert!((900..=1_112).contains(&pttl), "the TAT key expires when the burst is back: {pttl}");
     tokio::time::sleep(d.retry_after).await;
     assert_eq!(e.acquire("ten", 1).await.unwrap().decided_by, Decider::Shared, "one more after one interval");
@@ -102,10 +102,10 @@ async fn quotas_are_shared_and_expire_with_their_period() {
     assert_eq!(d.limit, Limit::Quota { period: QuotaPeriod::Day, limit: 5, used: 5 });
     let to_midnight = ms_to_utc_midnight();
     assert!(d.retry_after <= Duration::from_millis(to_midnight + 1_000), "{d}: {to_midnight} ms to midnight");
-    let day_key = keys(&redis, "qt::budget:cmc:day:*");
-    let month_key = keys(&redis, "qt::budget:cmc:month:*");
+    let day_key = keys(&redis, "qt::budget:{cmc}:day:*");
+    let month_key = keys(&redis, "qt::budget:{cmc}:month:*");
     assert_eq!((day_key.len(), month_key.len()), (1, 1), "{day_key:?} {month_key:?}");
-    assert_eq!(day_key[0].len(), "qt::budget:cmc:day:".len() + 8, "yyyymmdd");
+    assert_eq!(day_key[0].len(), "qt::budget:{cmc}:day:".len() + 8, "yyyymmdd");
     assert_eq!(redis.cmd::<String>(&["GET", &day_key[0]]), "5");
     assert_eq!(redis.cmd::<String>(&["GET", &month_key[0]]), "5");
     let pttl = redis.pttl(&day_key[0]);
@@ -193,7 +193,7 @@ fn processes_share_one_budget() {
     if ms_to_utc_midnight() <= day_before {
         // (Skipped in the rare run that crosses midnight UTC: the quota restarts.)
         assert_eq!(quota, 30, "{PROCESSES} processes x {CALLS} calls against 30/day: {per_process:?}");
-        let day_key = keys(&redis, "xproc::budget:xp_quota:day:*");
+        let day_key = keys(&redis, "xproc::budget:{xp_quota}:day:*");
         assert_eq!(redis.cmd::<String>(&["GET", &day_key[0]]), "30");
     }
 }
@@ -258,7 +258,7 @@ async fn falls_back_in_process_when_redis_dies_and_shares_again_after_restart() 
             }
         }
     }
-    let day_key = keys(&redis, "fb::budget:quota:day:*");
+    let day_key = keys(&redis, "fb::budget:{quota}:day:*");
     assert_eq!(redis.cmd::<String>(&["GET", &day_key[0]]), "4");
     assert_eq!(acquire_within(&e, "rate", 1, bound).await.unwrap().decided_by, Decider::Shared);
     assert!(!e.shared_skipped());
@@ -290,7 +290,7 @@ async fn a_429_backs_off_every_instance() {
     assert_eq!(e2.acquire("coingecko", 1).await.unwrap().decided_by, Decider::Shared);
 
     assert!(e1.backoff_shared("coingecko", Some(Duration::from_millis(800))).await);
-    let pttl = redis.pttl("bo::budget:coingecko:hold");
+    let pttl = redis.pttl("bo::budget:{coingecko}:hold");
     assert!((500..=800).contains(&pttl), "{pttl}");
     let d = e2.acquire("coingecko", 1).await.unwrap_err();
     assert_eq!(d.limit, Limit::Backoff);

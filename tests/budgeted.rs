@@ -158,14 +158,14 @@ async fn a_429_backs_off_at_once_across_instances() {
     assert!(matches!(a.price("btc").await, Err(ApiError::RateLimited(_))));
     // The shared hold may be written in the background: wait for it (bounded), not a fixed time.
     poll(Duration::from_secs(5), "the 429 hold in Redis", || {
-        (redis.pttl("bk::budget:coingecko:hold") > 0).then_some(())
+        (redis.pttl("bk::budget:{coingecko}:hold") > 0).then_some(())
     });
     match b.price("eth").await {
         Err(ApiError::Budget(d)) => assert!(d.retry_after > Duration::from_secs(20), "Retry-After honoured: {d}"),
         other => panic!("expected the other instance to back off, got {other:?}"),
     }
     assert_eq!(a.calls() + b.calls(), 1, "no second call hammered the provider");
-    assert!(redis.pttl("bk::budget:coingecko:hold") > 20_000);
+    assert!(redis.pttl("bk::budget:{coingecko}:hold") > 20_000);
 }
 
 #[tokio::test]
@@ -281,7 +281,7 @@ async fn budgeted_child() {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             loop {
                 let pttl: i64 = redis::cmd("PTTL")
-                    .arg("xp-429::budget:coingecko:hold")
+                    .arg("xp-429::budget:{coingecko}:hold")
                     .query(&mut client.get_connection().unwrap())
                     .unwrap();
                 if pttl > 0 {
@@ -340,7 +340,7 @@ fn a_429_in_one_process_backs_off_another() {
     let redis = RedisServer::start();
     let first = run_child(child("429", &redis));
     assert_eq!(field(&first, "calls"), 1, "{first}");
-    let hold = redis.pttl("xp-429::budget:coingecko:hold");
+    let hold = redis.pttl("xp-429::budget:{coingecko}:hold");
     assert!(hold > 20_000, "Retry-After 30 s shared in Redis: {hold}");
     // A new process, after the first one is gone: it learns the back-off from Redis alone.
     let second = run_child(child("after429", &redis));

@@ -280,7 +280,7 @@ async fn budgets_seed_and_budget_overrides() {
         }
     }
     assert_eq!(granted, 3, "30/min: a burst of 3");
-    assert!(!scan_keys(&redis.client(), "seed::budget:coingecko:*").is_empty(), "shared through Redis");
+    assert!(!scan_keys(&redis.client(), "seed::budget:{coingecko}:*").is_empty(), "shared through Redis");
 
     // SYNTRA_BUDGET_COINGECKO_RATE overrides the seed: 10/min is a burst of 1.
     let tight = Svc::new(from_vars(&[

@@ -322,7 +322,7 @@ async fn remove_prefix_of_everything_keeps_budgets_and_locks() {
     let removed = cache.remove_prefix("").await.unwrap();
     assert_eq!(removed, 1, "the one cache entry");
     let left: Vec<String> = redis.cmd(&["KEYS", "rp*"]);
-    assert!(left.iter().any(|k| k.starts_with("rp::budget:cg:day:")), "quota counter kept: {left:?}");
+    assert!(left.iter().any(|k| k.starts_with("rp::budget:{cg}:day:")), "quota counter kept: {left:?}");
     assert!(left.contains(&"rp::lock:px:eth".to_owned()), "lock kept: {left:?}");
     assert!(!left.contains(&"rp:px:btc".to_owned()));
     assert!(matches!(cache.remove_prefix(":lock").await, Err(syntra_cache::CacheError::InvalidPrefix(_))));

@@ -515,6 +515,8 @@ fn main() {
     let tiered = |ns: &str| Cache::builder().namespace(ns).redis(url.clone()).build().unwrap();
     let ours_redis = Ours::new(redis_only("r1"));
     let ours_mem = Ours::new(Cache::memory());
+    // Row 3 with a coherent memory tier (issue 14): the same memory hit, with the trust check.
+    let ours_coherent = Ours::new(Cache::builder().namespace("r3c").redis(url.clone()).coherent(true).build().unwrap());
     let ours_miss = Ours::new(Cache::memory());
     let raw_key = "raw:coingecko:coin:bitcoin";
     let raw_key_mp = "raw:coingecko:coin_mp:bitcoin";
@@ -532,6 +534,12 @@ fn main() {
         assert_eq!(ours_redis.coin(id).await.unwrap(), coin);
         assert_eq!(ours_redis.coin_mp(id).await.unwrap(), coin);
         ours_mem.coin(id).await.unwrap();
+        ours_coherent.coin(id).await.unwrap();
+        // Subscribed (subscribing empties memory), then read once more into memory.
+        while !ours_coherent.cache.coherence_stats().unwrap().connected {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        ours_coherent.coin(id).await.unwrap();
         // The cached crate: the first call stores, the second must hit, and both must be `Ok` with
         // the value (so that an error is never timed as a hit); its body counts its runs.
         for _ in 0..2 {
@@ -644,15 +652,21 @@ fn main() {
     {
         let m = &ours_mem;
         let ours = move || async move { m.coin(id).await.expect("row 3: ours returned Err") };
+        let mc = &ours_coherent;
+        let coherent = move || async move { mc.coin(id).await.expect("row 3: ours (coherent) returned Err") };
         let bare = || moka.get(moka_key.as_str()).unwrap();
         let with_key = || moka.get(&format!("syntra:coingecko:coin:{id}")).unwrap();
         let mut g = Group::new(c.as_mut(), "r3_memory_hit", &rt1, sample_size);
         g.call("ours", &ours);
+        g.call("ours_coherent", &coherent);
         g.sync("moka_get_clone", &bare);
         g.sync("moka_format_key_get_clone", &with_key);
         g.finish();
         if !listing {
             paired(&rt1, ("r3_memory_hit/ours", "r3_memory_hit/moka_get_clone"), None, &ours, &|| {
+                std::future::ready(bare())
+            });
+            paired(&rt1, ("r3_memory_hit/ours_coherent", "r3_memory_hit/moka_get_clone"), None, &coherent, &|| {
                 std::future::ready(bare())
             });
             paired(&rt1, ("r3_memory_hit/ours", "r3_memory_hit/moka_format_key_get_clone"), None, &ours, &|| {
@@ -661,6 +675,8 @@ fn main() {
         }
     }
     assert_eq!(ours_mem.calls.load(Relaxed), 1, "every call of row 3 was a hit");
+    assert!(ours_coherent.calls.load(Relaxed) <= 2, "every timed call of row 3 (coherent) was a hit");
+    assert_eq!(ours_coherent.cache.coherence_stats().unwrap().distrusted, 0, "the channel stayed up");
     // ---- Row 5: miss overhead ----
     {
         let n = AtomicU64::new(0);
@@ -1354,6 +1370,12 @@ fn main() {
     at_most(
         "memory-tier hit within 1.5x of moka get + clone",
         "r3_memory_hit/ours",
+        "r3_memory_hit/moka_get_clone",
+        1.5,
+    );
+    at_most(
+        "memory-tier hit, coherence on, within 1.5x of moka get + clone",
+        "r3_memory_hit/ours_coherent",
         "r3_memory_hit/moka_get_clone",
         1.5,
     );

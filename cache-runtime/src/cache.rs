@@ -11,6 +11,36 @@ use crate::store::Store;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// Where Redis is: one server, a Redis Cluster, or a master watched by Sentinel.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server: `redis://[user:password@]host:port/db` (`rediss://` for TLS).
+    Single(String),
+    /// A Redis Cluster, by seed nodes (`redis://127.0.0.1:7000`, …); the others are discovered.
+    Cluster(Vec<String>),
+    /// The master that Sentinel names `master`, asked of `sentinels` (`redis://127.0.0.1:26379`,
+    /// …). The user, password and TLS of the first Sentinel URL are also used for the data nodes.
+    Sentinel {
+        /// Sentinel addresses.
+        sentinels: Vec<String>,
+        /// The monitored master's name (`sentinel monitor <name> …`).
+        master: String,
+    },
+}
+
+impl std::fmt::Debug for RedisTopology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Addresses only: URLs may hold passwords.
+        match self {
+            RedisTopology::Single(_) => f.write_str("Single(<redis url>)"),
+            RedisTopology::Cluster(seeds) => write!(f, "Cluster({} seed nodes)", seeds.len()),
+            RedisTopology::Sentinel { sentinels, master } => {
+                write!(f, "Sentinel({} sentinels, master {master:?})", sentinels.len())
+            }
+        }
+    }
+}
+
 /// Default namespace: every key starts with it.
 pub const DEFAULT_NAMESPACE: &str = "syntra";
 /// Default capacity of the memory tier, in entries.
@@ -140,6 +170,12 @@ impl Cache {
         full
     }
 
+    /// The coherence channel's counters, when [`coherent`](CacheBuilder::coherent) is on.
+    #[cfg(feature = "redis")]
+    pub fn coherence_stats(&self) -> Option<crate::store::coherence::CoherenceStats> {
+        self.inner.tiers.coherence.as_ref().map(|c| c.stats())
+    }
+
     pub(crate) async fn remove_full(&self, full_key: &str) -> Result<bool, StoreError> {
         self.inner.tiers.remove(full_key).await
     }
@@ -156,7 +192,9 @@ pub struct CacheBuilder {
     signing_keys_old: Vec<String>,
     local_tier: bool,
     local_ttl_cap: Option<Duration>,
-    redis_url: Option<String>,
+    redis: Option<RedisTopology>,
+    coherent: bool,
+    coherence_grace: Duration,
     store: Option<Arc<dyn Store>>,
     op_timeout: Duration,
     connect_timeout: Duration,
@@ -174,7 +212,8 @@ impl std::fmt::Debug for CacheBuilder {
             .field("memory_capacity", &self.memory_capacity)
             .field("memory_bytes", &self.memory_bytes)
             .field("max_value_bytes", &self.max_value_bytes)
-            .field("redis", &self.redis_url.as_ref().map(|_| "<configured>"))
+            .field("redis", &self.redis)
+            .field("coherent", &self.coherent)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("signing_keys_old", &self.signing_keys_old.len())
             .finish_non_exhaustive()
@@ -192,7 +231,9 @@ impl Default for CacheBuilder {
             signing_keys_old: Vec::new(),
             local_tier: true,
             local_ttl_cap: None,
-            redis_url: None,
+            redis: None,
+            coherent: false,
+            coherence_grace: Duration::from_secs(1),
             store: None,
             op_timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(500),
@@ -266,7 +307,45 @@ impl CacheBuilder {
 
     /// Use Redis at `url`: `redis://[user:password@]host:port/db`, `rediss://` for TLS.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.redis_url = Some(url.into());
+        self.redis = Some(RedisTopology::Single(url.into()));
+        self
+    }
+
+    /// Use a Redis Cluster, found through these seed nodes (`redis://127.0.0.1:7000`, …; the
+    /// others are discovered, and followed through failovers and resharding).
+    pub fn redis_cluster<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.redis = Some(RedisTopology::Cluster(seeds.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Use the Redis master that Sentinel calls `master`, asking these Sentinels
+    /// (`redis://127.0.0.1:26379`, …); a failover is followed. The user, password and TLS of
+    /// the first Sentinel URL are also used for the data nodes.
+    pub fn redis_sentinel<S: Into<String>>(
+        mut self,
+        sentinels: impl IntoIterator<Item = S>,
+        master: impl Into<String>,
+    ) -> Self {
+        self.redis = Some(RedisTopology::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master.into(),
+        });
+        self
+    }
+
+    /// Keeps the memory tiers of every instance coherent (default: off): each write,
+    /// invalidation, refresh and prefix removal is announced on the Redis channel
+    /// `{namespace}::inval` and every other instance evicts that key. Needs Redis and the memory
+    /// tier. With it on, memory copies can live as long as their Redis entry.
+    pub fn coherent(mut self, on: bool) -> Self {
+        self.coherent = on;
+        self
+    }
+
+    /// With [`coherent`](Self::coherent): how long memory copies are still served while the
+    /// invalidation channel is lost (default 1 s); then they are read from Redis again.
+    pub fn coherence_grace(mut self, grace: Duration) -> Self {
+        self.coherence_grace = grace;
         self
     }
 
@@ -326,6 +405,11 @@ impl CacheBuilder {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `SYNTRA_CACHE_REDIS_URL` | `redis://[user:pass@]host:port/db` or `rediss://…`; unset or empty: memory only | unset |
+    /// | `SYNTRA_CACHE_REDIS_CLUSTER` | Redis Cluster seed nodes, comma-separated (instead of the URL) | unset |
+    /// | `SYNTRA_CACHE_REDIS_SENTINEL` | Sentinel addresses, comma-separated (instead of the URL) | unset |
+    /// | `SYNTRA_CACHE_REDIS_SENTINEL_MASTER` | the master's name in Sentinel (required with `SYNTRA_CACHE_REDIS_SENTINEL`) | unset |
+    /// | `SYNTRA_CACHE_COHERENCE` | coherent memory tiers across instances (`true`/`false`) | `false` |
+    /// | `SYNTRA_CACHE_COHERENCE_GRACE_MS` | trust in memory copies while the channel is lost | 1000 |
     /// | `SYNTRA_CACHE_NAMESPACE` | key namespace | `syntra` |
     /// | `SYNTRA_CACHE_MEMORY_CAPACITY` | memory tier entries (0 = off) | 10000 |
     /// | `SYNTRA_CACHE_MEMORY_BYTES` | memory tier bound in (estimated) bytes | 67108864 (64 MiB) |
@@ -348,8 +432,47 @@ impl CacheBuilder {
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, BuildError> {
         let mut b = CacheBuilder::default();
         let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        if let Some(url) = get("SYNTRA_CACHE_REDIS_URL") {
-            b.redis_url = Some(url);
+        let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        let topologies = [
+            get("SYNTRA_CACHE_REDIS_URL").map(|u| ("SYNTRA_CACHE_REDIS_URL", u.clone(), RedisTopology::Single(u))),
+            get("SYNTRA_CACHE_REDIS_CLUSTER")
+                .map(|v| ("SYNTRA_CACHE_REDIS_CLUSTER", v.clone(), RedisTopology::Cluster(list(v)))),
+            match get("SYNTRA_CACHE_REDIS_SENTINEL") {
+                None => None,
+                Some(v) => {
+                    let Some(master) = get("SYNTRA_CACHE_REDIS_SENTINEL_MASTER") else {
+                        return Err(BuildError::Env {
+                            var: "SYNTRA_CACHE_REDIS_SENTINEL_MASTER",
+                            value: String::new(),
+                            reason: "required with SYNTRA_CACHE_REDIS_SENTINEL (the master's name in Sentinel)".into(),
+                        });
+                    };
+                    Some((
+                        "SYNTRA_CACHE_REDIS_SENTINEL",
+                        v.clone(),
+                        RedisTopology::Sentinel { sentinels: list(v), master },
+                    ))
+                }
+            },
+        ];
+        let mut topologies = topologies.into_iter().flatten();
+        if let Some((_, _, t)) = topologies.next() {
+            b.redis = Some(t);
+        }
+        if let Some((var, value, _)) = topologies.next() {
+            return Err(BuildError::Env {
+                var,
+                value: redact_urls(&value),
+                reason:
+                    "set only one of SYNTRA_CACHE_REDIS_URL, SYNTRA_CACHE_REDIS_CLUSTER and SYNTRA_CACHE_REDIS_SENTINEL"
+                        .into(),
+            });
+        }
+        if let Some(v) = get("SYNTRA_CACHE_COHERENCE") {
+            b.coherent = parse_bool("SYNTRA_CACHE_COHERENCE", &v)?;
+        }
+        if let Some(v) = get("SYNTRA_CACHE_COHERENCE_GRACE_MS") {
+            b.coherence_grace = Duration::from_millis(parse("SYNTRA_CACHE_COHERENCE_GRACE_MS", &v)?);
         }
         if let Some(ns) = get("SYNTRA_CACHE_NAMESPACE") {
             b.namespace = ns;
@@ -474,10 +597,20 @@ impl CacheBuilder {
                 None => b,
             }
         });
-        let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
+        let coherent_ok = self.store.is_none() && self.redis.is_some();
+        if self.coherent && !coherent_ok {
+            return Err(BuildError::Invalid {
+                setting: "coherent",
+                reason: "a coherent memory tier needs Redis (a URL, a cluster or Sentinel), not a custom store".into(),
+            });
+        }
+        let mut conn = None;
+        let store: Option<Arc<dyn Store>> = match (self.store, &self.redis) {
             (Some(s), _) => Some(s),
-            (None, Some(url)) => {
-                Some(open_redis(&url, self.op_timeout, self.connect_timeout, max_stored, &mut budgets)?)
+            (None, Some(t)) => {
+                let (store, c) = open_redis(t, self.op_timeout, self.connect_timeout, max_stored, &mut budgets)?;
+                conn = c;
+                Some(store)
             }
             (None, None) => None,
         };
@@ -487,6 +620,18 @@ impl CacheBuilder {
             .map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?;
         let local = (self.memory_capacity > 0 && (self.local_tier || store.is_none()))
             .then(|| MemoryTier::new(self.memory_capacity, self.memory_bytes));
+        #[cfg(feature = "redis")]
+        let coherence = match (&local, conn) {
+            (Some(local), Some(conn)) if self.coherent => Some(crate::store::coherence::Coherence::new(
+                conn,
+                &self.namespace,
+                local.clone(),
+                self.coherence_grace,
+            )),
+            _ => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let _ = conn;
         Ok(Cache {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -497,6 +642,8 @@ impl CacheBuilder {
                     local_ttl_cap: self.local_ttl_cap,
                     seal,
                     max_value_bytes: self.max_value_bytes,
+                    #[cfg(feature = "redis")]
+                    coherence,
                 },
                 metrics: Registry::default(),
                 enabled: self.enabled,
@@ -508,33 +655,51 @@ impl CacheBuilder {
     }
 }
 
-/// Opens Redis; budgets, if any, share its connection.
+#[cfg(feature = "redis")]
+type Conn = crate::connection::RedisConn;
+#[cfg(not(feature = "redis"))]
+type Conn = ();
+
+/// Opens Redis; budgets, if any, and the coherence channel share its connection.
 #[cfg(feature = "redis")]
 fn open_redis(
-    url: &str,
+    topology: &RedisTopology,
     op_timeout: Duration,
     connect_timeout: Duration,
     read_cap: usize,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
+) -> Result<(Arc<dyn Store>, Option<Conn>), BuildError> {
     use crate::connection::RedisConfig;
     use crate::store::redis::RedisStore;
-    let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?.with_read_cap(read_cap);
+    let store =
+        RedisStore::open_topology(topology, RedisConfig { op_timeout, connect_timeout })?.with_read_cap(read_cap);
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));
     }
-    Ok(Arc::new(store))
+    let conn = store.conn().clone();
+    Ok((Arc::new(store), Some(conn)))
 }
 
 #[cfg(not(feature = "redis"))]
 fn open_redis(
-    _: &str,
+    _: &RedisTopology,
     _: Duration,
     _: Duration,
     _: usize,
     _: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
+) -> Result<(Arc<dyn Store>, Option<Conn>), BuildError> {
     Err(BuildError::RedisDisabled)
+}
+
+/// A comma-separated list of URLs with every password hidden.
+fn redact_urls(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| match (u.split_once("://"), u.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://<redacted>@{host}"),
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, BuildError>
@@ -603,7 +768,7 @@ mod tests {
             ("SYNTRA_CACHE_DISABLED", "yes"),
         ]))
         .unwrap();
-        assert_eq!(b.redis_url.as_deref(), Some("redis://127.0.0.1:1/4"), "trimmed");
+        assert_eq!(b.redis, Some(RedisTopology::Single("redis://127.0.0.1:1/4".into())), "trimmed");
         assert_eq!((b.namespace.as_str(), d.namespace.as_str()), ("bot", DEFAULT_NAMESPACE));
         assert_eq!((b.memory_capacity, d.memory_capacity), (5, DEFAULT_MEMORY_CAPACITY));
         assert!(!b.local_tier && d.local_tier);

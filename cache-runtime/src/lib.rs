@@ -25,7 +25,8 @@ pub mod store;
 pub mod __private;
 
 pub use cache::{
-    default_cache, set_default, Cache, CacheBuilder, DEFAULT_MEMORY_BYTES, DEFAULT_MEMORY_CAPACITY, DEFAULT_NAMESPACE,
+    default_cache, set_default, Cache, CacheBuilder, RedisTopology, DEFAULT_MEMORY_BYTES, DEFAULT_MEMORY_CAPACITY,
+    DEFAULT_NAMESPACE,
 };
 pub use codec::Format;
 pub use engine::{Outcome, Plain, Policy};

@@ -56,13 +56,13 @@ impl Counters {
 }
 
 #[derive(Debug)]
-struct Histogram {
+pub(crate) struct Histogram {
     buckets: Box<[AtomicU64]>,
     sum_ns: AtomicU64,
 }
 
 impl Histogram {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Histogram { buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(), sum_ns: AtomicU64::new(0) }
     }
 
@@ -83,7 +83,12 @@ impl Histogram {
         (1u64 << log) + (frac << (log - 2))
     }
 
-    fn record(&self, d: Duration) {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> LatencySnapshot {
+        self.counts().snapshot()
+    }
+
+    pub(crate) fn record(&self, d: Duration) {
         let ns = d.as_nanos().min(u64::MAX as u128) as u64;
         self.buckets[Self::index(ns)].fetch_add(1, Relaxed);
         self.sum_ns.fetch_add(ns, Relaxed);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 pub use syntra_sim::redis_server::RedisServer;
 
+pub mod topology;
+
 /// Synchronous Redis commands for set-up and assertions.
 pub trait RedisExt {
     /// The server's URL.

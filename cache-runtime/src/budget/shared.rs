@@ -8,7 +8,7 @@ use super::decision::{Decider, Denied, Limit, Permit, QuotaPeriod};
 use super::period::Period;
 use super::slot::Slot;
 use crate::breaker::{Breaker, BreakerConfig};
-use crate::connection::{bounded, scan_page, RedisConn};
+use crate::connection::{bounded, Link, RedisConn, Scan};
 use crate::error::StoreError;
 use crate::store::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -226,10 +226,10 @@ impl Shared {
         }
     }
 
-    fn manager(&self) -> Result<ConnectionManager, StoreError> {
+    async fn link(&self) -> Result<Link, StoreError> {
         match &self.conn {
-            Conn::Manager(m) => Ok(m.clone()),
-            Conn::Redis(c) => c.manager(),
+            Conn::Manager(m) => Ok(Link::Single(m.clone())),
+            Conn::Redis(c) => c.link().await,
         }
     }
 
@@ -237,13 +237,13 @@ impl Shared {
     /// cancelled mid-call drops its breaker trial, which hands a probe back.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Link) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
         // Like `RedisConn::run`: a probe that only meets the refusal recorded while Redis was
         // down tries once more on the reconnection that refusal started.
-        let result = match self.manager() {
+        let result = match self.link().await {
             Ok(c) => {
                 let attempt = async {
                     match op(c.clone()).await {
@@ -253,6 +253,41 @@ impl Shared {
                 };
                 bounded(self.config.op_timeout, attempt).await
             }
+            Err(e) => Err(e),
+        };
+        match &result {
+            Err(e) => {
+                // An error reply (NOPERM, OOM, NOSCRIPT after a flush redis-rs could not fix) is
+                // not an outage of the connection: it must not open the breaker.
+                if e.is_outage() {
+                    trial.failure(e);
+                } else {
+                    trial.success();
+                }
+                if !self.degraded.swap(true, AcqRel) {
+                    tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
+                }
+            }
+            Ok(_) => {
+                trial.success();
+                if self.degraded.swap(false, AcqRel) {
+                    tracing::info!(target: "syntra_cache", "Budget: Redis is back, budgets shared again");
+                }
+            }
+        }
+        result
+    }
+
+    /// [`call`](Self::call) for an `op` that can run only once (it holds a `&mut`): no retry. A caller
+    /// cancelled mid-call drops its breaker trial, which hands a probe back.
+    async fn call_once<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Link) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
+        let result = match self.link().await {
+            Ok(c) => bounded(self.config.op_timeout, op(c)).await,
             Err(e) => Err(e),
         };
         match &result {
@@ -387,18 +422,24 @@ impl Backend for Shared {
     }
 
     fn reset<'a>(&'a self, slot: &'a Slot) -> BoxFuture<'a, Result<(), StoreError>> {
-        // Every key of the budget (rates, hold, day and month counters) is under `{prefix}:`.
+        // Every key of the budget (rates, hold, day and month counters) is under `{prefix}:`;
+        // on a cluster they share the budget's hash tag, but SCAN asks every master anyway.
         Box::pin(async move {
             let pattern = format!("{}:*", crate::key::glob_escape(&slot.prefix));
-            let mut cursor: u64 = 0;
+            let mut scan = self
+                .call(|mut c| {
+                    let pattern = &pattern;
+                    async move { Scan::start(&mut c, pattern).await }
+                })
+                .await?;
             loop {
-                let scan = scan_page(cursor, &pattern);
-                let (next, keys): (u64, Vec<String>) = self
-                    .call(|mut c| {
-                        let scan = &scan;
-                        async move { scan.query_async(&mut c).await }
+                let page = self
+                    .call_once(|mut c| {
+                        let scan = &mut scan;
+                        async move { scan.next(&mut c).await }
                     })
                     .await?;
+                let Some(keys) = page else { return Ok(()) };
                 if !keys.is_empty() {
                     self.call(|mut c| {
                         let keys = &keys;
@@ -406,10 +447,6 @@ impl Backend for Shared {
                     })
                     .await?;
                 }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
             }
         })
     }

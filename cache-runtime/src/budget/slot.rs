@@ -26,7 +26,9 @@ pub(crate) struct Slot {
 impl Slot {
     /// The slot of budget `b` under namespace `ns`.
     pub(crate) fn new(ns: &str, b: &Budget) -> Self {
-        let prefix = format!("{ns}::budget:{}", b.name);
+        // The name is the hash tag: on a cluster every key of one budget (one script call) is in
+        // one slot.
+        let prefix = format!("{ns}::budget:{{{}}}", b.name);
         Slot {
             hold_key: format!("{prefix}:hold"),
             rate_keys: (0..b.rates.len()).map(|i| format!("{prefix}:rate:{i}")).collect(),

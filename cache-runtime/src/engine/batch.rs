@@ -303,6 +303,9 @@ impl Cache {
             return Ok(answer);
         }
         let rest_keys: Vec<String> = rest.iter().map(|&i| full[i].clone()).collect();
+        // Tickets before the read: a coherence eviction arriving meanwhile keeps its copy out of
+        // memory.
+        let tickets: Vec<_> = rest_keys.iter().map(|k| self.inner.tiers.ticket(k)).collect();
         let read: Vec<Result<Option<Vec<u8>>, ()>> = match &self.inner.tiers.remote {
             Some(remote) if remote.peek().is_ok() => match self.inner.tiers.get_remote_many(&rest_keys).await {
                 Ok(values) if values.len() == rest_keys.len() => values.into_iter().map(Ok).collect(),
@@ -330,7 +333,7 @@ impl Cache {
         );
         let now = codec::now_ms();
         let mut pending = Vec::with_capacity(rest.len());
-        for (i, read) in rest.into_iter().zip(read) {
+        for ((i, read), ticket) in rest.into_iter().zip(read).zip(tickets) {
             if let Ok(Some(bytes)) = &read {
                 if let Ok(Some((Some(v), meta, size))) =
                     self.inner.tiers.decode_remote::<V>(&full[i], bytes, fingerprint)
@@ -339,14 +342,14 @@ impl Cache {
                         if meta.is_fresh(now) && (policy.refresh.is_zero() || meta.fresh_left(now) > policy.refresh) {
                             counters.hits.fetch_add(1, Relaxed);
                             tracing::debug!(target: "syntra_cache", key = %full[i], service, method, "Cache HIT: {}", full[i]);
-                            self.inner.tiers.remember(&full[i], Some(&v), meta, size);
+                            self.inner.tiers.remember(&full[i], Some(&v), meta, size, ticket);
                             answer.insert(unique[i].clone(), v);
                             continue;
                         }
                     }
                 }
             }
-            pending.push((i, read));
+            pending.push((i, read, ticket));
         }
         if pending.is_empty() {
             return Ok(answer);
@@ -364,11 +367,11 @@ impl Cache {
         let errors: Mutex<Vec<E>> = Mutex::new(Vec::new());
         let (round, outcomes, errors, unique, load) = (&round, &outcomes, &errors, &unique, &load);
         let (item_hooks, full) = (&item_hooks, &full);
-        let calls = pending.into_iter().map(|(i, read)| async move {
+        let calls = pending.into_iter().map(|(i, read, ticket)| async move {
             let registered = AtomicBool::new(false);
             let _finished = Finished { round, registered: &registered };
             let site = Site { service, method, counters, fingerprint, conflict_reported };
-            let call = Call::new(self, site, full[i].clone(), policy, item_hooks).in_batch(round, read);
+            let call = Call::new(self, site, full[i].clone(), policy, item_hooks).in_batch(round, read, ticket);
             let body = async {
                 registered.store(true, Relaxed);
                 round.register(i);

@@ -13,7 +13,7 @@ use crate::budget::BudgetEnforcer;
 use crate::codec::{self, Meta};
 use crate::metrics::Counters;
 use crate::scope;
-use crate::store::tiered::{LookupError, OtherType, PutError, Remote, Tiered};
+use crate::store::tiered::{LookupError, OtherType, PutError, ReadTicket, Remote, Tiered};
 use crate::Cache;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -43,7 +43,7 @@ pub(crate) struct Call<'a, R: Outcome> {
     remote_failed: AtomicBool,
     /// The shared tier's bytes for this key, already read (a batch's `MGET`): the first shared
     /// lookup uses them instead of a `GET`.
-    prefetched: std::sync::Mutex<Option<Option<Vec<u8>>>>,
+    prefetched: std::sync::Mutex<Option<(Option<Vec<u8>>, ReadTicket)>>,
     /// Set when this call is one item of a batch: the batch's loader admits and counts the
     /// upstream call, and is told when this call waits on another caller.
     batch: Option<&'a dyn Parking>,
@@ -124,10 +124,15 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// This call as one item of a batch, with what the batch's `MGET` read for its key
     /// (`Err`: the shared tier failed; this call skips it too).
-    pub(crate) fn in_batch(mut self, batch: &'a dyn Parking, read: Result<Option<Vec<u8>>, ()>) -> Self {
+    pub(crate) fn in_batch(
+        mut self,
+        batch: &'a dyn Parking,
+        read: Result<Option<Vec<u8>>, ()>,
+        ticket: ReadTicket,
+    ) -> Self {
         self.batch = Some(batch);
         match read {
-            Ok(bytes) => self.prefetched = std::sync::Mutex::new(Some(bytes)),
+            Ok(bytes) => self.prefetched = std::sync::Mutex::new(Some((bytes, ticket))),
             Err(()) => self.remote_failed = AtomicBool::new(true),
         }
         self
@@ -431,10 +436,15 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     async fn read_remote(&self) -> Found<R::Value> {
         let prefetched = self.prefetched.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let read = match prefetched {
-            Some(None) => Ok(None),
-            Some(Some(bytes)) => self.tiers().decode_remote::<R::Value>(&self.key, &bytes, self.site.fingerprint),
-            None => self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await,
+        let (read, ticket) = match prefetched {
+            Some((None, ticket)) => (Ok(None), ticket),
+            Some((Some(bytes), ticket)) => {
+                (self.tiers().decode_remote::<R::Value>(&self.key, &bytes, self.site.fingerprint), ticket)
+            }
+            None => {
+                let ticket = self.tiers().ticket(&self.key);
+                (self.tiers().get_remote::<R::Value>(&self.key, self.site.fingerprint).await, ticket)
+            }
         };
         let found = match read {
             Ok(found) => found?,
@@ -494,7 +504,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
         };
         if !meta.keep_left(now).is_zero() {
-            self.tiers().remember(&self.key, value.as_ref(), meta, size);
+            self.tiers().remember(&self.key, value.as_ref(), meta, size, ticket);
         }
         Some((value, meta))
     }

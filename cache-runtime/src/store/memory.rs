@@ -25,6 +25,8 @@ pub struct MemEntry {
     ///
     /// [`codec::encoded_len`]: crate::codec::encoded_len
     pub size: usize,
+    /// When it entered the memory tier (the coherence channel's trust bound counts from it).
+    pub at: Instant,
 }
 
 /// What an entry costs besides its value: the key's `String`, the `Arc` and moka's bookkeeping.
@@ -105,12 +107,20 @@ impl MemoryTier {
 
     /// Removes every key starting with `prefix`.
     pub fn remove_prefix(&self, prefix: &str) -> u64 {
+        // moka's iterator may skip entries whose insertion is still queued for its
+        // housekeeping (seen under load with a coherent tier): process the queue first.
+        self.inner.run_pending_tasks();
         let keys: Vec<Arc<String>> = self.inner.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k).collect();
         let n = keys.len() as u64;
         for k in keys {
             self.inner.invalidate(k.as_str());
         }
         n
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
     }
 
     /// Approximate number of entries.
@@ -141,6 +151,7 @@ mod tests {
             meta: Meta::now(Duration::from_secs(60), Duration::ZERO, false),
             keep: Duration::from_secs(60),
             size,
+            at: Instant::now(),
         }
     }
 

@@ -14,6 +14,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub mod breaker;
+#[cfg(feature = "redis")]
+pub mod coherence;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;

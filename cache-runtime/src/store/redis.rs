@@ -1,15 +1,15 @@
-//! The Redis tier on redis-rs: a lazily connected [`ConnectionManager`] (the application starts
-//! while Redis is down, and reconnects by itself), every operation bounded by a timeout.
+//! The Redis tier on redis-rs, on a single server, a Redis Cluster or a Sentinel-watched master
+//! (the connection helper's `Link`): lazily connected (the application starts while Redis is
+//! down, and reconnects by itself), every operation bounded by a timeout.
 //!
 //! redis-rs' own retries can hold one command for seconds while Redis is down; the timeout here
 //! bounds each cache operation, and the [`Guarded`](super::breaker::Guarded) breaker around this store
 //! stops trying for a cool-down after repeated failures.
 
 use super::{BoxFuture, Store};
-pub use crate::connection::RedisConfig;
-use crate::connection::RedisConn;
+use crate::connection::{Link, RedisConn, Scan};
+pub use crate::connection::{RedisConfig, RedisTopology};
 use crate::error::{BuildError, StoreError};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,8 +40,19 @@ impl RedisStore {
         self
     }
 
-    fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn.manager()
+    /// A store on a single server, a Redis Cluster or a Sentinel-watched master. Does not
+    /// connect: the first operation does.
+    pub fn open_topology(topology: &RedisTopology, config: RedisConfig) -> Result<Self, BuildError> {
+        Ok(RedisStore { conn: RedisConn::topology(topology, config)?, read_cap: None })
+    }
+
+    /// How many times a Sentinel master was followed to a new address (0 otherwise).
+    pub fn master_switches(&self) -> u64 {
+        self.conn.master_switches()
+    }
+
+    async fn manager(&self) -> Result<Link, StoreError> {
+        self.conn.link().await
     }
 
     /// The connection helper (shared with the budgets' Redis backend).
@@ -132,23 +143,20 @@ impl Store for RedisStore {
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut c = self.manager()?;
+            let mut c = self.manager().await?;
             let pattern = format!("{}*", crate::key::glob_escape(prefix));
-            let mut cursor: u64 = 0;
+            // Every master of a cluster in turn; UNLINK of keys in several slots is split by
+            // slot by redis-rs (never CROSSSLOT).
+            let mut scan = self.bounded(Scan::start(&mut c, &pattern)).await?;
             let mut removed = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) =
-                    self.bounded(crate::connection::scan_page(cursor, &pattern).query_async(&mut c)).await?;
+            while let Some(keys) = self.bounded(scan.next(&mut c)).await? {
                 // Keys with `::` are the runtime's own (locks, budgets): never cache entries.
                 let keys: Vec<String> = keys.into_iter().filter(|k| !k.contains("::")).collect();
                 if !keys.is_empty() {
                     removed += self.bounded(c.unlink::<_, u64>(&keys)).await?;
                 }
-                if next == 0 {
-                    return Ok(removed);
-                }
-                cursor = next;
             }
+            Ok(removed)
         })
     }
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A shared remote store behind its circuit breaker.
 pub type Remote = Guarded<Arc<dyn Store>>;
@@ -79,7 +79,15 @@ pub struct Tiered {
     pub seal: Option<Sealer>,
     /// Bound on one encoded value (before sealing).
     pub max_value_bytes: usize,
+    /// The channel that keeps memory tiers of several instances coherent, when enabled.
+    #[cfg(feature = "redis")]
+    pub coherence: Option<Arc<super::coherence::Coherence>>,
 }
+
+/// Taken before a remote read, handed to [`Tiered::remember`]: with coherence on, the copy is
+/// not remembered if an eviction of its key arrived during the read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadTicket(#[cfg_attr(not(feature = "redis"), allow(dead_code))] Option<u64>);
 
 impl std::fmt::Debug for Tiered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +110,12 @@ impl Tiered {
     #[inline]
     pub fn get_local<T: Clone + 'static>(&self, key: &str) -> Result<Found<T>, OtherType> {
         let Some(entry) = self.local.as_ref().and_then(|l| l.get(key)) else { return Ok(None) };
+        #[cfg(feature = "redis")]
+        if let Some(c) = &self.coherence {
+            if !c.trusts(entry.at, self.remote.as_ref().is_some_and(|r| r.is_open())) {
+                return Ok(None);
+            }
+        }
         match &entry.value {
             None => Ok(Some((None, entry.meta))),
             Some(v) => downcast(v).map(|v| Some((Some(v), entry.meta))).ok_or(OtherType),
@@ -152,14 +166,39 @@ impl Tiered {
         Ok(Some((value, meta, payload.len())))
     }
 
+    /// To be taken before a remote read of `key` (see [`ReadTicket`]).
+    pub fn ticket(&self, key: &str) -> ReadTicket {
+        #[cfg(feature = "redis")]
+        if let Some(c) = &self.coherence {
+            return ReadTicket(Some(c.epoch(key)));
+        }
+        let _ = key;
+        ReadTicket(None)
+    }
+
     /// Copies an entry read from the remote tier into the memory tier, for what is left of its
-    /// life (capped by `local_ttl_cap`); `size` is its encoded length.
-    pub fn remember<T: Clone + Send + Sync + 'static>(&self, key: &str, value: Option<&T>, meta: Meta, size: usize) {
+    /// life (capped by `local_ttl_cap`), unless an eviction of the key arrived since `ticket`;
+    /// `size` is its encoded length.
+    pub fn remember<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &str,
+        value: Option<&T>,
+        meta: Meta,
+        size: usize,
+        ticket: ReadTicket,
+    ) {
         let Some(local) = &self.local else { return };
+        #[cfg(feature = "redis")]
+        if let (Some(c), ReadTicket(Some(epoch))) = (&self.coherence, ticket) {
+            if !c.unmoved(key, epoch) {
+                return;
+            }
+        }
+        let _ = ticket;
         let keep = meta.keep_left(codec::now_ms());
         let keep = self.local_ttl_cap.map_or(keep, |cap| keep.min(cap));
         let value = value.map(|v| Arc::new(v.clone()) as Arc<dyn Any + Send + Sync>);
-        local.insert(key.to_owned(), MemEntry { value, meta, keep, size });
+        local.insert(key.to_owned(), MemEntry { value, meta, keep, size, at: Instant::now() });
     }
 
     /// Stores a value (`None`: a negative entry) in every tier (the remote one only if
@@ -197,7 +236,7 @@ impl Tiered {
         if let Some(local) = &self.local {
             let v = value.map(|v| Arc::new(v.clone()) as Arc<dyn Any + Send + Sync>);
             let local_keep = self.local_ttl_cap.filter(|_| self.remote.is_some()).map_or(keep, |c| keep.min(c));
-            local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep, size });
+            local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep, size, at: Instant::now() });
         }
         if let Some(remote) = remote {
             let bytes = encoded.ok_or(StoreError::BreakerOpen)?;
@@ -206,15 +245,35 @@ impl Tiered {
                 None => bytes,
             };
             remote.set(key, bytes, keep).await?;
+            // Others drop their copies and read this one (not awaited: the write is done).
+            self.announce(key, false);
         }
         Ok(())
+    }
+
+    /// Tells the other instances that `key` (or every key under it, `prefix`) changed;
+    /// waits until it was published (or queued) when `wait`.
+    fn announce(&self, key: &str, prefix: bool) -> Option<tokio::task::JoinHandle<()>> {
+        #[cfg(feature = "redis")]
+        if let Some(c) = &self.coherence {
+            return if prefix { c.announce_prefix(key) } else { c.announce_key(key) };
+        }
+        let _ = (key, prefix);
+        None
     }
 
     /// Removes `key` from every tier; whether any tier had it.
     pub async fn remove(&self, key: &str) -> Result<bool, StoreError> {
         let local = self.local.as_ref().is_some_and(|l| l.remove(key));
         match &self.remote {
-            Some(r) => Ok(r.delete(key).await? || local),
+            Some(r) => {
+                let deleted = r.delete(key).await;
+                // Announced even when the delete failed: the others' copies are wrong either way.
+                if let Some(sent) = self.announce(key, false) {
+                    let _ = sent.await;
+                }
+                Ok(deleted? || local)
+            }
             None => Ok(local),
         }
     }
@@ -225,7 +284,13 @@ impl Tiered {
     pub async fn remove_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let local = self.local.as_ref().map_or(0, |l| l.remove_prefix(prefix));
         match &self.remote {
-            Some(r) => r.delete_prefix(prefix).await,
+            Some(r) => {
+                let deleted = r.delete_prefix(prefix).await;
+                if let Some(sent) = self.announce(prefix, true) {
+                    let _ = sent.await;
+                }
+                deleted
+            }
             None => Ok(local),
         }
     }
