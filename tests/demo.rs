@@ -30,6 +30,7 @@ fn short(cache: CacheMode) -> Config {
         progress: false,
         sim_latency: Duration::from_millis(1),
         budgets: true,
+        on_cache: None,
     }
 }
 

@@ -39,6 +39,12 @@ pub(crate) struct Inner {
     pub(crate) flights: crate::engine::coalesce::Flights,
     pub(crate) lock: crate::policy::LockConfig,
     pub(crate) budgets: Option<BudgetEnforcer>,
+    /// Rate limit of `Cache ERROR` lines.
+    pub(crate) error_log: crate::throttle::ErrorLog,
+    /// The Redis connection of the shared tier, when it is Redis (read by the exporter's
+    /// `INFO` poller, never on the call path).
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::connection::RedisConn>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -146,6 +152,7 @@ pub struct CacheBuilder {
     lock: crate::policy::LockConfig,
     budgets: Option<Budgets>,
     budget_clock: Option<Arc<dyn crate::budget::Clock>>,
+    error_log_interval: Duration,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -174,6 +181,7 @@ impl Default for CacheBuilder {
             lock: crate::policy::LockConfig::default(),
             budgets: None,
             budget_clock: None,
+            error_log_interval: crate::throttle::DEFAULT_ERROR_LOG_INTERVAL,
         }
     }
 }
@@ -254,6 +262,14 @@ impl CacheBuilder {
     /// The clock budgets read for quota periods, pacing and holds (default: the system clock).
     pub fn budget_clock(mut self, clock: Arc<dyn crate::budget::Clock>) -> Self {
         self.budget_clock = Some(clock);
+        self
+    }
+
+    /// At most one `Cache ERROR` line (store failures, unusable values) per `interval` (default
+    /// 10 s); the next line says how many were held back. Every error is still counted in
+    /// [`stats`](Cache::stats). Zero logs every error.
+    pub fn error_log_interval(mut self, interval: Duration) -> Self {
+        self.error_log_interval = interval;
         self
     }
 
@@ -372,9 +388,18 @@ impl CacheBuilder {
                 None => b,
             }
         });
+        #[cfg(feature = "redis")]
+        let mut redis = None;
         let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
             (Some(s), _) => Some(s),
-            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?),
+            #[cfg(feature = "redis")]
+            (None, Some(url)) => {
+                let (store, conn) = open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?;
+                redis = Some(conn);
+                Some(store)
+            }
+            #[cfg(not(feature = "redis"))]
+            (None, Some(_)) => return Err(BuildError::RedisDisabled),
             (None, None) => None,
         };
         let budgets = budgets
@@ -397,6 +422,9 @@ impl CacheBuilder {
                 flights: Default::default(),
                 lock: self.lock,
                 budgets,
+                error_log: crate::throttle::ErrorLog::new(self.error_log_interval),
+                #[cfg(feature = "redis")]
+                redis,
             }),
         })
     }
@@ -409,24 +437,15 @@ fn open_redis(
     op_timeout: Duration,
     connect_timeout: Duration,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
+) -> Result<(Arc<dyn Store>, crate::connection::RedisConn), BuildError> {
     use crate::connection::RedisConfig;
     use crate::store::redis::RedisStore;
     let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?;
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));
     }
-    Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "redis"))]
-fn open_redis(
-    _: &str,
-    _: Duration,
-    _: Duration,
-    _: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
-    Err(BuildError::RedisDisabled)
+    let conn = store.conn().clone();
+    Ok((Arc::new(store), conn))
 }
 
 fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, BuildError>

@@ -84,6 +84,9 @@ where
 {
     match tokio::time::timeout(timeout, op).await {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() => {
+            Err(StoreError::Connection(e.to_string()))
+        }
         Ok(Err(e)) => Err(StoreError::Backend(e.to_string())),
         Err(_) => Err(StoreError::Timeout(timeout)),
     }

@@ -15,15 +15,29 @@ pub enum StoreError {
     /// The circuit breaker is open: the store failed repeatedly and is skipped for a cool-down.
     #[error("circuit breaker open: store skipped until it recovers")]
     BreakerOpen,
-    /// The backend reported an error (connection refused, I/O, protocol, auth, ...).
+    /// The backend reported an error (an error reply, protocol, auth, ...).
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The backend could not be reached (connection refused, reset or dropped).
+    #[error("store connection error: {0}")]
+    Connection(String),
 }
 
 impl StoreError {
     /// Whether this error says the store is unhealthy (and so should count towards the breaker).
     pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Timeout(_) | StoreError::Backend(_))
+        matches!(self, StoreError::Timeout(_) | StoreError::Backend(_) | StoreError::Connection(_))
+    }
+
+    /// The `kind` label of this error in the exported metrics (`timeout`, `connection`,
+    /// `server`, `breaker_open`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Timeout(_) => "timeout",
+            StoreError::BreakerOpen => "breaker_open",
+            StoreError::Backend(_) => "server",
+            StoreError::Connection(_) => "connection",
+        }
     }
 }
 

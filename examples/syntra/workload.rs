@@ -85,6 +85,9 @@ pub struct Config {
     /// Enforce the providers' budgets (`providers::config::budgets`); `false` (`--no-budgets`)
     /// runs the seed's plain TTLs without budgets or stale windows.
     pub budgets: bool,
+    /// Called with the run's cache once it is built (the demo's `--listen` serves the dashboard
+    /// of it).
+    pub on_cache: Option<fn(&Cache)>,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             progress: true,
             sim_latency: Duration::from_millis(3),
             budgets: true,
+            on_cache: None,
         }
     }
 }
@@ -1119,6 +1123,9 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         _ => None,
     };
     let (cache, cache_label) = build_cache(&config, budgets, budget_clock)?;
+    if let Some(publish) = config.on_cache {
+        publish(&cache);
+    }
     if matches!(config.cache, CacheMode::Redis(_)) && !config.live {
         // Start cold: leftovers of a previous run (same namespace, budget counters included)
         // would be free hits.

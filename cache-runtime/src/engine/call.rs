@@ -41,6 +41,8 @@ pub(crate) struct Call<'a, R: Outcome> {
     /// Set when the shared tier failed during this call: the rest of the call skips it, so a hung
     /// server costs one timeout per call, not three.
     remote_failed: AtomicBool,
+    /// Set when the call is answered from a cache tier: its latency goes to the hit histogram.
+    served_hit: AtomicBool,
 }
 
 /// Leadership of a computation: this process's flight and, maybe, the cluster lock.
@@ -66,21 +68,30 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
 }
 
-/// Records the call's latency when it ends, however it ends.
+/// Records the call's latency when it ends, however it ends, on the hit or the miss path.
 struct Timer<'a> {
     counters: &'a Counters,
+    hit: &'a AtomicBool,
     start: Instant,
 }
 
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
-        self.counters.record_latency(self.start.elapsed());
+        self.counters.record_latency(self.start.elapsed(), self.hit.load(Relaxed));
     }
 }
 
 impl<'a, R: Outcome> Call<'a, R> {
     pub(crate) fn new(cache: &'a Cache, site: Site<'a>, key: String, policy: &'a Policy, hooks: &'a Hooks<R>) -> Self {
-        Call { cache, site, key, policy, hooks, remote_failed: AtomicBool::new(false) }
+        Call {
+            cache,
+            site,
+            key,
+            policy,
+            hooks,
+            remote_failed: AtomicBool::new(false),
+            served_hit: AtomicBool::new(false),
+        }
     }
 
     fn tiers(&self) -> &'a Tiered {
@@ -102,11 +113,11 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// Runs the call: the whole get-or-compute.
     pub(crate) async fn run<F: Future<Output = R>>(&self, body: F) -> R {
-        let _timer = Timer { counters: self.site.counters, start: Instant::now() };
+        let _timer = Timer { counters: self.site.counters, hit: &self.served_hit, start: Instant::now() };
         let local = match self.tiers().get_local::<R::Value>(&self.key) {
             Ok(found) => found,
             Err(OtherType) => {
-                self.conflict("the memory tier holds another type");
+                self.conflict("memory", "the memory tier holds another type");
                 None
             }
         };
@@ -127,7 +138,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
             Decision::ServeNegative => match R::negative() {
                 Some(r) => {
-                    self.hit("Cache HIT (negative)");
+                    self.hit_negative("Cache HIT (negative)");
                     r
                 }
                 None => self.miss(None, body).await,
@@ -145,7 +156,7 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// `refresh(call)`: recompute and store, whatever is cached.
     pub(crate) async fn run_forced<F: Future<Output = R>>(&self, body: F) -> R {
-        let _timer = Timer { counters: self.site.counters, start: Instant::now() };
+        let _timer = Timer { counters: self.site.counters, hit: &self.served_hit, start: Instant::now() };
         bump(&self.site.counters.refreshes);
         self.compute(Lead { flight: None, lock: None }, None, false, body).await
     }
@@ -219,7 +230,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 }
                 Locked::FoundNegative(r) => {
                     bump(&self.site.counters.coalesced);
-                    self.hit("Cache HIT (negative, after waiting for another instance)");
+                    self.hit_negative("Cache HIT (negative, after waiting for another instance)");
                     lead.finish(|| Shared::Negative).await;
                     return r;
                 }
@@ -366,12 +377,16 @@ impl<'a, R: Outcome> Call<'a, R> {
                 return None;
             }
             Err(LookupError::Decode(codec::DecodeError::WrongType { found, expected })) => {
-                self.conflict(&format!("it holds type fingerprint {found}, this function's is {expected}"));
+                self.conflict("redis", &format!("it holds type fingerprint {found}, this function's is {expected}"));
                 return None;
             }
             Err(LookupError::Decode(e)) => {
                 bump(&self.site.counters.cache_errors);
-                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
+                self.cache.inner.metrics.errors.record("redis", "decode");
+                if let Some(held) = self.cache.inner.error_log.admit() {
+                    let more = self.held_back(held);
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, suppressed = held, "Cache ERROR: {} - unusable value ({e}); it will be overwritten{more}", self.key);
+                }
                 return None;
             }
         };
@@ -381,7 +396,11 @@ impl<'a, R: Outcome> Call<'a, R> {
             Ok(meta) => meta,
             Err(distrust) => {
                 bump(&self.site.counters.cache_errors);
-                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache ERROR: {} - implausible metadata ({distrust:?}); treated as a miss", self.key);
+                self.cache.inner.metrics.errors.record("redis", "implausible");
+                if let Some(held) = self.cache.inner.error_log.admit() {
+                    let more = self.held_back(held);
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, suppressed = held, "Cache ERROR: {} - implausible metadata ({distrust:?}); treated as a miss{more}", self.key);
+                }
                 return None;
             }
         };
@@ -446,6 +465,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             Shared::Value(v) => {
                 let v = v.downcast_ref::<R::Value>()?.clone();
                 bump(&self.site.counters.hits);
+                self.served_hit.store(true, Relaxed);
                 Some(R::from_value(v))
             }
             Shared::Stale(v) => {
@@ -457,6 +477,8 @@ impl<'a, R: Outcome> Call<'a, R> {
             Shared::Negative => {
                 let r = R::negative()?;
                 bump(&self.site.counters.hits);
+                bump(&self.site.counters.negative);
+                self.served_hit.store(true, Relaxed);
                 Some(r)
             }
             Shared::Outcome(r) => {
@@ -475,7 +497,7 @@ impl<'a, R: Outcome> Call<'a, R> {
     }
 
     async fn serve_negative(&self, lead: Lead<'_>, r: R, what: &'static str) -> R {
-        self.hit(what);
+        self.hit_negative(what);
         lead.finish(|| Shared::Negative).await;
         r
     }
@@ -502,24 +524,45 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     fn hit(&self, what: &'static str) {
         bump(&self.site.counters.hits);
+        self.served_hit.store(true, Relaxed);
         tracing::debug!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "{what}: {}", self.key);
     }
 
+    /// A hit that served a cached "absent" answer.
+    fn hit_negative(&self, what: &'static str) {
+        bump(&self.site.counters.negative);
+        self.hit(what);
+    }
+
+    /// Counted every time; logged at most once per the cache's error-log interval, with the
+    /// number of lines held back since the last one (an outage fails every call the same way).
     fn store_error(&self, e: &crate::StoreError) {
         bump(&self.site.counters.cache_errors);
+        self.cache.inner.metrics.errors.record("redis", e.kind());
         let (key, service, method) = (self.key.as_str(), self.site.service, self.site.method);
         if matches!(e, crate::StoreError::BreakerOpen) {
             tracing::trace!(target: "syntra_cache", key, service, method, "Cache store skipped: circuit open");
-        } else {
-            tracing::warn!(target: "syntra_cache", key, service, method, error = %e, "Cache ERROR: {key} - {e}");
+        } else if let Some(held) = self.cache.inner.error_log.admit() {
+            let more = self.held_back(held);
+            tracing::warn!(target: "syntra_cache", key, service, method, error = %e, suppressed = held, "Cache ERROR: {key} - {e}{more}");
         }
+    }
+
+    /// The tail of a `Cache ERROR` line that follows `held` lines held back.
+    fn held_back(&self, held: u64) -> String {
+        if held == 0 {
+            return String::new();
+        }
+        let secs = self.cache.inner.error_log.interval().as_secs_f64();
+        format!(" ({held} more cache errors not logged in the last {secs:.0} s)")
     }
 
     /// Two functions share this key with different value types: a miss every time. Counted
     /// every time, logged once per site.
-    fn conflict(&self, what: &str) {
+    fn conflict(&self, tier: &str, what: &str) {
         bump(&self.site.counters.cache_errors);
         bump(&self.site.counters.conflicts);
+        self.cache.inner.metrics.errors.record(tier, "conflict");
         if !self.site.conflict_reported.swap(true, Relaxed) {
             tracing::error!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache CONFLICT: {} - {what}: two cached functions with different value types share this key (give one of them another `key`); both miss until then", self.key);
         }

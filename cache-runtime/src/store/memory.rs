@@ -4,6 +4,7 @@ use crate::codec::Meta;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,10 +36,19 @@ impl Expiry<String, MemEntry> for PerEntry {
     }
 }
 
+/// Entries moka removed on its own, by cause (counted in its eviction listener, off the get
+/// path).
+#[derive(Debug, Default)]
+struct Removed {
+    size: AtomicU64,
+    expired: AtomicU64,
+}
+
 /// The bounded in-process tier.
 #[derive(Clone)]
 pub struct MemoryTier {
     inner: Moka<String, MemEntry>,
+    removed: Arc<Removed>,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -50,7 +60,27 @@ impl std::fmt::Debug for MemoryTier {
 impl MemoryTier {
     /// A tier holding at most `capacity` entries (least recently and frequently used go first).
     pub fn new(capacity: u64) -> Self {
-        MemoryTier { inner: Moka::builder().max_capacity(capacity).expire_after(PerEntry).build() }
+        let removed = Arc::new(Removed::default());
+        let counts = removed.clone();
+        let inner = Moka::builder()
+            .max_capacity(capacity)
+            .expire_after(PerEntry)
+            .eviction_listener(move |_, _, cause| match cause {
+                moka::notification::RemovalCause::Size => {
+                    counts.size.fetch_add(1, Relaxed);
+                }
+                moka::notification::RemovalCause::Expired => {
+                    counts.expired.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            })
+            .build();
+        MemoryTier { inner, removed }
+    }
+
+    /// Entries evicted to stay within capacity, and entries dropped at their expiry.
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.removed.size.load(Relaxed), self.removed.expired.load(Relaxed))
     }
 
     /// The entry of `key`, if present and not expired.
