@@ -553,8 +553,7 @@ impl<'a, R: Outcome> Call<'a, R> {
         if held == 0 {
             return String::new();
         }
-        let secs = self.cache.inner.error_log.interval().as_secs_f64();
-        format!(" ({held} more cache errors not logged in the last {secs:.0} s)")
+        format!(" ({held} more cache errors not logged in the last {:?})", self.cache.inner.error_log.interval())
     }
 
     /// Two functions share this key with different value types: a miss every time. Counted
