@@ -349,9 +349,9 @@ impl Collector for CacheCollector {
             )?;
         }
 
-        // Redis, from the last poll.
+        // Redis, from the last poll (nothing before the first one: no invented `up 0`).
         let info = state.redis.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if info.configured {
+        if info.configured && info.polled {
             let one = |v: u64| [(vec![], v as f64)];
             gauges(e, "redis_up", "1 if the last INFO poll of Redis succeeded.", &one(u64::from(info.up)))?;
             gauges(e, "redis_used_memory_bytes", "Redis used_memory at the last poll.", &one(info.used_memory))?;
