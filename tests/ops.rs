@@ -192,12 +192,14 @@ async fn a_real_scrape_passes_promtool_and_holds_every_metric_the_rules_and_graf
     ] {
         assert!(scrape.contains(needle), "{needle} in the scrape");
     }
-    // Keys under the namespace: what SCAN finds, cache entries only.
+    // Keys under the namespace: what SCAN finds, cache entries only (the demo's TTLs are short:
+    // some expire between the poll and this SCAN; tests/exporter.rs checks the exact count).
     let keys: Vec<String> = common::scan_keys(&redis.client(), "syntra-demo:*");
     let entries = keys.iter().filter(|k| !k.starts_with("syntra-demo::")).count();
     let line = scrape.lines().find(|l| l.starts_with("syntra_redis_namespace_keys ")).unwrap();
     let polled: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert_eq!(polled as usize, entries, "namespace keys ({line}) vs SCAN");
+    let slack = (entries / 10).max(5) as f64;
+    assert!(entries > 20 && (polled - entries as f64).abs() <= slack, "namespace keys ({line}) vs SCAN: {entries}");
     // No key or argument in any label.
     assert!(!scrape.contains("bitcoin"), "a key or an argument leaked into a label");
 }
