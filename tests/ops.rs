@@ -184,6 +184,7 @@ async fn a_real_scrape_passes_promtool_and_holds_every_metric_the_rules_and_graf
     }
     for needle in [
         "syntra_redis_up 1",
+        r#"syntra_cache_breaker_open{tier="budgets"} 0"#,
         "syntra_redis_maxmemory_bytes 67108864",
         r#"kind="tampered""#,
         r#"result="stale""#,

@@ -253,14 +253,14 @@ impl Collector for CacheCollector {
             .map(|(tier, kind, n)| (lbl(&[("tier", tier), ("kind", kind)]), n))
             .collect();
         counters(e, "cache_errors", "Cache errors by tier and kind (timeout, connection, server reply, breaker_open skips, decode, implausible metadata, tampered values, key conflicts); the call went on without the tier.", &errors)?;
+        let mut open = vec![];
+        // The budgets' shared Redis backend has its own breaker (decisions go in-process while open).
+        if let Some(b) = cache.budgets().filter(|b| b.is_shared()) {
+            open.push((lbl(&[("tier", "budgets")]), f64::from(u8::from(b.shared_skipped()))));
+        }
         if let Some(remote) = &cache.inner.tiers.remote {
             let tier = lbl(&[("tier", "redis")]);
-            gauges(
-                e,
-                "cache_breaker_open",
-                "1 while the tier's circuit breaker is open (the tier is skipped).",
-                &[(tier.clone(), f64::from(u8::from(remote.is_open())))],
-            )?;
+            open.push((tier.clone(), f64::from(u8::from(remote.is_open()))));
             counters(
                 e,
                 "cache_breaker_opened",
@@ -268,6 +268,12 @@ impl Collector for CacheCollector {
                 &[(tier, remote.times_opened())],
             )?;
         }
+        gauges(
+            e,
+            "cache_breaker_open",
+            "1 while the circuit breaker of the tier (redis: the cache tier; budgets: the budgets' Redis backend) is open and it is skipped.",
+            &open,
+        )?;
         let (entries, (size, expired)) = match &cache.inner.tiers.local {
             Some(l) => (l.len(), l.evictions()),
             None => (0, (0, 0)),
