@@ -5,6 +5,7 @@
 //! cargo run --release --example syntra -- --no-budgets # the same workload, the seed's plain TTLs
 //! cargo run --release --example syntra -- --no-cache   # the same workload, uncached
 //! cargo run --release --example syntra -- --redis redis://127.0.0.1:6379/0
+//! cargo run --release --example syntra -- --listen 127.0.0.1:9898 --linger 600  # + dashboard
 //! ```
 //!
 //! Starts the local provider simulator (free-tier limits enforced), then many simulated users
@@ -28,9 +29,29 @@ mod providers;
 mod workload;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use syntra_cache::export::{dashboard, Exporter};
+use syntra_cache::Cache;
 use workload::{CacheMode, Config};
+
+/// The dashboard settings.
+#[derive(Debug, Default)]
+struct Serve {
+    listen: Option<String>,
+    linger: Duration,
+    json_logs: bool,
+}
+
+/// Hands the run's cache to the dashboard task.
+static CACHE_FOR_DASHBOARD: OnceLock<tokio::sync::mpsc::UnboundedSender<Cache>> = OnceLock::new();
+
+fn publish(cache: &Cache) {
+    if let Some(tx) = CACHE_FOR_DASHBOARD.get() {
+        let _ = tx.send(cache.clone());
+    }
+}
 
 const USAGE: &str = "\
 Usage: cargo run --release --example syntra -- [OPTIONS]
@@ -55,6 +76,10 @@ Options:
   --live            the real APIs instead of the simulator (keys from COINGECKO_API_KEY,
                     CMC_API_KEY, CRYPTOPANIC_TOKEN; real time, real TTLs)
   --quiet           no progress lines
+  --listen ADDR     serve the live dashboard, /metrics (Prometheus), /api/stats and /healthz
+                    at ADDR (e.g. 127.0.0.1:9898; port 0 picks a free one); the URL is printed
+  --linger SECS     with --listen: keep serving for SECS after the report (default 0)
+  --log-format F    `text` (default) or `json` (one JSON object per line, for log shippers)
   -h, --help        this help
 
 Logs go to stderr at `warn` (syntra_cache at `error`: the budgets' refusals, counted in the report,
@@ -64,8 +89,9 @@ TTLs can be overridden with SYNTRA_TTL_FILE / SYNTRA_TTL_<PROVIDER>_<ENDPOINT>, 
 examples/providers/config.rs).";
 
 /// Parses the command line (by hand: no argument-parser dependency).
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, String> {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, Serve)>, String> {
     let mut c = Config::default();
+    let mut serve = Serve::default();
     let mut requests = None;
     let mut minutes = None;
     let mut no_cache = false;
@@ -111,6 +137,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--redis" => redis = Some(val(&flag)?),
             "--live" => c.live = true,
             "--quiet" | "-q" => c.progress = false,
+            "--listen" => serve.listen = Some(val(&flag)?),
+            "--linger" => serve.linger = Duration::from_secs_f64(num::<f64>(&val(&flag)?, &flag)?.clamp(0.0, 1e7)),
+            "--log-format" => {
+                serve.json_logs = match val(&flag)?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => return Err(format!("--log-format: {other:?} is not `text` or `json`")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -130,18 +165,27 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
         (false, Some(url)) => CacheMode::Redis(url),
         (false, None) => CacheMode::Memory,
     };
-    Ok(Some(c))
+    if !serve.linger.is_zero() && serve.listen.is_none() {
+        return Err("--linger needs --listen".into());
+    }
+    Ok(Some((c, serve)))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let parsed = parse_args(std::env::args().skip(1));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // The budgets refuse calls by design in this workload: their one-line warnings (one per
         // refusal) are counted in the report instead; RUST_LOG=warn shows them.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,syntra_cache=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if matches!(&parsed, Ok(Some((_, s))) if s.json_logs) {
+        logs.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
 
-    let config = match parse_args(std::env::args().skip(1)) {
+    let (mut config, serve) = match parsed {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{USAGE}");
@@ -156,6 +200,20 @@ async fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    let url = match &serve.listen {
+        Some(addr) => match start_dashboard(addr).await {
+            Ok(url) => {
+                config.on_cache = Some(publish);
+                eprintln!("syntra demo: dashboard at {url} (also {url}metrics, {url}api/stats, {url}healthz)");
+                Some(url)
+            }
+            Err(e) => {
+                eprintln!("error: --listen {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     if config.progress {
         let span = if config.live {
             format!("{} min of real time against the real APIs", config.minutes)
@@ -183,7 +241,23 @@ async fn main() -> ExitCode {
             }
         );
     }
-    match workload::run(config).await {
+    let outcome = workload::run(config).await;
+    if let (Some(url), false) = (&url, serve.linger.is_zero()) {
+        if let Ok(report) = &outcome {
+            println!("{report}");
+        }
+        eprintln!("syntra demo: serving the dashboard at {url} for {} more", workload::dur(serve.linger));
+        tokio::time::sleep(serve.linger).await;
+        return match outcome {
+            Ok(report) if report.agrees() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match outcome {
         Ok(report) => {
             println!("{report}");
             if report.agrees() {
@@ -197,4 +271,21 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Binds `addr` and serves the dashboard of the run's cache once it is built; the URL.
+async fn start_dashboard(addr: &str) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = CACHE_FOR_DASHBOARD.set(tx);
+    tokio::spawn(async move {
+        let Some(cache) = rx.recv().await else { return };
+        // The demo's namespace is small: poll Redis every second for a lively page.
+        let exporter = Exporter::builder(&cache).redis_poll_interval(Duration::from_secs(1)).build();
+        if let Err(e) = dashboard::serve(listener, exporter).await {
+            eprintln!("dashboard: {e}");
+        }
+    });
+    Ok(url)
 }

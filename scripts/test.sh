@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need (Debian's
-# redis-server and openssl) when it is missing, then builds and runs every test, the UI tests,
+# redis-server, openssl, chromium + chromium-driver for the dashboard's browser test, prometheus
+# for promtool) when it is missing, then builds and runs every test, the UI tests,
 # the doctests and the benchmarks in quick mode. Tests start their own redis-server on free
 # loopback ports; nothing here uses a system Redis.
 set -euo pipefail
@@ -19,13 +20,18 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the TLS test makes 
 # tests/topology.rs: `redis-cli --cluster create` joins a cluster; Sentinels run from redis-sentinel.
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+# tests/dashboard.rs drives headless Chromium through chromedriver; tests/ops.rs runs promtool.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian package may start a system service on 6379; the tests never use it.
+# The Debian packages may start system services (redis on 6379, prometheus on 9090); the tests
+# never use them.
 
 # ACL users in the URL (`--user`) and TLS (`--tls-port`) need Redis 6 or later.
 version_line="$("$redis_bin" --version)"

@@ -232,6 +232,53 @@ async fn hit_miss_and_error_lines_carry_key_service_and_method() {
     assert_eq!(capture.cache_lines("Cache store circuit CLOSED")[0].level, Level::INFO);
 }
 
+/// During an outage every call fails the same way: one `Cache ERROR` line per interval, the
+/// next one saying how many were held back, while every error is still counted.
+#[tokio::test]
+async fn cache_error_lines_are_rate_limited_during_an_outage_and_carry_the_count() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let dead = {
+        let mut r = RedisServer::start();
+        let port = r.port();
+        r.kill();
+        port
+    };
+    let cache = Cache::builder()
+        .namespace("outage")
+        .redis(format!("redis://127.0.0.1:{dead}/0"))
+        .op_timeout(Duration::from_millis(100))
+        .connect_timeout(Duration::from_millis(100))
+        // A breaker that never opens: every call meets Redis' failure.
+        .breaker(u32::MAX, Duration::from_millis(1))
+        .error_log_interval(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let svc = Svc::new(cache);
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(1000) {
+        n += 1;
+        assert_eq!(svc.price(&format!("c{n}")).await.unwrap(), format!("c{n}").len() as u64);
+    }
+    let errors = capture.cache_lines("Cache ERROR");
+    let counted = svc.cache.stats().total().cache_errors;
+    assert!(counted >= n as u64, "every failure is counted ({counted} for {n} calls)");
+    assert!(n >= 6, "enough failing calls to be throttled: {n}");
+    assert!((2..=4).contains(&errors.len()), "one line per 400 ms over ~1 s, not {}: {errors:#?}", errors.len());
+    assert_eq!(errors[0].field("suppressed"), Some("0"));
+    let later = &errors[1];
+    let held: u64 = later.field("suppressed").unwrap().parse().unwrap();
+    assert!(held > 0, "the second line counts the lines held back: {later:#?}");
+    let tail = format!("({held} more cache errors not logged in the last 400ms)");
+    assert!(
+        later.message.starts_with("Cache ERROR: outage:coingecko:price:") && later.message.ends_with(&tail),
+        "{later:#?}"
+    );
+    let logged_or_held: u64 = errors.iter().map(|e| 1 + e.field("suppressed").unwrap().parse::<u64>().unwrap()).sum();
+    assert!(logged_or_held <= counted, "lines plus held-back counts never exceed the errors");
+}
+
 #[tokio::test]
 async fn a_ttl_expression_that_yields_zero_calls_upstream_uncached_and_logs_an_error() {
     let capture = Capture::default();

@@ -76,6 +76,12 @@ pub(crate) struct Inner {
     pub(crate) flights: crate::engine::coalesce::Flights,
     pub(crate) lock: crate::policy::LockConfig,
     pub(crate) budgets: Option<BudgetEnforcer>,
+    /// Rate limit of `Cache ERROR` lines.
+    pub(crate) error_log: crate::throttle::ErrorLog,
+    /// The Redis connection of the shared tier, when it is Redis (read by the exporter's
+    /// `INFO` poller, never on the call path).
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::connection::RedisConn>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -203,6 +209,7 @@ pub struct CacheBuilder {
     lock: crate::policy::LockConfig,
     budgets: Option<Budgets>,
     budget_clock: Option<Arc<dyn crate::budget::Clock>>,
+    error_log_interval: Duration,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -242,6 +249,7 @@ impl Default for CacheBuilder {
             lock: crate::policy::LockConfig::default(),
             budgets: None,
             budget_clock: None,
+            error_log_interval: crate::throttle::DEFAULT_ERROR_LOG_INTERVAL,
         }
     }
 }
@@ -391,6 +399,14 @@ impl CacheBuilder {
     /// The clock budgets read for quota periods, pacing and holds (default: the system clock).
     pub fn budget_clock(mut self, clock: Arc<dyn crate::budget::Clock>) -> Self {
         self.budget_clock = Some(clock);
+        self
+    }
+
+    /// At most one `Cache ERROR` line (store failures, unusable values) per `interval` (default
+    /// 10 s); the next line says how many were held back. Every error is still counted in
+    /// [`stats`](Cache::stats). Zero logs every error.
+    pub fn error_log_interval(mut self, interval: Duration) -> Self {
+        self.error_log_interval = interval;
         self
     }
 
@@ -620,6 +636,9 @@ impl CacheBuilder {
             .map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?;
         let local = (self.memory_capacity > 0 && (self.local_tier || store.is_none()))
             .then(|| MemoryTier::new(self.memory_capacity, self.memory_bytes));
+        // The INFO poller of the exporter reads Redis through the same connection.
+        #[cfg(feature = "redis")]
+        let redis = conn.clone();
         #[cfg(feature = "redis")]
         let coherence = match (&local, conn) {
             (Some(local), Some(conn)) if self.coherent => Some(crate::store::coherence::Coherence::new(
@@ -650,6 +669,9 @@ impl CacheBuilder {
                 flights: Default::default(),
                 lock: self.lock,
                 budgets,
+                error_log: crate::throttle::ErrorLog::new(self.error_log_interval),
+                #[cfg(feature = "redis")]
+                redis,
             }),
         })
     }

@@ -323,7 +323,10 @@ pub(crate) fn classify(e: redis::RedisError) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind as S};
     let transient =
         matches!(e.kind(), ErrorKind::Server(S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown));
-    if let Some(code) = e.code().filter(|_| !transient && !e.is_io_error()) {
+    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        return StoreError::Connection(e.to_string());
+    }
+    if let Some(code) = e.code().filter(|_| !transient) {
         // The server's own words (`READONLY You can't write against a read only replica.`),
         // which operators grep for, rather than redis-rs' category names.
         StoreError::Reply(match e.detail() {

@@ -15,10 +15,12 @@ pub enum StoreError {
     /// The circuit breaker is open: the store failed repeatedly and is skipped for a cool-down.
     #[error("circuit breaker open: store skipped until it recovers")]
     BreakerOpen,
-    /// The backend could not be reached or failed (connection refused, I/O, protocol, a failed
-    /// authentication handshake, ...).
+    /// The backend failed (protocol, a failed authentication handshake, ...).
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The backend could not be reached (connection refused, reset or dropped).
+    #[error("store connection error: {0}")]
+    Connection(String),
     /// The server answered, with an error reply (`WRONGTYPE`, `OOM`, `READONLY`, `NOAUTH`,
     /// `NOPERM`, ...): the connection is healthy, so the circuit breaker does not count it, and
     /// the rest of the call keeps using the store (a write after a `WRONGTYPE` read replaces the
@@ -30,7 +32,19 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this error says the store is unhealthy (and so should count towards the breaker).
     pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Timeout(_) | StoreError::Backend(_))
+        matches!(self, StoreError::Timeout(_) | StoreError::Backend(_) | StoreError::Connection(_))
+    }
+
+    /// The `kind` label of this error in the exported metrics (`timeout`, `connection`,
+    /// `server` (an error reply), `backend`, `breaker_open`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Timeout(_) => "timeout",
+            StoreError::BreakerOpen => "breaker_open",
+            StoreError::Backend(_) => "backend",
+            StoreError::Connection(_) => "connection",
+            StoreError::Reply(_) => "server",
+        }
     }
 }
 

@@ -14,12 +14,15 @@ pub mod codec;
 mod connection;
 pub mod engine;
 mod error;
+#[cfg(feature = "prometheus")]
+pub mod export;
 pub mod key;
 pub mod metrics;
 pub mod policy;
 mod scope;
 pub mod seal;
 pub mod store;
+mod throttle;
 
 #[doc(hidden)]
 pub mod __private;

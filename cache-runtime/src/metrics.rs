@@ -26,7 +26,12 @@ pub(crate) struct Counters {
     pub(crate) oversized: AtomicU64,
     /// Set once an over-large value of this method has been logged.
     pub(crate) oversized_logged: std::sync::atomic::AtomicBool,
-    latency: Histogram,
+    /// Hits that served a cached "absent" answer (counted in `hits` too).
+    pub(crate) negative: AtomicU64,
+    /// Calls answered from a cache tier (fresh, negative or early-refresh hits).
+    hit_latency: Histogram,
+    /// Every other call (misses, stale answers, forced refreshes).
+    miss_latency: Histogram,
 }
 
 impl Counters {
@@ -46,12 +51,56 @@ impl Counters {
             tampered: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
             oversized_logged: std::sync::atomic::AtomicBool::new(false),
-            latency: Histogram::new(),
+            negative: AtomicU64::new(0),
+            hit_latency: Histogram::new(),
+            miss_latency: Histogram::new(),
         }
     }
 
-    pub(crate) fn record_latency(&self, d: Duration) {
-        self.latency.record(d);
+    /// Records one call's latency on the hit path or the miss path (one histogram each, so
+    /// that the response-time improvement is `miss / hit`, and a call costs one record).
+    pub(crate) fn record_latency(&self, d: Duration, hit: bool) {
+        if hit {
+            self.hit_latency.record(d)
+        } else {
+            self.miss_latency.record(d)
+        }
+    }
+}
+
+/// Cache tiers, as the `tier` label of [`ErrorCounts`].
+pub(crate) const TIERS: [&str; 2] = ["memory", "redis"];
+/// Kinds of cache errors, as the `kind` label: store failures ([`StoreError::kind`](crate::StoreError::kind)),
+/// values that do not decode, metadata that cannot be true, values whose signature does not
+/// verify, and keys shared by two value types.
+pub(crate) const KINDS: [&str; 8] =
+    ["timeout", "connection", "server", "breaker_open", "decode", "implausible", "tampered", "conflict"];
+
+/// Cache errors of one [`Cache`](crate::Cache) by tier and kind.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorCounts {
+    counts: [[AtomicU64; KINDS.len()]; TIERS.len()],
+}
+
+impl ErrorCounts {
+    /// Counts one error; an unknown tier or kind is a bug of the caller and is counted nowhere.
+    pub(crate) fn record(&self, tier: &str, kind: &str) {
+        let (Some(t), Some(k)) = (TIERS.iter().position(|x| *x == tier), KINDS.iter().position(|x| *x == kind)) else {
+            debug_assert!(false, "unknown error label {tier}/{kind}");
+            return;
+        };
+        self.counts[t][k].fetch_add(1, Relaxed);
+    }
+
+    /// Every (tier, kind, count), zeros included (so that a rate over them starts at 0).
+    pub(crate) fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::with_capacity(TIERS.len() * KINDS.len());
+        for (t, tier) in TIERS.iter().enumerate() {
+            for (k, kind) in KINDS.iter().enumerate() {
+                out.push((*tier, *kind, self.counts[t][k].load(Relaxed)));
+            }
+        }
+        out
     }
 }
 
@@ -122,6 +171,24 @@ impl Buckets {
             *a += b;
         }
         self.sum_ns += other.sum_ns;
+    }
+
+    /// Cumulative counts at each bound of `bounds` (seconds, ascending), the sum in seconds and
+    /// the count: a Prometheus histogram. A log-linear bucket is counted under the first bound
+    /// at or above its upper edge, so no value is ever reported below a bound it may exceed.
+    pub(crate) fn cumulative(&self, bounds: &[f64]) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut out: Vec<(f64, u64)> = bounds.iter().map(|b| (*b, 0)).collect();
+        let mut total = 0;
+        for (i, c) in self.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            total += c;
+            let upper = Histogram::lower_bound(i + 1) as f64 / 1e9;
+            for (bound, n) in out.iter_mut() {
+                if *bound >= upper {
+                    *n += c;
+                }
+            }
+        }
+        (out, self.sum_ns as f64 / 1e9, total)
     }
 
     fn snapshot(&self) -> LatencySnapshot {
@@ -202,9 +269,17 @@ pub struct MethodStats {
     /// Values over the size bound: computed ones not cached, or stored ones refused unread
     /// (stored ones are also in `cache_errors`).
     pub oversized: u64,
+    /// Hits that served a cached "absent" answer (`none_ttl`); counted in `hits` too.
+    pub negative: u64,
     /// Latency of all calls.
     pub latency: LatencySnapshot,
+    /// Latency of calls answered from a cache tier.
+    pub hit_latency: LatencySnapshot,
+    /// Latency of the other calls (misses, stale answers, refreshes).
+    pub miss_latency: LatencySnapshot,
     buckets: Buckets,
+    hit_buckets: Buckets,
+    miss_buckets: Buckets,
 }
 
 impl MethodStats {
@@ -222,6 +297,12 @@ impl MethodStats {
     /// Calls that did not reach upstream.
     pub fn calls_saved(&self) -> u64 {
         (self.hits + self.misses).saturating_sub(self.upstream_calls)
+    }
+
+    /// The hit path's (`true`) or miss path's latency as a Prometheus histogram over `bounds`.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn latency_histogram(&self, hit: bool, bounds: &[f64]) -> (Vec<(f64, u64)>, f64, u64) {
+        if hit { &self.hit_buckets } else { &self.miss_buckets }.cumulative(bounds)
     }
 }
 
@@ -278,14 +359,21 @@ fn add(into: &mut MethodStats, m: &MethodStats) {
     into.conflicts += m.conflicts;
     into.tampered += m.tampered;
     into.oversized += m.oversized;
+    into.negative += m.negative;
     into.buckets.add(&m.buckets);
+    into.hit_buckets.add(&m.hit_buckets);
+    into.miss_buckets.add(&m.miss_buckets);
     into.latency = into.buckets.snapshot();
+    into.hit_latency = into.hit_buckets.snapshot();
+    into.miss_latency = into.miss_buckets.snapshot();
 }
 
 /// The counters of one [`Cache`](crate::Cache), keyed by (service, method).
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     map: RwLock<HashMap<String, HashMap<String, Arc<Counters>>>>,
+    /// Cache errors by tier and kind.
+    pub(crate) errors: ErrorCounts,
 }
 
 impl Registry {
@@ -308,7 +396,9 @@ impl Registry {
             .iter()
             .flat_map(|(s, methods)| methods.iter().map(move |(m, c)| (s, m, c)))
             .map(|(s, m, c)| {
-                let buckets = c.latency.counts();
+                let (hit_buckets, miss_buckets) = (c.hit_latency.counts(), c.miss_latency.counts());
+                let mut buckets = hit_buckets.clone();
+                buckets.add(&miss_buckets);
                 MethodStats {
                     service: s.clone(),
                     method: m.clone(),
@@ -325,8 +415,13 @@ impl Registry {
                     conflicts: c.conflicts.load(Relaxed),
                     tampered: c.tampered.load(Relaxed),
                     oversized: c.oversized.load(Relaxed),
+                    negative: c.negative.load(Relaxed),
                     latency: buckets.snapshot(),
+                    hit_latency: hit_buckets.snapshot(),
+                    miss_latency: miss_buckets.snapshot(),
                     buckets,
+                    hit_buckets,
+                    miss_buckets,
                 }
             })
             .collect();
@@ -371,14 +466,42 @@ mod tests {
         let r = Registry::default();
         // 99 fast calls on one method, one slow call on another.
         for _ in 0..99 {
-            r.counters("a", "fast").record_latency(Duration::from_micros(10));
+            r.counters("a", "fast").record_latency(Duration::from_micros(10), true);
         }
-        r.counters("a", "slow").record_latency(Duration::from_millis(100));
+        r.counters("a", "slow").record_latency(Duration::from_millis(100), false);
         let t = r.snapshot().total();
         assert_eq!(t.latency.count, 100);
         let mean = t.latency.mean.as_secs_f64();
         assert!((0.00099..0.00102).contains(&mean), "mean of 99 x 10 µs + 100 ms is ~1.01 ms: {mean}");
         assert!(t.latency.p99 < Duration::from_micros(20), "99% of calls took 10 µs: {:?}", t.latency.p99);
         assert_eq!(r.snapshot().by_service()[0].latency, t.latency);
+        assert_eq!((t.hit_latency.count, t.miss_latency.count), (99, 1));
+        assert!(t.miss_latency.p50 > Duration::from_millis(80), "{:?}", t.miss_latency);
+    }
+
+    #[test]
+    fn cumulative_buckets_never_undercount_a_bound() {
+        let h = Histogram::new();
+        for us in [5u64, 10, 10, 900, 40_000] {
+            h.record(Duration::from_micros(us));
+        }
+        let bounds = [0.00001, 0.001, 0.05, 1.0];
+        let (cum, sum, count) = h.counts().cumulative(&bounds);
+        assert_eq!(count, 5);
+        assert!((sum - 0.040925).abs() < 1e-9, "{sum}");
+        // 5 µs is below 10 µs; the 10 µs values sit in a bucket reaching past it.
+        assert_eq!(cum.iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![1, 4, 5, 5]);
+    }
+
+    #[test]
+    fn error_counts_by_tier_and_kind() {
+        let e = ErrorCounts::default();
+        e.record("redis", "timeout");
+        e.record("redis", "timeout");
+        e.record("memory", "conflict");
+        let snap = e.snapshot();
+        assert_eq!(snap.len(), TIERS.len() * KINDS.len(), "zeros are reported too");
+        let get = |t: &str, k: &str| snap.iter().find(|(a, b, _)| *a == t && *b == k).unwrap().2;
+        assert_eq!((get("redis", "timeout"), get("memory", "conflict"), get("redis", "tampered")), (2, 1, 0));
     }
 }

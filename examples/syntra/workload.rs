@@ -88,6 +88,9 @@ pub struct Config {
     /// Batch upstream calls (concurrent price and quote misses share one call); `false`
     /// (`--no-batch`) makes one call per coin, for comparison.
     pub batch: bool,
+    /// Called with the run's cache once it is built (the demo's `--listen` serves the dashboard
+    /// of it).
+    pub on_cache: Option<fn(&Cache)>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             sim_latency: Duration::from_millis(3),
             budgets: true,
             batch: true,
+            on_cache: None,
         }
     }
 }
@@ -1123,6 +1127,9 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         _ => None,
     };
     let (cache, cache_label) = build_cache(&config, budgets, budget_clock)?;
+    if let Some(publish) = config.on_cache {
+        publish(&cache);
+    }
     if matches!(config.cache, CacheMode::Redis(_)) && !config.live {
         // Start cold: leftovers of a previous run (same namespace, budget counters included)
         // would be free hits.

@@ -193,3 +193,5 @@ pub fn run_workers(worker: &str, n: usize, env: &[(&str, String)], marker: &str)
         })
         .collect()
 }
+
+pub mod demo_process;

@@ -50,6 +50,8 @@ pub(crate) struct Call<'a, R: Outcome> {
     /// Set once an unusable shared value (undecodable, tampered, over-large) has been counted and
     /// logged: the leader re-reads the key under the lock and would otherwise report it twice.
     unusable_reported: AtomicBool,
+    /// Set when the call is answered from a cache tier: its latency goes to the hit histogram.
+    served_hit: AtomicBool,
 }
 
 /// A batch round that must know when one of its item calls waits on another caller (a
@@ -95,15 +97,16 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
 }
 
-/// Records the call's latency when it ends, however it ends.
+/// Records the call's latency when it ends, however it ends, on the hit or the miss path.
 struct Timer<'a> {
     counters: &'a Counters,
+    hit: &'a AtomicBool,
     start: Instant,
 }
 
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
-        self.counters.record_latency(self.start.elapsed());
+        self.counters.record_latency(self.start.elapsed(), self.hit.load(Relaxed));
     }
 }
 
@@ -119,6 +122,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             prefetched: std::sync::Mutex::new(None),
             batch: None,
             unusable_reported: AtomicBool::new(false),
+            served_hit: AtomicBool::new(false),
         }
     }
 
@@ -165,11 +169,11 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// Runs the call: the whole get-or-compute.
     pub(crate) async fn run<F: Future<Output = R>>(&self, body: F) -> R {
-        let _timer = Timer { counters: self.site.counters, start: Instant::now() };
+        let _timer = Timer { counters: self.site.counters, hit: &self.served_hit, start: Instant::now() };
         let local = match self.tiers().get_local::<R::Value>(&self.key) {
             Ok(found) => found,
             Err(OtherType) => {
-                self.conflict("the memory tier holds another type");
+                self.conflict("memory", "the memory tier holds another type");
                 None
             }
         };
@@ -190,7 +194,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             }
             Decision::ServeNegative => match R::negative() {
                 Some(r) => {
-                    self.hit("Cache HIT (negative)");
+                    self.hit_negative("Cache HIT (negative)");
                     r
                 }
                 None => self.miss(None, body).await,
@@ -208,7 +212,7 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     /// `refresh(call)`: recompute and store, whatever is cached.
     pub(crate) async fn run_forced<F: Future<Output = R>>(&self, body: F) -> R {
-        let _timer = Timer { counters: self.site.counters, start: Instant::now() };
+        let _timer = Timer { counters: self.site.counters, hit: &self.served_hit, start: Instant::now() };
         bump(&self.site.counters.refreshes);
         self.compute(Lead { flight: None, lock: None }, None, false, body).await
     }
@@ -285,7 +289,7 @@ impl<'a, R: Outcome> Call<'a, R> {
                 }
                 Locked::FoundNegative(r) => {
                     bump(&self.site.counters.coalesced);
-                    self.hit("Cache HIT (negative, after waiting for another instance)");
+                    self.hit_negative("Cache HIT (negative, after waiting for another instance)");
                     lead.finish(|| Shared::Negative).await;
                     return r;
                 }
@@ -414,6 +418,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             Err(PutError::Store(e)) => self.store_error(&e),
             Err(PutError::TooLarge { size, max }) => {
                 bump(&self.site.counters.oversized);
+                self.cache.inner.metrics.errors.record("redis", "oversized");
                 if !self.site.counters.oversized_logged.swap(true, Relaxed) {
                     tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, size, max, "Cache OVERSIZED: {} - a {size}-byte value exceeds the {max}-byte bound; answered but not cached (logged once per method)", self.key);
                 }
@@ -467,20 +472,25 @@ impl<'a, R: Outcome> Call<'a, R> {
                 return None;
             }
             Err(LookupError::Decode(codec::DecodeError::WrongType { found, expected })) => {
-                self.conflict(&format!("it holds type fingerprint {found}, this function's is {expected}"));
+                self.conflict("redis", &format!("it holds type fingerprint {found}, this function's is {expected}"));
                 return None;
             }
             Err(_) if self.unusable_reported.load(Relaxed) => return None,
             Err(LookupError::Decode(e)) => {
                 self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
-                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, "Cache ERROR: {} - unusable value ({e}); it will be overwritten", self.key);
+                self.cache.inner.metrics.errors.record("redis", "decode");
+                if let Some(held) = self.cache.inner.error_log.admit() {
+                    let more = self.held_back(held);
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, error = %e, suppressed = held, "Cache ERROR: {} - unusable value ({e}); it will be overwritten{more}", self.key);
+                }
                 return None;
             }
             Err(LookupError::Tampered(why)) => {
                 self.unusable_reported.store(true, Relaxed);
                 bump(&self.site.counters.cache_errors);
                 bump(&self.site.counters.tampered);
+                self.cache.inner.metrics.errors.record("redis", "tampered");
                 tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache TAMPERED: {} - {why}; treated as a miss, it will be overwritten", self.key);
                 return None;
             }
@@ -499,7 +509,11 @@ impl<'a, R: Outcome> Call<'a, R> {
             Ok(meta) => meta,
             Err(distrust) => {
                 bump(&self.site.counters.cache_errors);
-                tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache ERROR: {} - implausible metadata ({distrust:?}); treated as a miss", self.key);
+                self.cache.inner.metrics.errors.record("redis", "implausible");
+                if let Some(held) = self.cache.inner.error_log.admit() {
+                    let more = self.held_back(held);
+                    tracing::warn!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, suppressed = held, "Cache ERROR: {} - implausible metadata ({distrust:?}); treated as a miss{more}", self.key);
+                }
                 return None;
             }
         };
@@ -566,6 +580,7 @@ impl<'a, R: Outcome> Call<'a, R> {
             Shared::Value(v) => {
                 let v = v.downcast_ref::<R::Value>()?.clone();
                 bump(&self.site.counters.hits);
+                self.served_hit.store(true, Relaxed);
                 Some(R::from_value(v))
             }
             Shared::Stale(v) => {
@@ -577,6 +592,8 @@ impl<'a, R: Outcome> Call<'a, R> {
             Shared::Negative => {
                 let r = R::negative()?;
                 bump(&self.site.counters.hits);
+                bump(&self.site.counters.negative);
+                self.served_hit.store(true, Relaxed);
                 Some(r)
             }
             Shared::Outcome(r) => {
@@ -595,7 +612,7 @@ impl<'a, R: Outcome> Call<'a, R> {
     }
 
     async fn serve_negative(&self, lead: Lead<'_>, r: R, what: &'static str) -> R {
-        self.hit(what);
+        self.hit_negative(what);
         lead.finish(|| Shared::Negative).await;
         r
     }
@@ -622,24 +639,44 @@ impl<'a, R: Outcome> Call<'a, R> {
 
     fn hit(&self, what: &'static str) {
         bump(&self.site.counters.hits);
+        self.served_hit.store(true, Relaxed);
         tracing::debug!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "{what}: {}", self.key);
     }
 
+    /// A hit that served a cached "absent" answer.
+    fn hit_negative(&self, what: &'static str) {
+        bump(&self.site.counters.negative);
+        self.hit(what);
+    }
+
+    /// Counted every time; logged at most once per the cache's error-log interval, with the
+    /// number of lines held back since the last one (an outage fails every call the same way).
     fn store_error(&self, e: &crate::StoreError) {
         bump(&self.site.counters.cache_errors);
+        self.cache.inner.metrics.errors.record("redis", e.kind());
         let (key, service, method) = (self.key.as_str(), self.site.service, self.site.method);
         if matches!(e, crate::StoreError::BreakerOpen) {
             tracing::trace!(target: "syntra_cache", key, service, method, "Cache store skipped: circuit open");
-        } else {
-            tracing::warn!(target: "syntra_cache", key, service, method, error = %e, "Cache ERROR: {key} - {e}");
+        } else if let Some(held) = self.cache.inner.error_log.admit() {
+            let more = self.held_back(held);
+            tracing::warn!(target: "syntra_cache", key, service, method, error = %e, suppressed = held, "Cache ERROR: {key} - {e}{more}");
         }
+    }
+
+    /// The tail of a `Cache ERROR` line that follows `held` lines held back.
+    fn held_back(&self, held: u64) -> String {
+        if held == 0 {
+            return String::new();
+        }
+        format!(" ({held} more cache errors not logged in the last {:?})", self.cache.inner.error_log.interval())
     }
 
     /// Two functions share this key with different value types: a miss every time. Counted
     /// every time, logged once per site.
-    fn conflict(&self, what: &str) {
+    fn conflict(&self, tier: &str, what: &str) {
         bump(&self.site.counters.cache_errors);
         bump(&self.site.counters.conflicts);
+        self.cache.inner.metrics.errors.record(tier, "conflict");
         if !self.site.conflict_reported.swap(true, Relaxed) {
             tracing::error!(target: "syntra_cache", key = %self.key, service = self.site.service, method = self.site.method, "Cache CONFLICT: {} - {what}: two cached functions with different value types share this key (give one of them another `key`); both miss until then", self.key);
         }

@@ -9,6 +9,7 @@ use crate::codec::Meta;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,11 +54,20 @@ impl Expiry<String, MemEntry> for PerEntry {
     }
 }
 
+/// Entries moka removed on its own, by cause (counted in its eviction listener, off the get
+/// path).
+#[derive(Debug, Default)]
+struct Removed {
+    size: AtomicU64,
+    expired: AtomicU64,
+}
+
 /// The bounded in-process tier.
 #[derive(Clone)]
 pub struct MemoryTier {
     inner: Moka<String, MemEntry>,
     bytes: u64,
+    removed: Arc<Removed>,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -76,6 +86,8 @@ impl MemoryTier {
     pub fn new(entries: u64, bytes: u64) -> Self {
         let bytes = bytes.max(entries);
         let slot = bytes.div_ceil(entries.max(1)).min(u32::MAX as u64) as u32;
+        let removed = Arc::new(Removed::default());
+        let counts = removed.clone();
         let inner = Moka::builder()
             .max_capacity(bytes)
             .weigher(move |k: &String, v: &MemEntry| {
@@ -83,8 +95,22 @@ impl MemoryTier {
                 (size.min(u32::MAX as usize) as u32).max(slot)
             })
             .expire_after(PerEntry)
+            .eviction_listener(move |_, _, cause| match cause {
+                moka::notification::RemovalCause::Size => {
+                    counts.size.fetch_add(1, Relaxed);
+                }
+                moka::notification::RemovalCause::Expired => {
+                    counts.expired.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            })
             .build();
-        MemoryTier { inner, bytes }
+        MemoryTier { inner, bytes, removed }
+    }
+
+    /// Entries evicted to stay within capacity, and entries dropped at their expiry.
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.removed.size.load(Relaxed), self.removed.expired.load(Relaxed))
     }
 
     /// The entry of `key`, if present and not expired.
