@@ -146,6 +146,7 @@ pub struct CacheBuilder {
     lock: crate::policy::LockConfig,
     budgets: Option<Budgets>,
     budget_clock: Option<Arc<dyn crate::budget::Clock>>,
+    compression: crate::compress::Compression,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -174,6 +175,7 @@ impl Default for CacheBuilder {
             lock: crate::policy::LockConfig::default(),
             budgets: None,
             budget_clock: None,
+            compression: Default::default(),
         }
     }
 }
@@ -257,6 +259,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Values whose encoded envelope reaches `threshold` bytes are stored LZ4-compressed in the
+    /// remote (and disk) tier (default 1024; `usize::MAX`: never). Reading refuses compressed
+    /// values claiming more than `max_decompressed` bytes (default 16 MiB).
+    pub fn compression(mut self, threshold: usize, max_decompressed: usize) -> Self {
+        self.compression = crate::compress::Compression { threshold, max_decompressed };
+        self
+    }
+
     /// Turns caching off entirely: every call runs its body (for debugging and comparisons).
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
@@ -276,6 +286,8 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_CONNECT_TIMEOUT_MS` | bound on each connection attempt | 500 |
     /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
     /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
+    /// | `SYNTRA_CACHE_COMPRESS_THRESHOLD` | compress encoded values from this many bytes (`off`: never) | 1024 |
+    /// | `SYNTRA_CACHE_MAX_DECOMPRESSED` | bound on a decompressed value, bytes | 16777216 |
     /// | `SYNTRA_CACHE_DISABLED` | `1`/`true`: bypass the cache | unset |
     /// | `SYNTRA_CACHE_BUDGETS` | `seed`: the seed's provider budgets ([`Budgets::seed_defaults`]), overridable by `SYNTRA_BUDGET_*` | unset (no budgets) |
     pub fn from_env() -> Result<Self, BuildError> {
@@ -331,6 +343,15 @@ impl CacheBuilder {
             b.budgets = Some(
                 b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?,
             );
+        }
+        if let Some(v) = get("SYNTRA_CACHE_COMPRESS_THRESHOLD") {
+            b.compression.threshold = match v.as_str() {
+                "off" | "never" => usize::MAX,
+                _ => parse("SYNTRA_CACHE_COMPRESS_THRESHOLD", &v)?,
+            };
+        }
+        if let Some(v) = get("SYNTRA_CACHE_MAX_DECOMPRESSED") {
+            b.compression.max_decompressed = parse("SYNTRA_CACHE_MAX_DECOMPRESSED", &v)?;
         }
         if let Some(v) = get("SYNTRA_CACHE_DISABLED") {
             b.enabled = !parse_bool("SYNTRA_CACHE_DISABLED", &v)?;
@@ -391,6 +412,7 @@ impl CacheBuilder {
                     local,
                     remote: store.map(|s| Guarded::new(s, self.breaker)),
                     local_ttl_cap: self.local_ttl_cap,
+                    compression: self.compression,
                 },
                 metrics: Registry::default(),
                 enabled: self.enabled,

@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod budget;
 mod cache;
 pub mod codec;
+pub mod compress;
 #[cfg(feature = "redis")]
 mod connection;
 pub mod engine;

@@ -3,7 +3,7 @@
 use super::breaker::Guarded;
 use super::memory::{MemEntry, MemoryTier};
 use super::Store;
-use crate::codec::{self, DecodeError, Format, Meta};
+use crate::codec::{self, Compression, DecodeError, Format, Meta};
 use crate::error::StoreError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -39,6 +39,8 @@ pub struct Tiered {
     pub remote: Option<Remote>,
     /// Upper bound on how long a value read from the remote tier stays in memory.
     pub local_ttl_cap: Option<Duration>,
+    /// Compression of values written to the remote tier, and the bound on reading them.
+    pub compression: Compression,
 }
 
 impl std::fmt::Debug for Tiered {
@@ -73,7 +75,7 @@ impl Tiered {
     {
         let Some(remote) = &self.remote else { return Ok(None) };
         let Some(bytes) = remote.get(key).await.map_err(LookupError::Store)? else { return Ok(None) };
-        let (meta, value) = codec::decode::<T>(&bytes, ty).map_err(LookupError::Decode)?;
+        let (meta, value) = codec::decode_with::<T>(&bytes, ty, &self.compression).map_err(LookupError::Decode)?;
         Ok(Some((value, meta)))
     }
 
@@ -111,7 +113,7 @@ impl Tiered {
         if let Some(remote) = self.remote.as_ref().filter(|_| use_remote) {
             // No encoding work while the store is being skipped.
             remote.peek()?;
-            let bytes = codec::encode(format, ty, &meta, value).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let bytes = codec::encode_with(format, ty, &meta, value, &self.compression).map_err(|e| StoreError::Backend(e.to_string()))?;
             remote.set(key, bytes, keep).await?;
         }
         Ok(())
