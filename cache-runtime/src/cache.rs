@@ -147,6 +147,8 @@ pub struct CacheBuilder {
     budgets: Option<Budgets>,
     budget_clock: Option<Arc<dyn crate::budget::Clock>>,
     compression: crate::compress::Compression,
+    disk_path: Option<std::path::PathBuf>,
+    disk_max_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -176,6 +178,8 @@ impl Default for CacheBuilder {
             budgets: None,
             budget_clock: None,
             compression: Default::default(),
+            disk_path: None,
+            disk_max_bytes: None,
         }
     }
 }
@@ -259,6 +263,22 @@ impl CacheBuilder {
         self
     }
 
+    /// Keep entries in a disk file at `path` under the memory tier when no Redis is configured
+    /// (`disk` feature), so a restart starts warm; budgets' local counters are kept there too. A
+    /// file that is corrupt or in use by another process is logged and the cache runs in memory
+    /// only. Ignored (with a warning) when Redis or a custom store is configured.
+    pub fn disk(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.disk_path = Some(path.into());
+        self
+    }
+
+    /// Bound on the bytes of the disk tier's entries (default 256 MiB): beyond it the expired,
+    /// then the oldest entries are removed.
+    pub fn disk_max_bytes(mut self, bytes: u64) -> Self {
+        self.disk_max_bytes = Some(bytes);
+        self
+    }
+
     /// Values whose encoded envelope reaches `threshold` bytes are stored LZ4-compressed in the
     /// remote (and disk) tier (default 1024; `usize::MAX`: never). Reading refuses compressed
     /// values claiming more than `max_decompressed` bytes (default 16 MiB).
@@ -286,6 +306,8 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_CONNECT_TIMEOUT_MS` | bound on each connection attempt | 500 |
     /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
     /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
+    /// | `SYNTRA_CACHE_DISK_PATH` | disk tier file when no Redis is configured | unset |
+    /// | `SYNTRA_CACHE_DISK_MAX_BYTES` | bound on the disk tier's entries | 268435456 |
     /// | `SYNTRA_CACHE_COMPRESS_THRESHOLD` | compress encoded values from this many bytes (`off`: never) | 1024 |
     /// | `SYNTRA_CACHE_MAX_DECOMPRESSED` | bound on a decompressed value, bytes | 16777216 |
     /// | `SYNTRA_CACHE_DISABLED` | `1`/`true`: bypass the cache | unset |
@@ -344,6 +366,12 @@ impl CacheBuilder {
                 b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?,
             );
         }
+        if let Some(v) = get("SYNTRA_CACHE_DISK_PATH") {
+            b.disk_path = Some(v.into());
+        }
+        if let Some(v) = get("SYNTRA_CACHE_DISK_MAX_BYTES") {
+            b.disk_max_bytes = Some(parse("SYNTRA_CACHE_DISK_MAX_BYTES", &v)?);
+        }
         if let Some(v) = get("SYNTRA_CACHE_COMPRESS_THRESHOLD") {
             b.compression.threshold = match v.as_str() {
                 "off" | "never" => usize::MAX,
@@ -398,6 +426,15 @@ impl CacheBuilder {
             (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?),
             (None, None) => None,
         };
+        let store = match (store, self.disk_path) {
+            (Some(s), Some(path)) => {
+                tracing::warn!(target: "syntra_cache", path = %path.display(), "Disk tier ignored: a remote store is configured");
+                Some(s)
+            }
+            (Some(s), None) => Some(s),
+            (None, Some(path)) => open_disk(path, self.disk_max_bytes, &mut budgets),
+            (None, None) => None,
+        };
         let budgets = budgets
             .map(|b| b.build())
             .transpose()
@@ -422,6 +459,43 @@ impl CacheBuilder {
             }),
         })
     }
+}
+
+/// Opens the disk tier; budgets, if any, keep their counters in it. A failure is logged and the
+/// cache runs in memory only.
+#[cfg(feature = "disk")]
+fn open_disk(
+    path: std::path::PathBuf,
+    max_bytes: Option<u64>,
+    budgets: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Option<Arc<dyn Store>> {
+    use crate::store::disk::{DiskConfig, DiskStore};
+    let mut config = DiskConfig::new(path);
+    if let Some(max) = max_bytes {
+        config.max_bytes = max;
+    }
+    match DiskStore::open(config) {
+        Ok(disk) => {
+            if let Some(b) = budgets.take() {
+                *budgets = Some(b.persist(Arc::new(disk.clone())));
+            }
+            Some(Arc::new(disk))
+        }
+        Err(e) => {
+            tracing::error!(target: "syntra_cache", error = %e, "Disk tier unavailable; caching in memory only");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "disk"))]
+fn open_disk(
+    path: std::path::PathBuf,
+    _: Option<u64>,
+    _: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Option<Arc<dyn Store>> {
+    tracing::error!(target: "syntra_cache", path = %path.display(), "Disk tier requested but the `disk` feature is off; caching in memory only");
+    None
 }
 
 /// Opens Redis; budgets, if any, share its connection.

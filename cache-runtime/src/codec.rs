@@ -317,7 +317,8 @@ mod tests {
     #[test]
     fn large_values_round_trip_compressed_in_both_formats() {
         let meta = Meta { written_at_ms: 1_000, ttl: Duration::from_secs(90), stale: Duration::ZERO, negative: false };
-        let chart: Vec<(u64, f64)> = (0..500).map(|i| (1_735_689_600_000 + i * 300_000, 97_000.0 + i as f64 * 0.37)).collect();
+        let chart: Vec<(u64, f64)> =
+            (0..500).map(|i| (1_735_689_600_000 + i * 300_000, 97_000.0 + i as f64 * 0.37)).collect();
         let ty = fingerprint::<Vec<(u64, f64)>>(0);
         let formats = [Format::Json, Format::MessagePack];
         for format in formats.into_iter().filter(|f| cfg!(feature = "msgpack") || *f == Format::Json) {

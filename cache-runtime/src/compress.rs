@@ -141,8 +141,9 @@ mod tests {
     use super::*;
 
     fn chart(points: usize) -> Vec<u8> {
-        let rows: Vec<String> =
-            (0..points).map(|i| format!("[{},{:.8}]", 1_735_689_600_000u64 + i as u64 * 300_000, 97_000.0 + i as f64 * 1.37)).collect();
+        let rows: Vec<String> = (0..points)
+            .map(|i| format!("[{},{:.8}]", 1_735_689_600_000u64 + i as u64 * 300_000, 97_000.0 + i as f64 * 1.37))
+            .collect();
         format!("{{\"syntra\":1,\"data\":{{\"prices\":[{}]}}}}", rows.join(",")).into_bytes()
     }
 

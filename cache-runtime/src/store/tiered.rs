@@ -113,7 +113,8 @@ impl Tiered {
         if let Some(remote) = self.remote.as_ref().filter(|_| use_remote) {
             // No encoding work while the store is being skipped.
             remote.peek()?;
-            let bytes = codec::encode_with(format, ty, &meta, value, &self.compression).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let bytes = codec::encode_with(format, ty, &meta, value, &self.compression)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
             remote.set(key, bytes, keep).await?;
         }
         Ok(())
