@@ -5,6 +5,7 @@
 //! cargo run --release --example syntra -- --no-budgets # the same workload, the seed's plain TTLs
 //! cargo run --release --example syntra -- --no-cache   # the same workload, uncached
 //! cargo run --release --example syntra -- --redis redis://127.0.0.1:6379/0
+//! cargo run --release --example syntra -- --disk /tmp/syntra.redb  # survives restarts
 //! ```
 //!
 //! Starts the local provider simulator (free-tier limits enforced), then many simulated users
@@ -50,6 +51,8 @@ Options:
   --no-cache        the same workload uncached (Cache::builder().enabled(false))
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
+  --disk PATH       keep the embedded cache in a disk file too, so a restart starts warm
+                    (default: SYNTRA_CACHE_DISK_PATH if set; ignored with --redis)
   --live            the real APIs instead of the simulator (keys from COINGECKO_API_KEY,
                     CMC_API_KEY, CRYPTOPANIC_TOKEN; real time, real TTLs)
   --quiet           no progress lines
@@ -68,6 +71,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
     let mut minutes = None;
     let mut no_cache = false;
     let mut redis = None;
+    let mut disk = None;
     let mut args = args.into_iter();
     fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
         args.next().filter(|v| !v.starts_with("--")).ok_or_else(|| format!("{flag} needs a value"))
@@ -104,6 +108,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--no-cache" => no_cache = true,
             "--no-budgets" => c.budgets = false,
             "--redis" => redis = Some(val(&flag)?),
+            "--disk" => disk = Some(val(&flag)?),
             "--live" => c.live = true,
             "--quiet" | "-q" => c.progress = false,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -120,10 +125,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
     let redis = redis.or_else(|| {
         std::env::var("SYNTRA_CACHE_REDIS_URL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     });
-    c.cache = match (no_cache, redis) {
-        (true, _) => CacheMode::Disabled,
-        (false, Some(url)) => CacheMode::Redis(url),
-        (false, None) => CacheMode::Memory,
+    let disk = disk.or_else(|| {
+        std::env::var("SYNTRA_CACHE_DISK_PATH").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    });
+    c.cache = match (no_cache, redis, disk) {
+        (true, _, _) => CacheMode::Disabled,
+        (false, Some(url), _) => CacheMode::Redis(url),
+        (false, None, Some(path)) => CacheMode::Disk(path.into()),
+        (false, None, None) => CacheMode::Memory,
     };
     Ok(Some(c))
 }
@@ -170,6 +179,7 @@ async fn main() -> ExitCode {
                 CacheMode::Disabled => ", cache DISABLED",
                 CacheMode::Redis(_) => ", Redis cache",
                 CacheMode::Memory => ", in-memory cache",
+                CacheMode::Disk(_) => ", in-memory cache over a disk file",
             },
             match (&config.cache, config.budgets) {
                 (CacheMode::Disabled, _) => "",

@@ -55,6 +55,8 @@ pub enum CacheMode {
     Memory,
     /// Redis at this URL, with the in-memory tier in front.
     Redis(String),
+    /// The in-memory cache over a disk file that survives restarts (`--disk PATH`).
+    Disk(std::path::PathBuf),
     /// No caching: every call goes upstream (`--no-cache`).
     Disabled,
 }
@@ -964,6 +966,10 @@ fn build_cache(
         CacheMode::Memory => {
             (b.namespace("syntra").build().map_err(RunError::Cache)?, "in-memory (namespace \"syntra\")".to_string())
         }
+        CacheMode::Disk(path) => (
+            b.namespace("syntra").disk(path).build().map_err(RunError::Cache)?,
+            format!("in-memory over disk file {} (namespace \"syntra\")", path.display()),
+        ),
         CacheMode::Disabled => (
             b.namespace("syntra").enabled(false).build().map_err(RunError::Cache)?,
             "DISABLED (--no-cache): every call goes upstream".to_string(),
