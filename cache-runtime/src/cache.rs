@@ -39,6 +39,14 @@ pub(crate) struct Inner {
     pub(crate) flights: crate::engine::coalesce::Flights,
     pub(crate) lock: crate::policy::LockConfig,
     pub(crate) budgets: Option<BudgetEnforcer>,
+    /// The namespace's key generation (see [`rotation`](crate::rotation)).
+    pub(crate) generation: crate::rotation::Generation,
+    /// Grace before sweeping after a rotation: the generation refresh interval.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) generation_refresh: Duration,
+    /// The Redis store, when the remote tier is Redis (for rotation).
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::store::redis::RedisStore>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -102,15 +110,74 @@ impl Cache {
         self.inner.budgets.as_ref().map(BudgetEnforcer::snapshot).unwrap_or_default()
     }
 
-    /// The full key (`namespace:` + `key`).
+    /// The full key: the current generation's prefix + `key` (`syntra:` + `key`, or
+    /// `syntra@3:` + `key` after three [rotations](Self::rotate)).
     pub fn full_key(&self, key: &str) -> String {
-        format!("{}:{key}", self.inner.namespace)
+        format!("{}{key}", self.inner.generation.prefix())
+    }
+
+    /// The namespace's key generation as last read from the remote tier (0: never rotated).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.current()
+    }
+
+    /// Brings a key built under any generation to the current one (reading the generation first
+    /// if this cache never has).
+    pub(crate) async fn current_key(&self, key: String) -> String {
+        self.inner.generation.sync(self).await;
+        self.inner.generation.rebase(key)
+    }
+
+    /// Drops every entry of the namespace at once, without a blocking delete: increments the
+    /// generation at `{ns}::gen` in Redis (so every instance moves to fresh keys within its
+    /// generation refresh interval), then removes the old generations' keys in the background
+    /// with a rate-limited SCAN + UNLINK ([`rotation::sweep`](crate::rotation::sweep)), starting
+    /// after one refresh interval so that instances still on the old generation are not stripped
+    /// mid-use. Budget counters are never touched. Returns the new generation.
+    ///
+    /// Needs Redis as the remote tier ([`CacheError::Unsupported`] otherwise: without Redis,
+    /// [`remove_prefix("")`](Self::remove_prefix) empties the cache).
+    #[cfg(feature = "redis")]
+    pub async fn rotate(&self) -> Result<u64, CacheError> {
+        let redis = self.inner.redis.as_ref().ok_or(CacheError::Unsupported("rotation needs Redis"))?;
+        let conn = redis.conn();
+        let mut m = conn.manager()?;
+        let generation = conn.bounded(crate::rotation::bump(&mut m, &self.inner.namespace)).await?;
+        self.inner.generation.set(generation);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let this = self.clone();
+            let grace = self.inner.generation_refresh;
+            rt.spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Err(e) = this.sweep_old_generations(Default::default()).await {
+                    tracing::warn!(target: "syntra_cache", error = %e, "Sweep of old cache generations failed; `syntra-cache rotate --sweep-only` retries it");
+                }
+            });
+        }
+        Ok(generation)
+    }
+
+    /// Removes the keys of every generation but the current one (and their orphaned locks) now,
+    /// at the rate of `opts` (see [`rotation::sweep`](crate::rotation::sweep)).
+    #[cfg(feature = "redis")]
+    pub async fn sweep_old_generations(
+        &self,
+        opts: crate::rotation::SweepOptions,
+    ) -> Result<crate::rotation::SweepReport, CacheError> {
+        let redis = self.inner.redis.as_ref().ok_or(CacheError::Unsupported("rotation needs Redis"))?;
+        let mut m = redis.conn().manager()?;
+        let keep = self.generation();
+        // No overall timeout: the sweep is paced; each command has the connection's own.
+        crate::rotation::sweep(&mut m, &self.inner.namespace, keep, opts)
+            .await
+            .map_err(|e| CacheError::Store(crate::rotation::redis_error(e)))
     }
 
     /// Removes one entry by its key without the namespace (`coingecko:price:bitcoin_usd`) from
     /// every tier; whether it existed. To remove the entry of a call, see
     /// [`invalidate`](crate::invalidate).
     pub async fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        self.inner.generation.sync(self).await;
         Ok(self.inner.tiers.remove(&self.full_key(key)).await?)
     }
 
@@ -122,11 +189,13 @@ impl Cache {
         if prefix.starts_with(':') {
             return Err(CacheError::InvalidPrefix(prefix.to_owned()));
         }
+        self.inner.generation.sync(self).await;
         Ok(self.inner.tiers.remove_prefix(&self.full_key(prefix)).await?)
     }
 
     pub(crate) async fn remove_full(&self, full_key: &str) -> Result<bool, StoreError> {
-        self.inner.tiers.remove(full_key).await
+        let key = self.current_key(full_key.to_owned()).await;
+        self.inner.tiers.remove(&key).await
     }
 }
 
@@ -149,6 +218,7 @@ pub struct CacheBuilder {
     compression: crate::compress::Compression,
     disk_path: Option<std::path::PathBuf>,
     disk_max_bytes: Option<u64>,
+    generation_refresh: Duration,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -180,6 +250,7 @@ impl Default for CacheBuilder {
             compression: Default::default(),
             disk_path: None,
             disk_max_bytes: None,
+            generation_refresh: crate::rotation::DEFAULT_REFRESH,
         }
     }
 }
@@ -263,6 +334,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How often the cache re-reads its namespace's generation from Redis (default 1 s): the
+    /// longest an instance keeps using the old keys after another [rotated](Cache::rotate).
+    pub fn generation_refresh(mut self, every: Duration) -> Self {
+        self.generation_refresh = every;
+        self
+    }
+
     /// Keep entries in a disk file at `path` under the memory tier when no Redis is configured
     /// (`disk` feature), so a restart starts warm; budgets' local counters are kept there too. A
     /// file that is corrupt or in use by another process is logged and the cache runs in memory
@@ -306,6 +384,7 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_CONNECT_TIMEOUT_MS` | bound on each connection attempt | 500 |
     /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
     /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
+    /// | `SYNTRA_CACHE_GENERATION_REFRESH_MS` | how often the key generation is re-read | 1000 |
     /// | `SYNTRA_CACHE_DISK_PATH` | disk tier file when no Redis is configured | unset |
     /// | `SYNTRA_CACHE_DISK_MAX_BYTES` | bound on the disk tier's entries | 268435456 |
     /// | `SYNTRA_CACHE_COMPRESS_THRESHOLD` | compress encoded values from this many bytes (`off`: never) | 1024 |
@@ -366,6 +445,9 @@ impl CacheBuilder {
                 b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?,
             );
         }
+        if let Some(v) = get("SYNTRA_CACHE_GENERATION_REFRESH_MS") {
+            b.generation_refresh = Duration::from_millis(parse("SYNTRA_CACHE_GENERATION_REFRESH_MS", &v)?);
+        }
         if let Some(v) = get("SYNTRA_CACHE_DISK_PATH") {
             b.disk_path = Some(v.into());
         }
@@ -421,9 +503,18 @@ impl CacheBuilder {
                 None => b,
             }
         });
+        #[cfg(feature = "redis")]
+        let mut redis = None;
         let store: Option<Arc<dyn Store>> = match (self.store, self.redis_url) {
             (Some(s), _) => Some(s),
-            (None, Some(url)) => Some(open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?),
+            #[cfg(feature = "redis")]
+            (None, Some(url)) => {
+                let r = open_redis(&url, self.op_timeout, self.connect_timeout, &mut budgets)?;
+                redis = Some(r.clone());
+                Some(Arc::new(r))
+            }
+            #[cfg(not(feature = "redis"))]
+            (None, Some(_)) => return Err(BuildError::RedisDisabled),
             (None, None) => None,
         };
         let store = match (store, self.disk_path) {
@@ -444,7 +535,6 @@ impl CacheBuilder {
         Ok(Cache {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                namespace: self.namespace,
                 tiers: Tiered {
                     local,
                     remote: store.map(|s| Guarded::new(s, self.breaker)),
@@ -456,6 +546,11 @@ impl CacheBuilder {
                 flights: Default::default(),
                 lock: self.lock,
                 budgets,
+                generation: crate::rotation::Generation::new(&self.namespace, self.generation_refresh),
+                namespace: self.namespace,
+                generation_refresh: self.generation_refresh,
+                #[cfg(feature = "redis")]
+                redis,
             }),
         })
     }
@@ -505,24 +600,14 @@ fn open_redis(
     op_timeout: Duration,
     connect_timeout: Duration,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
+) -> Result<crate::store::redis::RedisStore, BuildError> {
     use crate::connection::RedisConfig;
     use crate::store::redis::RedisStore;
     let store = RedisStore::open(url, RedisConfig { op_timeout, connect_timeout })?;
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));
     }
-    Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "redis"))]
-fn open_redis(
-    _: &str,
-    _: Duration,
-    _: Duration,
-    _: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<Arc<dyn Store>, BuildError> {
-    Err(BuildError::RedisDisabled)
+    Ok(store)
 }
 
 fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, BuildError>

@@ -18,6 +18,7 @@ mod error;
 pub mod key;
 pub mod metrics;
 pub mod policy;
+pub mod rotation;
 mod scope;
 pub mod store;
 

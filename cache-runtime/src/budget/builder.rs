@@ -99,6 +99,7 @@ impl std::fmt::Debug for EnforcerBuilder {
 
 impl EnforcerBuilder {
     /// Keeps the local counters in `persist` (the disk tier) across restarts.
+    #[cfg_attr(not(feature = "disk"), allow(dead_code))]
     pub(crate) fn persist(mut self, persist: Arc<dyn super::local::Persist>) -> Self {
         self.persist = Some(persist);
         self
