@@ -64,7 +64,9 @@ pub fn classify(ns: &str, keep: u64, key: &str) -> KeyKind {
         // `@n:svc:…`.
         let own = match keep {
             0 => !lock.starts_with('@'),
-            n => lock.strip_prefix('@').and_then(|l| l.strip_prefix(&n.to_string())).is_some_and(|l| l.starts_with(':')),
+            n => {
+                lock.strip_prefix('@').and_then(|l| l.strip_prefix(&n.to_string())).is_some_and(|l| l.starts_with(':'))
+            }
         };
         return if own { KeyKind::Keep } else { KeyKind::OldLock };
     }
