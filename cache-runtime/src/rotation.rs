@@ -174,14 +174,17 @@ impl Generation {
 
     async fn load(&self, remote: &Remote) {
         self.next_refresh_ms.store(crate::codec::now_ms() + self.every.as_millis() as u64, Relaxed);
-        match remote.get(&generation_key(&self.ns)).await {
+        let key = generation_key(&self.ns);
+        match remote.get(&key).await {
             Ok(found) => {
                 let generation =
                     found.and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok())).unwrap_or(0);
                 self.set(generation);
             }
+            Err(crate::StoreError::BreakerOpen) => {}
             Err(e) => {
-                tracing::debug!(target: "syntra_cache", namespace = %self.ns, error = %e, "Cannot read the cache generation; keeping the last one");
+                let current = self.current();
+                tracing::warn!(target: "syntra_cache", key = %key, error = %e, "Cache ERROR: {key} - cannot read the key generation ({e}); keeping generation {current}");
             }
         }
     }

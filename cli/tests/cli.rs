@@ -153,6 +153,29 @@ async fn purge_is_a_dry_run_first_and_rotate_sweeps() {
     assert_eq!(json(&url, "pg", &["get", "gecko:price:bitcoin"])["key"], "pg@1:gecko:price:bitcoin");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_reads_hit_figures_from_a_metrics_endpoint() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let body = "# TYPE syntra_cache_hits_total counter\nsyntra_cache_hits_total{service=\"a\"} 40\nsyntra_cache_hits_total{service=\"b\"} 2\nsyntra_cache_misses_total 7\nprocess_cpu_seconds_total 1\n";
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await.unwrap();
+        let reply =
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        s.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let metrics = format!("http://{addr}/metrics");
+    let s = tokio::task::spawn_blocking(move || json(&url, "mx", &["stats", "--metrics", &metrics])).await.unwrap();
+    assert_eq!(s["hits"]["syntra_cache_hits_total"], 42.0, "{s}");
+    assert_eq!(s["hits"]["syntra_cache_misses_total"], 7.0);
+    assert!(s["hits"].get("process_cpu_seconds_total").is_none());
+}
+
 #[test]
 fn connection_errors_have_their_exit_codes() {
     let out = cli("redis://[bad", "x", &["keys"]);

@@ -958,7 +958,11 @@ fn build_cache(
     let mut b = Cache::builder();
     // For the compression figures in BENCHMARKS.md: `off` stores every value uncompressed.
     if let Ok(v) = std::env::var("SYNTRA_CACHE_COMPRESS_THRESHOLD") {
-        let threshold = if v.trim() == "off" { usize::MAX } else { v.trim().parse().unwrap_or(syntra_cache::compress::DEFAULT_THRESHOLD) };
+        let threshold = if v.trim() == "off" {
+            usize::MAX
+        } else {
+            v.trim().parse().unwrap_or(syntra_cache::compress::DEFAULT_THRESHOLD)
+        };
         b = b.compression(threshold, syntra_cache::compress::DEFAULT_MAX_DECOMPRESSED);
     }
     if let Some(budgets) = budgets {
