@@ -97,7 +97,8 @@ enum Command {
     /// Drop every entry at once: bump the generation, then sweep the old one (rate-limited
     /// SCAN + UNLINK, orphaned locks included, budget counters never).
     Rotate {
-        /// Show what the sweep would remove; change nothing.
+        /// Count what a rotation would drop (with --sweep-only: what a sweep would remove now);
+        /// change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Only sweep old generations (e.g. after an interrupted rotation).
@@ -544,8 +545,11 @@ async fn budgets(ctx: &mut Ctx) -> Result<Value, Fail> {
 
 async fn rotate(ctx: &mut Ctx, dry_run: bool, sweep_only: bool, rate: u32, grace: Duration) -> Result<Value, Fail> {
     let before = ctx.generation().await?;
-    let generation = if dry_run || sweep_only {
+    let generation = if sweep_only {
         before
+    } else if dry_run {
+        // As if bumped: every entry of the current generation would be old.
+        before + 1
     } else {
         let g: u64 = ctx.query(redis::cmd("INCR").arg(rotation::generation_key(&ctx.ns))).await?;
         tokio::time::sleep(grace).await;
@@ -578,8 +582,8 @@ fn text(command: &Command, v: &Value) -> String {
         ),
         Command::Purge { .. } => format!("removed {} of {} matching entries", s("removed"), s("matched")),
         Command::Rotate { dry_run: true, .. } => format!(
-            "dry run (generation {}): would remove {} old entries and {} orphaned locks",
-            s("generation"),
+            "dry run (generation {}): would remove {} entries and {} orphaned locks",
+            s("previous_generation"),
             s("old_entries"),
             s("orphaned_locks")
         ),

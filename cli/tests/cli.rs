@@ -136,7 +136,14 @@ async fn purge_is_a_dry_run_first_and_rotate_sweeps() {
     let mut c = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
     let _: () = redis::cmd("SET").arg("pg::lock:gecko:chart:x").arg("t").arg("PX").arg(600_000).query(&mut c).unwrap();
     let dry = json(&url, "pg", &["rotate", "--dry-run"]);
-    assert_eq!((dry["old_entries"].as_u64(), dry["orphaned_locks"].as_u64()), (Some(0), Some(0)), "nothing is old yet");
+    assert_eq!((dry["old_entries"].as_u64(), dry["orphaned_locks"].as_u64()), (Some(4), Some(1)), "{dry}");
+    assert_eq!(json(&url, "pg", &["keys"])["count"], 4, "a dry run changes nothing");
+    let dry = json(&url, "pg", &["rotate", "--dry-run", "--sweep-only"]);
+    assert_eq!(
+        (dry["old_entries"].as_u64(), dry["orphaned_locks"].as_u64()),
+        (Some(0), Some(0)),
+        "nothing is old before a rotation"
+    );
     let r = json(&url, "pg", &["rotate", "--grace-ms", "0"]);
     assert_eq!((r["previous_generation"].as_u64(), r["generation"].as_u64()), (Some(0), Some(1)));
     assert_eq!((r["old_entries"].as_u64(), r["orphaned_locks"].as_u64()), (Some(4), Some(1)), "{r}");

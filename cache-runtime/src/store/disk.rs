@@ -21,6 +21,9 @@
 //!
 //! Stampede locks are process-local here (the file belongs to one process).
 
+// redb's error is large; it only travels on failures, off the hot path.
+#![allow(clippy::result_large_err)]
+
 use super::{BoxFuture, Store};
 use crate::codec::now_ms;
 use crate::error::StoreError;
