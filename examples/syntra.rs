@@ -6,6 +6,7 @@
 //! cargo run --release --example syntra -- --no-cache   # the same workload, uncached
 //! cargo run --release --example syntra -- --redis redis://127.0.0.1:6379/0
 //! cargo run --release --example syntra -- --listen 127.0.0.1:9898 --linger 600  # + dashboard
+//! cargo run --release --example syntra -- --disk /tmp/syntra.redb  # survives restarts
 //! ```
 //!
 //! Starts the local provider simulator (free-tier limits enforced), then many simulated users
@@ -73,6 +74,8 @@ Options:
                     quote misses are not merged into batch calls
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
+  --disk PATH       keep the embedded cache in a disk file too, so a restart starts warm
+                    (default: SYNTRA_CACHE_DISK_PATH if set; ignored with --redis)
   --live            the real APIs instead of the simulator (keys from COINGECKO_API_KEY,
                     CMC_API_KEY, CRYPTOPANIC_TOKEN; real time, real TTLs)
   --quiet           no progress lines
@@ -96,6 +99,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, 
     let mut minutes = None;
     let mut no_cache = false;
     let mut redis = None;
+    let mut disk = None;
     let mut args = args.into_iter();
     fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
         args.next().filter(|v| !v.starts_with("--")).ok_or_else(|| format!("{flag} needs a value"))
@@ -135,6 +139,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, 
             "--no-budgets" => c.budgets = false,
             "--no-batch" => c.batch = false,
             "--redis" => redis = Some(val(&flag)?),
+            "--disk" => disk = Some(val(&flag)?),
             "--live" => c.live = true,
             "--quiet" | "-q" => c.progress = false,
             "--listen" => serve.listen = Some(val(&flag)?),
@@ -160,10 +165,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, 
     let redis = redis.or_else(|| {
         std::env::var("SYNTRA_CACHE_REDIS_URL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     });
-    c.cache = match (no_cache, redis) {
-        (true, _) => CacheMode::Disabled,
-        (false, Some(url)) => CacheMode::Redis(url),
-        (false, None) => CacheMode::Memory,
+    let disk = disk.or_else(|| {
+        std::env::var("SYNTRA_CACHE_DISK_PATH").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    });
+    c.cache = match (no_cache, redis, disk) {
+        (true, _, _) => CacheMode::Disabled,
+        (false, Some(url), _) => CacheMode::Redis(url),
+        (false, None, Some(path)) => CacheMode::Disk(path.into()),
+        (false, None, None) => CacheMode::Memory,
     };
     if !serve.linger.is_zero() && serve.listen.is_none() {
         return Err("--linger needs --listen".into());
@@ -233,6 +242,7 @@ async fn main() -> ExitCode {
                 CacheMode::Disabled => ", cache DISABLED",
                 CacheMode::Redis(_) => ", Redis cache",
                 CacheMode::Memory => ", in-memory cache",
+                CacheMode::Disk(_) => ", in-memory cache over a disk file",
             },
             match (&config.cache, config.budgets) {
                 (CacheMode::Disabled, _) => "",

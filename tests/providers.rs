@@ -47,14 +47,23 @@ impl Recorder {
 
     /// The TTL in the envelope of `key` (JSON `"ttl"`, in ms), last write.
     fn ttl_of(&self, key: &str) -> Option<Duration> {
-        let bytes = self.data.lock().unwrap().get(key).cloned()?;
+        let bytes = plain(self.data.lock().unwrap().get(key).cloned()?);
         let env: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         env["ttl"].as_u64().map(Duration::from_millis)
     }
 
     fn all_bytes(&self) -> String {
         let data = self.data.lock().unwrap();
-        data.values().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>().join("\n")
+        data.values().map(|v| String::from_utf8_lossy(&plain(v.clone())).into_owned()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Stored bytes with the compression of large values undone.
+fn plain(bytes: Vec<u8>) -> Vec<u8> {
+    if syntra_cache::compress::is_compressed(&bytes) {
+        syntra_cache::compress::decompress(&bytes, syntra_cache::compress::DEFAULT_MAX_DECOMPRESSED).unwrap()
+    } else {
+        bytes
     }
 }
 

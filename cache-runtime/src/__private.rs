@@ -222,10 +222,9 @@ impl KeyWriter {
     pub fn new(cache: &Cache, site: &'static Site, self_type: Option<fn() -> &'static str>) -> Self {
         // Resolves the service label (the impl's type) once, before the call counts anything.
         site.service(self_type);
-        let ns = cache.namespace();
-        let mut buf = String::with_capacity(ns.len() + site.info.template.len() + 48);
-        buf.push_str(ns);
-        buf.push(':');
+        let prefix = cache.inner.generation.prefix();
+        let mut buf = String::with_capacity(prefix.len() + site.info.template.len() + 48);
+        buf.push_str(&prefix);
         if site.info.template.is_empty() {
             site.push_default_prefix(&mut buf, self_type);
         }
@@ -440,6 +439,8 @@ where
         fingerprint: &fingerprint,
         conflict_reported: &site.conflict_reported,
     };
+    // The generation may have moved since the key was built (or be read for the first time).
+    let key = cache.current_key(key).await;
     let call = Call::new(cache, engine_site, key, &engine_policy, &policy.hooks);
     match mode {
         Mode::Refresh => call.run_forced(body).await,
@@ -503,6 +504,9 @@ where
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
+    // The generation may have moved since the keys were built (or be read for the first time).
+    cache.inner.generation.sync(cache).await;
+    let keys: Vec<String> = keys.into_iter().map(|k| cache.inner.generation.rebase(k)).collect();
     if let Some((argument, e)) = &policy.problem {
         counters.cache_errors.fetch_add(1, Relaxed);
         tracing::error!(target: "syntra_cache", service, method, argument, error = %e, "Cache ERROR: {service}::{method} - invalid `{argument}` ({e}); ignoring it for this call");

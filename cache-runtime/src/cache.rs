@@ -82,6 +82,14 @@ pub(crate) struct Inner {
     /// `INFO` poller, never on the call path).
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<crate::connection::RedisConn>,
+    /// The namespace's key generation (see [`rotation`](crate::rotation)).
+    pub(crate) generation: crate::rotation::Generation,
+    /// Grace before sweeping after a rotation: the generation refresh interval.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) generation_refresh: Duration,
+    /// The Redis store, when the remote tier is Redis (for rotation).
+    #[cfg(feature = "redis")]
+    pub(crate) redis_store: Option<crate::store::redis::RedisStore>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -145,15 +153,74 @@ impl Cache {
         self.inner.budgets.as_ref().map(BudgetEnforcer::snapshot).unwrap_or_default()
     }
 
-    /// The full key (`namespace:` + `key`).
+    /// The full key: the current generation's prefix + `key` (`syntra:` + `key`, or
+    /// `syntra@3:` + `key` after three [rotations](Self::rotate)).
     pub fn full_key(&self, key: &str) -> String {
-        format!("{}:{key}", self.inner.namespace)
+        format!("{}{key}", self.inner.generation.prefix())
+    }
+
+    /// The namespace's key generation as last read from the remote tier (0: never rotated).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.current()
+    }
+
+    /// Brings a key built under any generation to the current one (reading the generation first
+    /// if this cache never has).
+    pub(crate) async fn current_key(&self, key: String) -> String {
+        self.inner.generation.sync(self).await;
+        self.inner.generation.rebase(key)
+    }
+
+    /// Drops every entry of the namespace at once, without a blocking delete: increments the
+    /// generation at `{ns}::gen` in Redis (so every instance moves to fresh keys within its
+    /// generation refresh interval), then removes the old generations' keys in the background
+    /// with a rate-limited SCAN + UNLINK ([`rotation::sweep`](crate::rotation::sweep)), starting
+    /// after one refresh interval so that instances still on the old generation are not stripped
+    /// mid-use. Budget counters are never touched. Returns the new generation.
+    ///
+    /// Needs Redis as the remote tier ([`CacheError::Unsupported`] otherwise: without Redis,
+    /// [`remove_prefix("")`](Self::remove_prefix) empties the cache).
+    #[cfg(feature = "redis")]
+    pub async fn rotate(&self) -> Result<u64, CacheError> {
+        let redis = self.inner.redis_store.as_ref().ok_or(CacheError::Unsupported("rotation needs Redis"))?;
+        let conn = redis.conn();
+        let mut m = conn.link().await?;
+        let generation = conn.bounded(crate::rotation::bump(&mut m, &self.inner.namespace)).await?;
+        self.inner.generation.set(generation);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let this = self.clone();
+            let grace = self.inner.generation_refresh;
+            rt.spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Err(e) = this.sweep_old_generations(Default::default()).await {
+                    tracing::warn!(target: "syntra_cache", error = %e, "Sweep of old cache generations failed; `syntra-cache rotate --sweep-only` retries it");
+                }
+            });
+        }
+        Ok(generation)
+    }
+
+    /// Removes the keys of every generation but the current one (and their orphaned locks) now,
+    /// at the rate of `opts` (see [`rotation::sweep`](crate::rotation::sweep)).
+    #[cfg(feature = "redis")]
+    pub async fn sweep_old_generations(
+        &self,
+        opts: crate::rotation::SweepOptions,
+    ) -> Result<crate::rotation::SweepReport, CacheError> {
+        let redis = self.inner.redis_store.as_ref().ok_or(CacheError::Unsupported("rotation needs Redis"))?;
+        let mut m = redis.conn().link().await?;
+        let keep = self.generation();
+        // No overall timeout: the sweep is paced; each command has the connection's own.
+        crate::rotation::sweep(&mut m, &self.inner.namespace, keep, opts)
+            .await
+            .map_err(|e| CacheError::Store(crate::rotation::redis_error(e)))
     }
 
     /// Removes one entry by its key without the namespace (`coingecko:price:bitcoin_usd`) from
     /// every tier; whether it existed. To remove the entry of a call, see
     /// [`invalidate`](crate::invalidate).
     pub async fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        self.inner.generation.sync(self).await;
         Ok(self.inner.tiers.remove(&self.entry_key(key)).await?)
     }
 
@@ -165,6 +232,7 @@ impl Cache {
         if prefix.starts_with(':') {
             return Err(CacheError::InvalidPrefix(prefix.to_owned()));
         }
+        self.inner.generation.sync(self).await;
         Ok(self.inner.tiers.remove_prefix(&self.full_key(prefix)).await?)
     }
 
@@ -183,7 +251,8 @@ impl Cache {
     }
 
     pub(crate) async fn remove_full(&self, full_key: &str) -> Result<bool, StoreError> {
-        self.inner.tiers.remove(full_key).await
+        let key = self.current_key(full_key.to_owned()).await;
+        self.inner.tiers.remove(&key).await
     }
 }
 
@@ -210,6 +279,10 @@ pub struct CacheBuilder {
     budgets: Option<Budgets>,
     budget_clock: Option<Arc<dyn crate::budget::Clock>>,
     error_log_interval: Duration,
+    compression: crate::compress::Compression,
+    disk_path: Option<std::path::PathBuf>,
+    disk_max_bytes: Option<u64>,
+    generation_refresh: Duration,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -250,6 +323,10 @@ impl Default for CacheBuilder {
             budgets: None,
             budget_clock: None,
             error_log_interval: crate::throttle::DEFAULT_ERROR_LOG_INTERVAL,
+            compression: Default::default(),
+            disk_path: None,
+            disk_max_bytes: None,
+            generation_refresh: crate::rotation::DEFAULT_REFRESH,
         }
     }
 }
@@ -410,6 +487,37 @@ impl CacheBuilder {
         self
     }
 
+    /// How often the cache re-reads its namespace's generation from Redis (default 1 s): the
+    /// longest an instance keeps using the old keys after another [rotated](Cache::rotate).
+    pub fn generation_refresh(mut self, every: Duration) -> Self {
+        self.generation_refresh = every;
+        self
+    }
+
+    /// Keep entries in a disk file at `path` under the memory tier when no Redis is configured
+    /// (`disk` feature), so a restart starts warm; budgets' local counters are kept there too. A
+    /// file that is corrupt or in use by another process is logged and the cache runs in memory
+    /// only. Ignored (with a warning) when Redis or a custom store is configured.
+    pub fn disk(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.disk_path = Some(path.into());
+        self
+    }
+
+    /// Bound on the bytes of the disk tier's entries (default 256 MiB): beyond it the expired,
+    /// then the oldest entries are removed.
+    pub fn disk_max_bytes(mut self, bytes: u64) -> Self {
+        self.disk_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Values whose encoded envelope reaches `threshold` bytes are stored LZ4-compressed in the
+    /// remote (and disk) tier (default 1024; `usize::MAX`: never). Reading refuses compressed
+    /// values claiming more than `max_decompressed` bytes (default 16 MiB).
+    pub fn compression(mut self, threshold: usize, max_decompressed: usize) -> Self {
+        self.compression = crate::compress::Compression { threshold, max_decompressed };
+        self
+    }
+
     /// Turns caching off entirely: every call runs its body (for debugging and comparisons).
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
@@ -438,6 +546,11 @@ impl CacheBuilder {
     /// | `SYNTRA_CACHE_CONNECT_TIMEOUT_MS` | bound on each connection attempt | 500 |
     /// | `SYNTRA_CACHE_BREAKER_THRESHOLD` | failures that open the breaker | 3 |
     /// | `SYNTRA_CACHE_BREAKER_COOLDOWN_MS` | breaker cool-down | 2000 |
+    /// | `SYNTRA_CACHE_GENERATION_REFRESH_MS` | how often the key generation is re-read | 1000 |
+    /// | `SYNTRA_CACHE_DISK_PATH` | disk tier file when no Redis is configured | unset |
+    /// | `SYNTRA_CACHE_DISK_MAX_BYTES` | bound on the disk tier's entries | 268435456 |
+    /// | `SYNTRA_CACHE_COMPRESS_THRESHOLD` | compress encoded values from this many bytes (`off`: never) | 1024 |
+    /// | `SYNTRA_CACHE_MAX_DECOMPRESSED` | bound on a decompressed value, bytes | 16777216 |
     /// | `SYNTRA_CACHE_DISABLED` | `1`/`true`: bypass the cache | unset |
     /// | `SYNTRA_CACHE_BUDGETS` | `seed`: the seed's provider budgets ([`Budgets::seed_defaults`]), overridable by `SYNTRA_BUDGET_*` | unset (no budgets) |
     pub fn from_env() -> Result<Self, BuildError> {
@@ -544,6 +657,24 @@ impl CacheBuilder {
                 b2.with_vars(vars).map_err(|e| BuildError::Invalid { setting: "budgets", reason: e.to_string() })?,
             );
         }
+        if let Some(v) = get("SYNTRA_CACHE_GENERATION_REFRESH_MS") {
+            b.generation_refresh = Duration::from_millis(parse("SYNTRA_CACHE_GENERATION_REFRESH_MS", &v)?);
+        }
+        if let Some(v) = get("SYNTRA_CACHE_DISK_PATH") {
+            b.disk_path = Some(v.into());
+        }
+        if let Some(v) = get("SYNTRA_CACHE_DISK_MAX_BYTES") {
+            b.disk_max_bytes = Some(parse("SYNTRA_CACHE_DISK_MAX_BYTES", &v)?);
+        }
+        if let Some(v) = get("SYNTRA_CACHE_COMPRESS_THRESHOLD") {
+            b.compression.threshold = match v.as_str() {
+                "off" | "never" => usize::MAX,
+                _ => parse("SYNTRA_CACHE_COMPRESS_THRESHOLD", &v)?,
+            };
+        }
+        if let Some(v) = get("SYNTRA_CACHE_MAX_DECOMPRESSED") {
+            b.compression.max_decompressed = parse("SYNTRA_CACHE_MAX_DECOMPRESSED", &v)?;
+        }
         if let Some(v) = get("SYNTRA_CACHE_DISABLED") {
             b.enabled = !parse_bool("SYNTRA_CACHE_DISABLED", &v)?;
         }
@@ -620,14 +751,30 @@ impl CacheBuilder {
                 reason: "a coherent memory tier needs Redis (a URL, a cluster or Sentinel), not a custom store".into(),
             });
         }
-        let mut conn = None;
+        #[allow(unused_mut)]
+        let mut conn: Option<Conn> = None;
+        #[cfg(feature = "redis")]
+        let mut redis_store = None;
         let store: Option<Arc<dyn Store>> = match (self.store, &self.redis) {
             (Some(s), _) => Some(s),
+            #[cfg(feature = "redis")]
             (None, Some(t)) => {
-                let (store, c) = open_redis(t, self.op_timeout, self.connect_timeout, max_stored, &mut budgets)?;
-                conn = c;
-                Some(store)
+                let r = open_redis(t, self.op_timeout, self.connect_timeout, max_stored, &mut budgets)?;
+                conn = Some(r.conn().clone());
+                redis_store = Some(r.clone());
+                Some(Arc::new(r))
             }
+            #[cfg(not(feature = "redis"))]
+            (None, Some(_)) => return Err(BuildError::RedisDisabled),
+            (None, None) => None,
+        };
+        let store = match (store, self.disk_path) {
+            (Some(s), Some(path)) => {
+                tracing::warn!(target: "syntra_cache", path = %path.display(), "Disk tier ignored: a remote store is configured");
+                Some(s)
+            }
+            (Some(s), None) => Some(s),
+            (None, Some(path)) => open_disk(path, self.disk_max_bytes, &mut budgets),
             (None, None) => None,
         };
         let budgets = budgets
@@ -654,7 +801,6 @@ impl CacheBuilder {
         Ok(Cache {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                namespace: self.namespace,
                 tiers: Tiered {
                     local,
                     remote: store.map(|s| Guarded::new(s, self.breaker)),
@@ -663,6 +809,7 @@ impl CacheBuilder {
                     max_value_bytes: self.max_value_bytes,
                     #[cfg(feature = "redis")]
                     coherence,
+                    compression: self.compression,
                 },
                 metrics: Registry::default(),
                 enabled: self.enabled,
@@ -670,6 +817,11 @@ impl CacheBuilder {
                 lock: self.lock,
                 budgets,
                 error_log: crate::throttle::ErrorLog::new(self.error_log_interval),
+                generation: crate::rotation::Generation::new(&self.namespace, self.generation_refresh),
+                namespace: self.namespace,
+                generation_refresh: self.generation_refresh,
+                #[cfg(feature = "redis")]
+                redis_store,
                 #[cfg(feature = "redis")]
                 redis,
             }),
@@ -682,7 +834,44 @@ type Conn = crate::connection::RedisConn;
 #[cfg(not(feature = "redis"))]
 type Conn = ();
 
-/// Opens Redis; budgets, if any, and the coherence channel share its connection.
+/// Opens the disk tier; budgets, if any, keep their counters in it. A failure is logged and the
+/// cache runs in memory only.
+#[cfg(feature = "disk")]
+fn open_disk(
+    path: std::path::PathBuf,
+    max_bytes: Option<u64>,
+    budgets: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Option<Arc<dyn Store>> {
+    use crate::store::disk::{DiskConfig, DiskStore};
+    let mut config = DiskConfig::new(path);
+    if let Some(max) = max_bytes {
+        config.max_bytes = max;
+    }
+    match DiskStore::open(config) {
+        Ok(disk) => {
+            if let Some(b) = budgets.take() {
+                *budgets = Some(b.persist(Arc::new(disk.clone())));
+            }
+            Some(Arc::new(disk))
+        }
+        Err(e) => {
+            tracing::error!(target: "syntra_cache", error = %e, "Disk tier unavailable; caching in memory only");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "disk"))]
+fn open_disk(
+    path: std::path::PathBuf,
+    _: Option<u64>,
+    _: &mut Option<crate::budget::EnforcerBuilder>,
+) -> Option<Arc<dyn Store>> {
+    tracing::error!(target: "syntra_cache", path = %path.display(), "Disk tier requested but the `disk` feature is off; caching in memory only");
+    None
+}
+
+/// Opens Redis; budgets, if any, share its connection (and so does the coherence channel).
 #[cfg(feature = "redis")]
 fn open_redis(
     topology: &RedisTopology,
@@ -690,7 +879,7 @@ fn open_redis(
     connect_timeout: Duration,
     read_cap: usize,
     budgets: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<(Arc<dyn Store>, Option<Conn>), BuildError> {
+) -> Result<crate::store::redis::RedisStore, BuildError> {
     use crate::connection::RedisConfig;
     use crate::store::redis::RedisStore;
     let store =
@@ -698,19 +887,7 @@ fn open_redis(
     if let Some(b) = budgets.take() {
         *budgets = Some(b.redis_store(&store));
     }
-    let conn = store.conn().clone();
-    Ok((Arc::new(store), Some(conn)))
-}
-
-#[cfg(not(feature = "redis"))]
-fn open_redis(
-    _: &RedisTopology,
-    _: Duration,
-    _: Duration,
-    _: usize,
-    _: &mut Option<crate::budget::EnforcerBuilder>,
-) -> Result<(Arc<dyn Store>, Option<Conn>), BuildError> {
-    Err(BuildError::RedisDisabled)
+    Ok(store)
 }
 
 /// A comma-separated list of URLs with every password hidden.

@@ -9,6 +9,7 @@
 //! fingerprint; anything else (another type, an older schema, bytes someone else wrote) is a
 //! miss that the fresh value overwrites.
 
+pub use crate::compress::Compression;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,6 +122,15 @@ pub enum DecodeError {
     /// A positive envelope without data.
     #[error("envelope has no data")]
     Empty,
+    /// A compressed value that was refused (over the size bound, or corrupt).
+    #[error(transparent)]
+    Compressed(crate::compress::CompressError),
+}
+
+impl From<crate::compress::CompressError> for DecodeError {
+    fn from(e: crate::compress::CompressError) -> Self {
+        DecodeError::Compressed(e)
+    }
 }
 
 /// An error while encoding a value.
@@ -216,9 +226,43 @@ fn envelope<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<EnvelopeIn<'a, T>
     }
 }
 
-/// Decodes stored bytes (JSON or MessagePack, told apart by the first byte) as an envelope of
-/// `T` with fingerprint `ty`. `Ok((meta, None))` is a negative entry.
+/// Like [`encode`], compressed when the result reaches `compression`'s threshold.
+pub fn encode_with<T: Serialize>(
+    format: Format,
+    ty: &str,
+    meta: &Meta,
+    value: Option<&T>,
+    compression: &Compression,
+) -> Result<Vec<u8>, EncodeError> {
+    encode(format, ty, meta, value).map(|bytes| compression.apply(bytes))
+}
+
+/// Decodes stored bytes (JSON, MessagePack or a compressed form of either, told apart by the
+/// first byte) as an envelope of `T` with fingerprint `ty`. `Ok((meta, None))` is a negative
+/// entry. Compressed values are bounded by the default size
+/// ([`DEFAULT_MAX_DECOMPRESSED`](crate::compress::DEFAULT_MAX_DECOMPRESSED)).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<(Meta, Option<T>), DecodeError> {
+    decode_with(bytes, ty, &Compression::default())
+}
+
+/// Like [`decode`], with compressed values bounded by `compression.max_decompressed`.
+pub fn decode_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    ty: &str,
+    compression: &Compression,
+) -> Result<(Meta, Option<T>), DecodeError> {
+    if crate::compress::is_compressed(bytes) {
+        let plain = crate::compress::decompress(bytes, compression.max_decompressed)?;
+        // One layer only: a compressed value inside a compressed value is foreign.
+        if crate::compress::is_compressed(&plain) {
+            return Err(DecodeError::Foreign("nested compression".into()));
+        }
+        return decode_plain(&plain, ty);
+    }
+    decode_plain(bytes, ty)
+}
+
+fn decode_plain<T: DeserializeOwned>(bytes: &[u8], ty: &str) -> Result<(Meta, Option<T>), DecodeError> {
     let env: EnvelopeIn<'_, T> = match envelope(bytes) {
         Ok(env) => env,
         // The data did not decode as `T`: if the envelope is another type's, say so.
@@ -309,6 +353,29 @@ mod tests {
         let neg = Meta { negative: true, ..meta };
         let bytes = encode::<Price>(Format::Json, &ty, &neg, None).unwrap();
         assert_eq!(decode::<Price>(&bytes, &ty).unwrap(), (neg, None));
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn large_values_round_trip_compressed_in_both_formats() {
+        let meta = Meta { written_at_ms: 1_000, ttl: Duration::from_secs(90), stale: Duration::ZERO, negative: false };
+        let chart: Vec<(u64, f64)> =
+            (0..500).map(|i| (1_735_689_600_000 + i * 300_000, 97_000.0 + i as f64 * 0.37)).collect();
+        let ty = fingerprint::<Vec<(u64, f64)>>(0);
+        let formats = [Format::Json, Format::MessagePack];
+        for format in formats.into_iter().filter(|f| cfg!(feature = "msgpack") || *f == Format::Json) {
+            let plain = encode(format, &ty, &meta, Some(&chart)).unwrap();
+            let packed = encode_with(format, &ty, &meta, Some(&chart), &Compression::default()).unwrap();
+            assert!(crate::compress::is_compressed(&packed) && packed.len() < plain.len(), "{format:?}");
+            assert_eq!(decode::<Vec<(u64, f64)>>(&packed, &ty).unwrap(), (meta, Some(chart.clone())));
+            // A bound below the value's size refuses it.
+            let tight = Compression { max_decompressed: plain.len() - 1, ..Compression::default() };
+            let err = decode_with::<Vec<(u64, f64)>>(&packed, &ty, &tight).unwrap_err();
+            assert!(matches!(err, DecodeError::Compressed(crate::compress::CompressError::TooLarge { .. })), "{err}");
+        }
+        // A small value stays plain (readable JSON).
+        let small = encode_with(Format::Json, &ty, &meta, Some(&chart[..2].to_vec()), &Compression::default()).unwrap();
+        assert_eq!(small[0], b'{');
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub enum CacheError {
     /// A prefix starting with `:` would reach the runtime's own keys (locks, budgets).
     #[error("invalid prefix {0:?}: it must not start with `:`")]
     InvalidPrefix(String),
+    /// The operation needs something this cache does not have (e.g. rotation without Redis).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     /// [`set_default`](crate::set_default) was called after the default cache was first used.
     #[error("the default cache is already initialised")]
     DefaultAlreadySet,

@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod budget;
 mod cache;
 pub mod codec;
+pub mod compress;
 #[cfg(feature = "redis")]
 mod connection;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod export;
 pub mod key;
 pub mod metrics;
 pub mod policy;
+pub mod rotation;
 mod scope;
 pub mod seal;
 pub mod store;

@@ -55,6 +55,8 @@ pub enum CacheMode {
     Memory,
     /// Redis at this URL, with the in-memory tier in front.
     Redis(String),
+    /// The in-memory cache over a disk file that survives restarts (`--disk PATH`).
+    Disk(std::path::PathBuf),
     /// No caching: every call goes upstream (`--no-cache`).
     Disabled,
 }
@@ -962,6 +964,15 @@ fn build_cache(
     clock: Option<Arc<dyn Clock>>,
 ) -> Result<(Cache, String), RunError> {
     let mut b = Cache::builder();
+    // For the compression figures in BENCHMARKS.md: `off` stores every value uncompressed.
+    if let Ok(v) = std::env::var("SYNTRA_CACHE_COMPRESS_THRESHOLD") {
+        let threshold = if v.trim() == "off" {
+            usize::MAX
+        } else {
+            v.trim().parse().unwrap_or(syntra_cache::compress::DEFAULT_THRESHOLD)
+        };
+        b = b.compression(threshold, syntra_cache::compress::DEFAULT_MAX_DECOMPRESSED);
+    }
     if let Some(budgets) = budgets {
         b = b.budgets(budgets);
     }
@@ -972,6 +983,10 @@ fn build_cache(
         CacheMode::Memory => {
             (b.namespace("syntra").build().map_err(RunError::Cache)?, "in-memory (namespace \"syntra\")".to_string())
         }
+        CacheMode::Disk(path) => (
+            b.namespace("syntra").disk(path).build().map_err(RunError::Cache)?,
+            format!("in-memory over disk file {} (namespace \"syntra\")", path.display()),
+        ),
         CacheMode::Disabled => (
             b.namespace("syntra").enabled(false).build().map_err(RunError::Cache)?,
             "DISABLED (--no-cache): every call goes upstream".to_string(),

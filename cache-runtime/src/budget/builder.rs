@@ -7,6 +7,7 @@ use super::enforcer::{BudgetEnforcer, Inner};
 use super::local::Local;
 use super::slot::Slot;
 use super::{Clock, SystemClock};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ impl BudgetEnforcer {
             cooldown: Duration::from_secs(1),
             #[cfg(feature = "redis")]
             redis: None,
+            persist: None,
         }
     }
 
@@ -51,6 +53,7 @@ pub struct EnforcerBuilder {
     cooldown: Duration,
     #[cfg(feature = "redis")]
     redis: Option<RedisSource>,
+    persist: Option<Arc<dyn super::local::Persist>>,
 }
 
 /// Where the shared budgets' Redis connection comes from.
@@ -95,6 +98,13 @@ impl std::fmt::Debug for EnforcerBuilder {
 }
 
 impl EnforcerBuilder {
+    /// Keeps the local counters in `persist` (the disk tier) across restarts.
+    #[cfg_attr(not(feature = "disk"), allow(dead_code))]
+    pub(crate) fn persist(mut self, persist: Arc<dyn super::local::Persist>) -> Self {
+        self.persist = Some(persist);
+        self
+    }
+
     /// The key namespace (default `syntra`: keys `syntra::budget:{name}:...`). Letters, digits,
     /// `_`, `-`, `.` and `:` only. Use the cache's namespace.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
@@ -198,8 +208,19 @@ impl EnforcerBuilder {
     /// The enforcer of valid settings, sharing through `shared` if any.
     pub(crate) fn assemble(self, shared: Option<Box<dyn Backend>>) -> BudgetEnforcer {
         let ns = &self.namespace;
-        let slots = self.budgets.iter().map(|b| (b.name.clone(), Slot::new(ns, b))).collect();
+        let slots: HashMap<String, Slot> = self.budgets.iter().map(|b| (b.name.clone(), Slot::new(ns, b))).collect();
         let local = Local::new(shared.is_some());
+        // Without a shared backend the local counters are the budget: restore them.
+        let persist = self.persist.filter(|_| shared.is_none());
+        if let Some(p) = &persist {
+            for slot in slots.values() {
+                if let Some(bytes) = p.load(&slot.state_key()) {
+                    if !slot.restore(&bytes) {
+                        tracing::warn!(target: "syntra_cache", budget = slot.name(), "Budget: saved counters do not fit the declaration; starting afresh");
+                    }
+                }
+            }
+        }
         BudgetEnforcer {
             inner: Arc::new(Inner {
                 budgets: self.budgets,
@@ -208,6 +229,7 @@ impl EnforcerBuilder {
                 clock: self.clock,
                 shared,
                 local,
+                persist,
             }),
         }
     }

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     /// The in-process limiter: decides when there is no shared backend or it cannot decide, and
     /// holds the budget after every 429.
     pub(crate) local: Local,
+    /// Keeps the local counters across restarts (the disk tier), when there is no shared backend.
+    pub(crate) persist: Option<Arc<dyn super::local::Persist>>,
 }
 
 /// Enforces [`Budgets`]: permits before upstream calls, shared by every instance through Redis
@@ -90,6 +92,7 @@ impl BudgetEnforcer {
                 shared.reset(slot).await?;
             }
             self.inner.local.reset(slot).await?;
+            self.save(slot);
         }
         Ok(())
     }
@@ -188,7 +191,19 @@ impl BudgetEnforcer {
                 }
             }
         }
-        self.inner.local.decide(Acquire { slot, weight, now_us: self.now_us() })
+        let verdict = self.inner.local.decide(Acquire { slot, weight, now_us: self.now_us() });
+        if verdict.is_ok() {
+            self.save(slot);
+        }
+        verdict
+    }
+
+    /// Queues the local state of `slot` for the disk tier, if any.
+    fn save(&self, slot: &Slot) {
+        if let Some(p) = &self.inner.persist {
+            let bytes = slot.lock().to_bytes();
+            p.save(&slot.state_key(), bytes);
+        }
     }
 
     /// The provider answered 429 for budget `name`: deny it locally until now + `retry_after`
@@ -227,6 +242,7 @@ impl BudgetEnforcer {
         };
         let length = retry_after.unwrap_or(DEFAULT_BACKOFF).clamp(Duration::from_millis(1), MAX_BACKOFF);
         self.inner.local.hold_now(Hold { slot, now_us: self.now_us(), length });
+        self.save(slot);
         slot.counters.backoffs.fetch_add(1, Relaxed);
         tracing::info!(target: "syntra_cache", budget = name, hold_ms = length.as_millis() as u64, "Budget: provider said 429, backing off");
         Some(length)

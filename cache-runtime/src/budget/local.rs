@@ -140,7 +140,56 @@ pub(crate) struct LocalState {
     pub(crate) stretch: f64,
 }
 
+/// Where the local counters of budgets are kept across restarts (the disk tier).
+pub(crate) trait Persist: Send + Sync {
+    /// Queues `bytes` under `key` (never blocks on I/O).
+    fn save(&self, key: &str, bytes: Vec<u8>);
+    /// The bytes last saved under `key`.
+    fn load(&self, key: &str) -> Option<Vec<u8>>;
+}
+
+const STATE_VERSION: u8 = 1;
+
 impl LocalState {
+    /// The state as bytes: version, rate count, the TATs, day and month counters, the hold.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![STATE_VERSION, self.tats.len() as u8];
+        let mut put = |v: u64| out.extend_from_slice(&v.to_le_bytes());
+        self.tats.iter().for_each(|&t| put(t));
+        for c in [self.day, self.month] {
+            put(u64::from(c.period));
+            put(c.used);
+            put(c.pending);
+        }
+        put(self.hold_until_us);
+        out
+    }
+
+    /// The state saved by [`to_bytes`](Self::to_bytes), if it is one for `rates` rate limits
+    /// (a changed declaration starts afresh).
+    pub(crate) fn from_bytes(bytes: &[u8], rates: usize) -> Option<Self> {
+        let (&[version, n], rest) = bytes.split_first_chunk::<2>()?;
+        if version != STATE_VERSION || n as usize != rates || rest.len() != (rates + 7) * 8 {
+            return None;
+        }
+        let mut words = rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        let tats = words.by_ref().take(rates).collect();
+        let mut count = || {
+            let period = u32::try_from(words.next()?).ok()?;
+            Some(Count { period, used: words.next()?, pending: words.next()? })
+        };
+        let (day, month) = (count()?, count()?);
+        // The demand estimate is not kept: it rebuilds within minutes of traffic.
+        Some(LocalState {
+            tats,
+            day,
+            month,
+            hold_until_us: words.next()?,
+            demand: [Demand::default(); 2],
+            stretch: 1.0,
+        })
+    }
+
     pub(crate) fn new(rates: usize) -> Self {
         LocalState {
             tats: vec![0; rates],
@@ -317,6 +366,24 @@ mod tests {
         // A new day: the quota is back.
         assert!(s.decide(&c, NOW + 12 * 3600 * 1_000_000, 1, false).is_ok());
         assert_eq!(s.day.used, 1);
+    }
+
+    #[test]
+    fn state_round_trips_and_refuses_other_shapes() {
+        let c = Compiled::new(Budget::new("cg").rate(30, MIN).rate(50, Duration::from_secs(1)).quota_day(40));
+        let mut s = LocalState::new(2);
+        s.decide(&c, NOW, 2, true).unwrap();
+        s.hold_until(NOW + 7);
+        let bytes = s.to_bytes();
+        let back = LocalState::from_bytes(&bytes, 2).unwrap();
+        assert_eq!(
+            (back.tats.clone(), back.day.used, back.day.pending, back.hold_until_us),
+            (s.tats.clone(), 2, 2, NOW + 7)
+        );
+        assert_eq!(back.day.period, s.day.period);
+        assert!(LocalState::from_bytes(&bytes, 1).is_none(), "another number of rates");
+        assert!(LocalState::from_bytes(&bytes[..bytes.len() - 1], 2).is_none());
+        assert!(LocalState::from_bytes(&[], 2).is_none());
     }
 
     #[test]

@@ -104,7 +104,7 @@ mod config;
 mod decision;
 mod enforcer;
 mod gcra;
-mod local;
+pub(crate) mod local;
 mod pacing;
 mod period;
 #[cfg(feature = "redis")]

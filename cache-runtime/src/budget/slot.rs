@@ -44,6 +44,22 @@ impl Slot {
         &self.c.budget.name
     }
 
+    /// The key of the local state in the disk tier's state table.
+    pub(crate) fn state_key(&self) -> String {
+        format!("{}:local", self.prefix)
+    }
+
+    /// Restores the local state saved by an earlier process, if it fits this declaration.
+    pub(crate) fn restore(&self, bytes: &[u8]) -> bool {
+        match LocalState::from_bytes(bytes, self.rate_keys.len()) {
+            Some(state) => {
+                *self.lock() = state;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The local state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, LocalState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())

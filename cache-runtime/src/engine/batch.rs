@@ -250,7 +250,9 @@ impl Cache {
             None => String::new(),
         };
         let conflict_reported = AtomicBool::new(false);
-        let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+        // The generation may have moved since the last call (or be read for the first time).
+        self.inner.generation.sync(self).await;
+        let full: Vec<String> = keys.iter().map(|k| self.inner.generation.rebase(self.entry_key(k))).collect();
         let site = Site {
             service,
             method,

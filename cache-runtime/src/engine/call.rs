@@ -567,10 +567,11 @@ impl<'a, R: Outcome> Call<'a, R> {
         }
     }
 
-    /// The lock's key: under `{namespace}::lock:`, which no cache entry's key can be.
+    /// The lock's key: under `{namespace}::lock:`, which no cache entry's key can be, followed
+    /// by the entry's key without the namespace (`svc:…`, or `@3:svc:…` in generation 3).
     fn lock_key(&self) -> String {
         let ns = self.cache.namespace();
-        let rest = self.key.strip_prefix(ns).and_then(|k| k.strip_prefix(':')).unwrap_or(&self.key);
+        let rest = self.key.strip_prefix(ns).map_or(self.key.as_str(), |k| k.strip_prefix(':').unwrap_or(k));
         format!("{ns}::lock:{rest}")
     }
 

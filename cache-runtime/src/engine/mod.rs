@@ -70,10 +70,10 @@ impl Cache {
         R: Outcome,
         F: Future<Output = R>,
     {
-        let full = self.entry_key(key);
         if !self.inner.enabled {
             return compute.await;
         }
+        let full = self.current_key(self.entry_key(key)).await;
         let mut parts = key.split(':');
         let service = parts.next().unwrap_or("");
         let method = parts.next().unwrap_or("");

@@ -5,6 +5,8 @@
 //!   [`Breaker`](crate::breaker::Breaker)) so an outage is skipped quickly.
 //! - [`MemoryTier`](memory::MemoryTier): the in-process tier. It keeps *decoded* values, so a
 //!   hit costs a clone, not a decode; it is the embedded default when no Redis is configured.
+//! - `DiskStore` (`disk` feature): a [`Store`] in one redb file under the memory tier when no
+//!   Redis is configured, so the embedded default survives restarts.
 //! - [`Tiered`](tiered::Tiered): the memory tier in front of a remote store; memory entries
 //!   never outlive the remote entry they were read from.
 
@@ -16,6 +18,8 @@ use std::time::Duration;
 pub mod breaker;
 #[cfg(feature = "redis")]
 pub mod coherence;
+#[cfg(feature = "disk")]
+pub mod disk;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -7,7 +7,7 @@
 use super::breaker::Guarded;
 use super::memory::{MemEntry, MemoryTier};
 use super::Store;
-use crate::codec::{self, DecodeError, Format, Meta};
+use crate::codec::{self, Compression, DecodeError, Format, Meta};
 use crate::error::StoreError;
 use crate::seal::{Sealer, Tampered};
 use serde::de::DeserializeOwned;
@@ -82,6 +82,8 @@ pub struct Tiered {
     /// The channel that keeps memory tiers of several instances coherent, when enabled.
     #[cfg(feature = "redis")]
     pub coherence: Option<Arc<super::coherence::Coherence>>,
+    /// Compression of values written to the remote tier, and the bound on reading them.
+    pub compression: Compression,
 }
 
 /// Taken before a remote read, handed to [`Tiered::remember`]: with coherence on, the copy is
@@ -162,7 +164,12 @@ impl Tiered {
             Some(seal) => seal.open(key, bytes).map_err(LookupError::Tampered)?,
             None => bytes,
         };
-        let (meta, value) = codec::decode::<T>(payload, ty).map_err(LookupError::Decode)?;
+        // A compressed value may not unpack beyond what could have been stored uncompressed.
+        let bound = Compression {
+            max_decompressed: self.compression.max_decompressed.min(self.max_value_bytes),
+            ..self.compression
+        };
+        let (meta, value) = codec::decode_with::<T>(payload, ty, &bound).map_err(LookupError::Decode)?;
         Ok(Some((value, meta, payload.len())))
     }
 
@@ -239,7 +246,7 @@ impl Tiered {
             local.insert(key.to_owned(), MemEntry { value: v, meta, keep: local_keep, size, at: Instant::now() });
         }
         if let Some(remote) = remote {
-            let bytes = encoded.ok_or(StoreError::BreakerOpen)?;
+            let bytes = self.compression.apply(encoded.ok_or(StoreError::BreakerOpen)?);
             let bytes = match &self.seal {
                 Some(seal) => seal.seal(key, &bytes),
                 None => bytes,
