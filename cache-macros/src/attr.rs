@@ -798,7 +798,8 @@ mod tests {
         assert_eq!(
             all(quote::quote!(tll = 5)),
             "unknown default `tll`; an `impl`'s `#[cached]` sets `prefix`, `ttl`, `cache`, `ttls`, `format`, \
-             `none_ttl`, `stale`, `refresh`, `jitter`, `budget`, `weight`, `version`, `crate` for its `#[cached]` methods"
+             `none_ttl`, `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `version`, `crate` for its \
+             `#[cached]` methods"
         );
         assert!(all(quote::quote!(key = "a:<id>")).starts_with("`key` names the parameters of one method"));
         assert!(all(quote::quote!(skip(a))).starts_with("`skip` names the parameters of one method"));

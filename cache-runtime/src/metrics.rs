@@ -72,9 +72,19 @@ impl Counters {
 pub(crate) const TIERS: [&str; 2] = ["memory", "redis"];
 /// Kinds of cache errors, as the `kind` label: store failures ([`StoreError::kind`](crate::StoreError::kind)),
 /// values that do not decode, metadata that cannot be true, values whose signature does not
-/// verify, and keys shared by two value types.
-pub(crate) const KINDS: [&str; 8] =
-    ["timeout", "connection", "server", "breaker_open", "decode", "implausible", "tampered", "conflict"];
+/// verify, values over the size bound, and keys shared by two value types.
+pub(crate) const KINDS: [&str; 10] = [
+    "timeout",
+    "connection",
+    "server",
+    "backend",
+    "breaker_open",
+    "decode",
+    "implausible",
+    "tampered",
+    "oversized",
+    "conflict",
+];
 
 /// Cache errors of one [`Cache`](crate::Cache) by tier and kind.
 #[derive(Debug, Default)]

@@ -153,7 +153,7 @@ impl Generation {
     /// the background when it is older than the refresh interval.
     pub(crate) async fn sync(&self, cache: &crate::Cache) {
         let Some(remote) = &cache.inner.tiers.remote else { return };
-        self.loaded.get_or_init(|| self.load(remote)).await;
+        self.loaded.get_or_init(|| self.load(remote, &cache.inner.error_log)).await;
         let now = crate::codec::now_ms();
         if now < self.next_refresh_ms.load(Relaxed) || self.refreshing.swap(true, Relaxed) {
             return;
@@ -166,13 +166,13 @@ impl Generation {
         rt.spawn(async move {
             let g = &cache.inner.generation;
             if let Some(remote) = &cache.inner.tiers.remote {
-                g.load(remote).await;
+                g.load(remote, &cache.inner.error_log).await;
             }
             g.refreshing.store(false, Relaxed);
         });
     }
 
-    async fn load(&self, remote: &Remote) {
+    async fn load(&self, remote: &Remote, log: &crate::throttle::ErrorLog) {
         self.next_refresh_ms.store(crate::codec::now_ms() + self.every.as_millis() as u64, Relaxed);
         let key = generation_key(&self.ns);
         match remote.get(&key).await {
@@ -183,8 +183,15 @@ impl Generation {
             }
             Err(crate::StoreError::BreakerOpen) => {}
             Err(e) => {
-                let current = self.current();
-                tracing::warn!(target: "syntra_cache", key = %key, error = %e, "Cache ERROR: {key} - cannot read the key generation ({e}); keeping generation {current}");
+                // Rate-limited with every other `Cache ERROR` line of this cache.
+                if let Some(held) = log.admit() {
+                    let current = self.current();
+                    let more = match held {
+                        0 => String::new(),
+                        n => format!(" ({n} more cache errors not logged in the last {:?})", log.interval()),
+                    };
+                    tracing::warn!(target: "syntra_cache", key = %key, error = %e, suppressed = held, "Cache ERROR: {key} - cannot read the key generation ({e}); keeping generation {current}{more}");
+                }
             }
         }
     }

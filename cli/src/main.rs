@@ -507,6 +507,8 @@ async fn budgets(ctx: &mut Ctx) -> Result<Value, Fail> {
     for key in found {
         let rest = &key[base.len()..];
         let Some((name, what)) = rest.split_once(':') else { continue };
+        // The name is a hash tag (`{coingecko}`), so that one budget's keys share a cluster slot.
+        let name = name.strip_prefix('{').and_then(|n| n.strip_suffix('}')).unwrap_or(name);
         let entry = out.entry(name.to_owned()).or_default();
         let parts: Vec<&str> = what.split(':').collect();
         match parts.as_slice() {

@@ -366,7 +366,10 @@ impl CoinGecko {
     /// The batching window's load: one budget permit for the merged call, then the call.
     async fn load_prices(&self, pairs: Vec<(String, String)>) -> Result<HashMap<(String, String), Price>, ApiError> {
         if let Some(budgets) = self.cache.budgets() {
-            budgets.acquire_or_wait(PROVIDER, 1).await.map_err(ApiError::Budget)?;
+            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, 1).await {
+                syntra_cache::engine::not_sent();
+                return Err(ApiError::Budget(denied));
+            }
         }
         self.fetch_prices(&pairs).await
     }

@@ -181,7 +181,10 @@ impl CoinMarketCap {
     /// The batching window's load: the merged call's credits from the budget, then the call.
     async fn load_quotes(&self, symbols: Vec<String>) -> Result<HashMap<String, Quote>, ApiError> {
         if let Some(budgets) = self.cache.budgets() {
-            budgets.acquire_or_wait(PROVIDER, credits(symbols.len())).await.map_err(ApiError::Budget)?;
+            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, credits(symbols.len())).await {
+                syntra_cache::engine::not_sent();
+                return Err(ApiError::Budget(denied));
+            }
         }
         self.fetch_quotes(&symbols).await
     }

@@ -233,53 +233,28 @@ impl Shared {
         }
     }
 
-    /// Runs `op` on a connection if the breaker allows it, bounded by the timeout. A caller
-    /// cancelled mid-call drops its breaker trial, which hands a probe back.
+    /// Runs `op` on a connection if the breaker allows it, bounded by the timeout. Like
+    /// `RedisConn::run`, a probe that only meets the refusal recorded while Redis was down tries
+    /// once more on the reconnection that refusal started.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: Fn(Link) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let trial = self.breaker.admit().map_err(|_| StoreError::BreakerOpen)?;
-        // Like `RedisConn::run`: a probe that only meets the refusal recorded while Redis was
-        // down tries once more on the reconnection that refusal started.
-        let result = match self.link().await {
-            Ok(c) => {
-                let attempt = async {
-                    match op(c.clone()).await {
-                        Err(e) if e.is_connection_refusal() => op(c).await,
-                        other => other,
-                    }
-                };
-                bounded(self.config.op_timeout, attempt).await
-            }
-            Err(e) => Err(e),
-        };
-        match &result {
-            Err(e) => {
-                // An error reply (NOPERM, OOM, NOSCRIPT after a flush redis-rs could not fix) is
-                // not an outage of the connection: it must not open the breaker.
-                if e.is_outage() {
-                    trial.failure(e);
-                } else {
-                    trial.success();
-                }
-                if !self.degraded.swap(true, AcqRel) {
-                    tracing::warn!(target: "syntra_cache", error = %e, "Budget: Redis unavailable, budgets decided in-process (each instance may spend the full budget)");
+        self.call_once(|c| {
+            let op = &op;
+            async move {
+                match op(c.clone()).await {
+                    Err(e) if e.is_connection_refusal() => op(c).await,
+                    other => other,
                 }
             }
-            Ok(_) => {
-                trial.success();
-                if self.degraded.swap(false, AcqRel) {
-                    tracing::info!(target: "syntra_cache", "Budget: Redis is back, budgets shared again");
-                }
-            }
-        }
-        result
+        })
+        .await
     }
 
-    /// [`call`](Self::call) for an `op` that can run only once (it holds a `&mut`): no retry. A caller
-    /// cancelled mid-call drops its breaker trial, which hands a probe back.
+    /// [`call`](Self::call) for an `op` that can run only once (it holds a `&mut`): no retry. A
+    /// caller cancelled mid-call drops its breaker trial, which hands a probe back.
     async fn call_once<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Link) -> Fut,

@@ -334,7 +334,8 @@ impl<'a, R: Outcome> Call<'a, R> {
             _ => None,
         };
         // A batch item's loader admits and counts the batch's upstream call itself.
-        if let Some((b, enforcer)) = budget.filter(|_| self.batch.is_none()) {
+        // Weight 0: the body's upstream call is charged elsewhere (a coalesced batch load).
+        if let Some((b, enforcer)) = budget.filter(|(b, _)| self.batch.is_none() && b.weight > 0) {
             // With a last value to serve, a denial answers at once; without one, wait (bounded).
             let permit = if stale.is_some() {
                 enforcer.acquire(&b.name, b.weight).await
@@ -382,7 +383,8 @@ impl<'a, R: Outcome> Call<'a, R> {
                 lead.finish(|| Shared::Negative).await;
             }
             verdict => {
-                if self.batch.is_none() {
+                // One error per upstream call: a body that rode along (or sent nothing) is not one.
+                if self.batch.is_none() && !rode_along {
                     bump(&self.site.counters.upstream_errors);
                 }
                 if let (Some((b, enforcer)), Some(hint)) = (budget, self.hooks.rate_limited) {

@@ -51,7 +51,7 @@ pub use batch::Batch;
 pub use decide::{Decision, Distrust, Limits};
 pub use outcome::{Outcome, Plain, Verdict};
 pub use policy::{Hooks, Policy, RateHint, Sharer};
-pub use window::Coalescer;
+pub use window::{not_sent, Coalescer};
 
 use crate::Cache;
 use std::future::Future;

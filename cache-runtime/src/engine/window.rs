@@ -24,6 +24,13 @@ use tokio::sync::{oneshot, Notify};
 
 type Reply<V, E> = oneshot::Sender<Result<Option<V>, E>>;
 
+/// Tells the engine that the cached body running on this task made no upstream call (its load
+/// was refused by a budget before anything was sent, say): its call is not counted in
+/// `upstream_calls`. Outside a cached body it does nothing.
+pub fn not_sent() {
+    crate::scope::rode_along();
+}
+
 /// Merges concurrent single-item loads into batch loads (see the [module docs](self)).
 ///
 /// ```
