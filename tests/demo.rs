@@ -145,7 +145,13 @@ async fn budgets_keep_every_provider_inside_its_limits_and_the_seed_ttls_do_not(
     // rest are errors the report shows.
     assert_eq!(budgeted.answered, 300);
     let cg = budgeted.budget("coingecko").unwrap();
-    assert_eq!(cg.denied, cg.stale_served + budgeted.provider("coingecko").unwrap().budget_denied, "{budgeted}");
+    // Every denial is answered (stale or a typed error); with batching, one denied load answers
+    // every price call it carried, so the answers can outnumber the denials.
+    // (A denied batch load surfaces as the load's error: its calls are served stale by the
+    // engine's stale-if-error, counted in the method's `stale`.)
+    let engine_stale = budgeted.stats.by_service().iter().find(|s| s.service == "coingecko").map_or(0, |s| s.stale);
+    let answered = cg.stale_served + engine_stale + budgeted.provider("coingecko").unwrap().budget_denied;
+    assert!(cg.denied <= answered, "{budgeted}");
     let text = budgeted.to_string();
     for needle in ["BUDGETS (", "inside limits", "budgets:        ON", "window:         simulated 2025-01-15 01:00"] {
         assert!(text.contains(needle), "{needle}\n{text}");

@@ -447,7 +447,8 @@ async fn requirepass_without_a_password() {
     assert!(worst < REPLY_BOUND, "worst call {worst:?}");
     assert_eq!(s.calls(), 40);
     assert!(!s.cache.remote_circuit_open(), "NOAUTH is an error reply, not an outage");
-    assert!(lines_with("fn:f:sq:").iter().any(|l| l.contains("NOAUTH")), "the reason is logged");
+    // The first refusal of each rate-limit interval is logged (maybe the generation read's).
+    assert!(lines_with("fn:").iter().any(|l| l.contains("NOAUTH")), "the reason is logged");
     let admin = redis::Client::open(format!("redis://:fault-suite-pw-1@127.0.0.1:{}/0", redis.port())).unwrap();
     let mut admin = admin.get_connection().unwrap();
     let _: () = redis::cmd("CONFIG").arg("SET").arg("requirepass").arg("").query(&mut admin).unwrap();
@@ -497,7 +498,7 @@ async fn acl_user_without_the_commands() {
     assert!(worst < REPLY_BOUND, "worst call {worst:?}");
     assert_eq!(s.calls(), 40);
     assert!(!s.cache.remote_circuit_open(), "NOPERM is not an outage");
-    assert!(lines_with("fa:f:sq:").iter().any(|l| l.contains("NOPERM")), "the reason is logged");
+    assert!(lines_with("fa:").iter().any(|l| l.contains("NOPERM")), "the reason is logged");
     let _: () = redis.cmd(&["ACL", "SETUSER", "weak", "+@all"]);
     let recovery = until_writes_land(&s, &redis, 1000).await;
     assert!(recovery < Duration::from_millis(200), "{recovery:?}");

@@ -190,7 +190,7 @@ impl Generation {
                         0 => String::new(),
                         n => format!(" ({n} more cache errors not logged in the last {:?})", log.interval()),
                     };
-                    tracing::warn!(target: "syntra_cache", key = %key, error = %e, suppressed = held, "Cache ERROR: {key} - cannot read the key generation ({e}); keeping generation {current}{more}");
+                    tracing::warn!(target: "syntra_cache", key = %key, service = "syntra_cache", method = "generation", error = %e, suppressed = held, "Cache ERROR: {key} - cannot read the key generation ({e}); keeping generation {current}{more}");
                 }
             }
         }
