@@ -11,9 +11,8 @@
 mod common;
 
 use common::{poll, scan_keys, RedisExt, RedisServer};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use syntra_cache::budget::{Budget, Budgets, Denied};
 use syntra_cache::{cached, Cache, CacheBuilder};
@@ -31,30 +30,8 @@ const REPLY_BOUND: Duration = Duration::from_millis(100);
 // ---------------------------------------------------------------------------------------------
 // Log capture: one global subscriber; each case reads the lines that name its own namespace.
 
-#[derive(Clone)]
-struct Sink;
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("syntra_cache=info")
-            .with_ansi(false)
-            .with_writer(|| Sink)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        Mutex::new(Vec::new())
-    })
+    common::captured_logs("syntra_cache=info")
 }
 
 /// The captured lines mentioning `needle`.

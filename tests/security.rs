@@ -11,9 +11,8 @@ mod common;
 
 use common::{scan_keys, RedisExt, RedisServer};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 use syntra_cache::budget::{Budget, Budgets, Denied};
 use syntra_cache::{cached, Cache, CacheBuilder};
@@ -24,27 +23,8 @@ const KEY_2: &str = "security-suite-signing-key-0002";
 // ---------------------------------------------------------------------------------------------
 // Log capture (every level: keys appear at debug)
 
-#[derive(Clone)]
-struct Sink;
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let subscriber =
-            tracing_subscriber::fmt().with_env_filter("trace").with_ansi(false).with_writer(|| Sink).finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        Mutex::new(Vec::new())
-    })
+    common::captured_logs("trace")
 }
 
 fn log_text() -> String {

@@ -195,3 +195,27 @@ pub fn run_workers(worker: &str, n: usize, env: &[(&str, String)], marker: &str)
 }
 
 pub mod demo_process;
+
+/// Every log line this test binary writes at `filter` (an `EnvFilter` directive), captured by one
+/// global subscriber installed on first use (the first caller's filter wins).
+pub fn captured_logs(filter: &'static str) -> &'static std::sync::Mutex<Vec<u8>> {
+    #[derive(Clone)]
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LOGS.get().expect("installed").lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    if let Some(logs) = LOGS.get() {
+        return logs;
+    }
+    let logs = LOGS.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| Sink).finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    logs
+}
