@@ -54,6 +54,8 @@ fi
 
 threads="${TEST_THREADS:-$(nproc 2>/dev/null || echo 2)}"
 export CARGO_TERM_COLOR=never
+# One-shot builds gain nothing from incremental state, which only costs disk.
+export CARGO_INCREMENTAL=0
 status=0
 echo "==> cargo test (workspace, ${threads} test threads)"
 cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${threads}" || status=$?
