@@ -8,9 +8,10 @@ use crate::key::KeyError;
 use crate::Cache;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
+use std::time::Duration;
 
 #[derive(Clone)]
 pub(crate) enum Mode {
@@ -21,21 +22,54 @@ pub(crate) enum Mode {
 
 tokio::task_local! {
     static MODE: Mode;
-    /// Set by a body whose upstream call was another caller's (a coalesced batch).
-    static RODE_ALONG: Arc<AtomicBool>;
+    /// What a running body tells the engine, and what the engine tells it.
+    static UPSTREAM: Arc<Upstream>;
 }
 
-/// Runs an upstream body, telling whether it rode along on another caller's upstream call
-/// ([`rode_along`]): the engine then does not count an upstream call of its own.
-pub(crate) async fn upstream<F: Future>(fut: F) -> (F::Output, bool) {
-    let flag = Arc::new(AtomicBool::new(false));
-    let out = RODE_ALONG.scope(flag.clone(), fut).await;
-    (out, flag.load(Relaxed))
+/// Shared between the engine and the body it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Upstream {
+    /// Set by a body whose upstream call was another caller's (a coalesced batch).
+    rode_along: AtomicBool,
+    /// How old the body's value already is, in ms (a value loaded earlier, with others).
+    age_ms: AtomicU64,
+    /// The TTL the value will be stored with, in ms (0: unknown).
+    ttl_ms: u64,
+}
+
+/// What [`upstream`] learnt from the body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyReport {
+    pub rode_along: bool,
+    pub age: Duration,
+}
+
+/// Runs an upstream body whose value will be fresh for `ttl`, telling whether it rode along on
+/// another caller's upstream call ([`rode_along`]: the engine then does not count an upstream
+/// call of its own) and how old its value already is ([`aged`]).
+pub(crate) async fn upstream<F: Future>(ttl: Duration, fut: F) -> (F::Output, BodyReport) {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let shared = Arc::new(Upstream { ttl_ms, ..Upstream::default() });
+    let out = UPSTREAM.scope(shared.clone(), fut).await;
+    let age = Duration::from_millis(shared.age_ms.load(Relaxed));
+    (out, BodyReport { rode_along: shared.rode_along.load(Relaxed), age })
 }
 
 /// Called inside a body whose value came from another caller's upstream call.
 pub(crate) fn rode_along() {
-    let _ = RODE_ALONG.try_with(|flag| flag.store(true, Relaxed));
+    let _ = UPSTREAM.try_with(|u| u.rode_along.store(true, Relaxed));
+}
+
+/// Called inside a body whose value was loaded `age` ago: the engine stores it for its TTL
+/// minus `age`, so no answer is older than the TTL says. Outside a cached body it does nothing.
+pub(crate) fn aged(age: Duration) {
+    let ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    let _ = UPSTREAM.try_with(|u| u.age_ms.fetch_max(ms, Relaxed));
+}
+
+/// Inside a cached body: the TTL its value will be stored with (budget pacing included).
+pub(crate) fn ttl_in_force() -> Option<Duration> {
+    UPSTREAM.try_with(|u| u.ttl_ms).ok().filter(|&ms| ms > 0).map(Duration::from_millis)
 }
 
 pub(crate) fn mode() -> Mode {

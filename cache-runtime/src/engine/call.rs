@@ -362,13 +362,16 @@ impl<'a, R: Outcome> Call<'a, R> {
         if self.batch.is_none() {
             bump(&self.site.counters.upstream_calls);
         }
-        let (out, rode_along) = scope::upstream(scope::unsteered(body)).await;
+        let stretch = budget.map(|(b, enforcer)| (enforcer.ttl_stretch(&b.name), &b.name));
+        let ttl = stretch.map_or(self.policy.ttl, |(s, _)| self.policy.stretched_ttl(s));
+        let (out, report) = scope::upstream(ttl, scope::unsteered(body)).await;
+        let rode_along = report.rode_along;
         if rode_along && self.batch.is_none() {
             // Another caller's upstream call answered this body (a coalesced batch).
             self.site.counters.upstream_calls.fetch_sub(1, Relaxed);
         }
-        let stretch = budget.map(|(b, enforcer)| (enforcer.ttl_stretch(&b.name), &b.name));
-        let ttl = stretch.map_or(self.policy.ttl, |(s, _)| self.policy.stretched_ttl(s));
+        // A value loaded earlier (with another caller's batch) is only fresh for what is left.
+        let ttl = ttl.saturating_sub(report.age).max(Duration::from_millis(1));
         // A budgeted entry is kept one more TTL so that a denial has something to serve;
         // stale-if-error still only serves within `stale`.
         let keep_stale = if budget.is_some() { self.policy.stale.max(ttl) } else { self.policy.stale };

@@ -11,6 +11,13 @@
 //! bounded by `window`, never added to hits (only a miss's body loads), and at most `max_batch`
 //! items go per call.
 //!
+//! **Refresh in batches** ([`Coalescer::companions`]): a coalescer may remember the items asked
+//! recently and load them along with every call (the upstream charges per call, not per item).
+//! A later miss of such an item is answered from that load, without an upstream call, while
+//! its value is younger than a share of the TTL in force; the engine stores it for what is
+//! left of its TTL. The entries of items loaded together thus expire together, and the next
+//! refresh of all of them is one call instead of one call per item.
+//!
 //! **Cancellation.** The caller that sends a queue runs the load in its own future. If it is
 //! dropped mid-load, the other callers of that load see their reply channel close and queue
 //! again; one of them sends.
@@ -19,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 type Reply<V, E> = oneshot::Sender<Result<Option<V>, E>>;
@@ -58,6 +65,10 @@ pub fn not_sent() {
 pub struct Coalescer<I, V, E> {
     window: Duration,
     max_batch: usize,
+    /// Refresh in batches: how many recently asked items ride along (0: off), and the share of
+    /// the TTL in force within which their values answer later misses.
+    keep: usize,
+    share: f64,
     state: Mutex<State<I, V, E>>,
     /// Rung when a load ends: queued callers may send.
     ended: Notify,
@@ -68,6 +79,30 @@ struct State<I, V, E> {
     queue: Vec<(I, Reply<V, E>)>,
     calls: u64,
     items: u64,
+    /// Items asked recently, with the order of their last ask (at most `keep`).
+    asked: HashMap<I, u64>,
+    asks: u64,
+    /// Values loaded along with other items' calls, and when.
+    ready: HashMap<I, (V, Instant)>,
+    companions: u64,
+    served_ahead: u64,
+}
+
+impl<I: Eq + Hash + Clone, V, E> State<I, V, E> {
+    fn note_asked(&mut self, item: &I, keep: usize) {
+        if keep == 0 {
+            return;
+        }
+        self.asks += 1;
+        self.asked.insert(item.clone(), self.asks);
+        if self.asked.len() > keep {
+            // The least recently asked goes (a linear scan: `keep` is a few hundred at most).
+            if let Some(oldest) = self.asked.iter().min_by_key(|(_, &n)| n).map(|(i, _)| i.clone()) {
+                self.asked.remove(&oldest);
+                self.ready.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl<I, V, E> std::fmt::Debug for Coalescer<I, V, E> {
@@ -98,9 +133,48 @@ where
         Coalescer {
             window,
             max_batch: max_batch.max(1),
-            state: Mutex::new(State { in_flight: 0, queue: Vec::new(), calls: 0, items: 0 }),
+            keep: 0,
+            share: 0.0,
+            state: Mutex::new(State {
+                in_flight: 0,
+                queue: Vec::new(),
+                calls: 0,
+                items: 0,
+                asked: HashMap::new(),
+                asks: 0,
+                ready: HashMap::new(),
+                companions: 0,
+                served_ahead: 0,
+            }),
             ended: Notify::new(),
         }
+    }
+
+    /// Refresh in batches (see the [module docs](self)): every call also loads up to `keep` of
+    /// the items asked most recently (within `max_batch`), and a later miss of one of them is
+    /// answered from that load while the value is younger than `share` (0..=1) of the TTL in
+    /// force for it. Outside a `#[cached]` body (no TTL known) nothing is answered ahead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use syntra_cache_runtime::engine::Coalescer;
+    ///
+    /// let prices = Coalescer::new(Duration::from_millis(5), 250).companions(100, 0.5);
+    /// let load = |ids: Vec<&'static str>| async move {
+    ///     Ok::<_, String>(ids.into_iter().map(|id| (id, 1.0)).collect::<HashMap<_, _>>())
+    /// };
+    /// prices.load("bitcoin", load).await.unwrap();
+    /// prices.load("ethereum", load).await.unwrap(); // bitcoin rides along
+    /// assert_eq!((prices.calls(), prices.items(), prices.companions_loaded()), (2, 3, 1));
+    /// # }
+    /// ```
+    pub fn companions(mut self, keep: usize, share: f64) -> Self {
+        self.keep = keep;
+        self.share = if share.is_finite() { share.clamp(0.0, 1.0) } else { 0.0 };
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<I, V, E>> {
@@ -112,9 +186,19 @@ where
         self.lock().calls
     }
 
-    /// Items loaded so far (over [`calls`](Self::calls): the mean batch size).
+    /// Items loaded so far, companions included (over [`calls`](Self::calls): the mean batch size).
     pub fn items(&self) -> u64 {
         self.lock().items
+    }
+
+    /// Items loaded as companions of other items' calls ([`companions`](Self::companions)).
+    pub fn companions_loaded(&self) -> u64 {
+        self.lock().companions
+    }
+
+    /// Misses answered from a companion load, without an upstream call of their own.
+    pub fn served_ahead(&self) -> u64 {
+        self.lock().served_ahead
     }
 
     /// `item`'s value (`None`: the upstream did not return it), loaded by `load` alone or
@@ -124,6 +208,9 @@ where
         L: Fn(Vec<I>) -> F,
         F: Future<Output = Result<HashMap<I, V>, E>>,
     {
+        if let Some(answer) = self.answer_ahead(&item) {
+            return Ok(Some(answer));
+        }
         loop {
             let (tx, mut rx) = oneshot::channel();
             let deadline = tokio::time::Instant::now() + self.window;
@@ -161,6 +248,26 @@ where
         }
     }
 
+    /// Notes `item` as asked; its value if a companion load brought it recently enough.
+    fn answer_ahead(&self, item: &I) -> Option<V> {
+        if self.keep == 0 {
+            return None;
+        }
+        let mut st = self.lock();
+        st.note_asked(item, self.keep);
+        let max_age = crate::scope::ttl_in_force()?.mul_f64(self.share);
+        let (value, at) = st.ready.remove(item)?;
+        let age = at.elapsed();
+        if age > max_age {
+            return None;
+        }
+        st.served_ahead += 1;
+        drop(st);
+        crate::scope::rode_along();
+        crate::scope::aged(age);
+        Some(value)
+    }
+
     /// An answer to return; a body that rode along on another caller's call says so to the
     /// engine, which then counts no upstream call for it.
     fn answered(&self, answer: Result<Option<V>, E>, sent: bool) -> Result<Option<V>, E> {
@@ -191,9 +298,34 @@ where
         };
         let _in_flight = InFlight(self);
         let mut seen = HashSet::with_capacity(batch.len());
-        let ids: Vec<I> = batch.iter().filter(|(id, _)| seen.insert(id)).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<I> = batch.iter().filter(|(id, _)| seen.insert(id)).map(|(id, _)| id.clone()).collect();
+        let asked = ids.len();
+        if self.keep > 0 && ids.len() < self.max_batch {
+            let st = self.lock();
+            let mut recent: Vec<(&I, u64)> =
+                st.asked.iter().filter(|(i, _)| !seen.contains(i)).map(|(i, &n)| (i, n)).collect();
+            recent.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            let room = self.max_batch - ids.len();
+            ids.extend(recent.into_iter().take(room).map(|(i, _)| i.clone()));
+        }
+        let companions: Vec<I> = ids[asked..].to_vec();
+        if !companions.is_empty() {
+            let mut st = self.lock();
+            st.items += companions.len() as u64;
+            st.companions += companions.len() as u64;
+        }
         match load(ids).await {
-            Ok(found) => {
+            Ok(mut found) => {
+                if !companions.is_empty() {
+                    let now = Instant::now();
+                    let mut st = self.lock();
+                    for id in companions {
+                        // Only items still remembered (one asked meanwhile may have gone).
+                        if let (Some(v), true) = (found.remove(&id), st.asked.contains_key(&id)) {
+                            st.ready.insert(id, (v, now));
+                        }
+                    }
+                }
                 for (id, tx) in batch {
                     let _ = tx.send(Ok(found.get(&id).cloned()));
                 }
