@@ -416,3 +416,113 @@ async fn a_batch_function_shares_entries_with_the_single_item_function() {
     let s = stats.get("coingecko", "price").unwrap();
     assert_eq!(s.upstream_calls, 4, "{s:?}");
 }
+
+// ---- refresh in batches ------------------------------------------------------------------------
+
+struct Refreshing {
+    cache: Cache,
+    up: Upstream,
+    window: syntra_cache::engine::Coalescer<String, f64, String>,
+}
+
+impl Refreshing {
+    #[syntra_cache::cached(ttl = 1, key = "coingecko:price:<id>_usd", cache = self.cache)]
+    async fn price(&self, id: &str) -> Result<f64, String> {
+        self.window.load(id.to_owned(), |ids| self.up.load(ids)).await?.ok_or_else(|| format!("{id}: not found"))
+    }
+}
+
+#[tokio::test]
+async fn items_loaded_together_are_refreshed_by_one_call_and_expire_together() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server, "b12");
+    let window = syntra_cache::engine::Coalescer::new(Duration::from_millis(5), 250).companions(10, 1.0);
+    let svc = Refreshing { cache, up: Upstream::default(), window };
+    let (a, b) = ("coin-a", "coin-b");
+    assert_eq!(svc.price(a).await, Ok(price(a)));
+    assert_eq!(svc.price(b).await, Ok(price(b)));
+    // b's call carried a along (the upstream charges per call, not per item).
+    assert_eq!(svc.up.asked_sorted(), vec![a, a, b]);
+    assert_eq!(svc.up.calls.load(SeqCst), 2);
+
+    // Both expire; a's miss loads a and b in one call ...
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let loaded = std::time::Instant::now();
+    assert_eq!(svc.price(a).await, Ok(price(a)));
+    assert_eq!(svc.up.calls.load(SeqCst), 3);
+    // ... and b's miss, later, is answered from that call without one of its own.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(svc.price(b).await, Ok(price(b)));
+    assert_eq!(svc.up.calls.load(SeqCst), 3, "b rode along on a's refresh");
+    assert_eq!((svc.window.companions_loaded(), svc.window.served_ahead()), (2, 1));
+    let s = svc.cache.stats().get("coingecko", "price").unwrap().clone();
+    assert_eq!(s.upstream_calls, 3, "{s:?}");
+    // b was stored for what was left of its TTL: it expires with a, not 400 ms later (no
+    // answer older than the TTL), so the next round is again one call for both.
+    let left = server.pttl("b12:coingecko:price:coin-b_usd");
+    assert!(left <= 700, "b's entry lives {left} ms more: its TTL was not shortened by its age");
+    tokio::time::sleep(Duration::from_millis(1_050).saturating_sub(loaded.elapsed())).await;
+    assert_eq!(svc.price(b).await, Ok(price(b)));
+    assert_eq!(svc.price(a).await, Ok(price(a)));
+    assert_eq!(svc.up.calls.load(SeqCst), 4, "one call refreshed both");
+}
+
+// ---- fallback sources --------------------------------------------------------------------------
+
+struct WithFallback {
+    cache: Cache,
+    down: std::sync::atomic::AtomicBool,
+    primary: AtomicUsize,
+    backup: AtomicUsize,
+}
+
+impl WithFallback {
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>", cache = self.cache, fallback = self.from_binance(id))]
+    async fn price(&self, id: &str) -> Result<f64, String> {
+        self.primary.fetch_add(1, SeqCst);
+        if self.down.load(SeqCst) {
+            return Err(format!("{id}: coingecko down"));
+        }
+        Ok(price(id))
+    }
+
+    async fn from_binance(&self, id: &str) -> Result<f64, String> {
+        self.backup.fetch_add(1, SeqCst);
+        if id.starts_with("unlisted") {
+            return Err(format!("{id}: not on binance"));
+        }
+        Ok(-price(id))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_call_is_answered_by_its_fallback_which_is_counted_and_not_cached() {
+    let server = RedisServer::start();
+    let svc = WithFallback {
+        cache: redis_cache(&server, "b13"),
+        down: true.into(),
+        primary: AtomicUsize::new(0),
+        backup: AtomicUsize::new(0),
+    };
+    assert_eq!(svc.price("bitcoin").await, Ok(-price("bitcoin")), "the fallback's answer");
+    assert_eq!(server.get_bytes("b13:coingecko:price:bitcoin"), None, "not cached under the function's key");
+    // Neither source has it: the caller gets the function's own error.
+    assert_eq!(svc.price("unlisted-coin").await, Err("unlisted-coin: coingecko down".to_string()));
+    let s = svc.cache.stats().get("coingecko", "price").unwrap().clone();
+    assert_eq!((s.fallbacks, s.fallback_errors, s.upstream_errors), (1, 1, 2), "{s:?}");
+    // The source is back: its answer is served and cached, and the fallback is not asked.
+    svc.down.store(false, SeqCst);
+    assert_eq!(svc.price("bitcoin").await, Ok(price("bitcoin")));
+    assert_eq!(svc.price("bitcoin").await, Ok(price("bitcoin")), "a hit");
+    assert_eq!((svc.primary.load(SeqCst), svc.backup.load(SeqCst)), (3, 2));
+    assert!(server.get_bytes("b13:coingecko:price:bitcoin").is_some());
+    // A cached value within its stale window beats the fallback when the source fails again.
+    svc.down.store(true, SeqCst);
+    assert_eq!(svc.price("bitcoin").await, Ok(price("bitcoin")), "fresh hit");
+    assert_eq!(svc.backup.load(SeqCst), 2);
+    // The exporter shows both outcomes.
+    let exporter = syntra_cache::export::Exporter::builder(&svc.cache).redis_poll_interval(Duration::ZERO).build();
+    let text = exporter.render();
+    assert!(text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="ok"} 1"#), "{text}");
+    assert!(text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="error"} 1"#), "{text}");
+}

@@ -25,6 +25,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "max_ttl",
     "batch",
     "max_batch",
+    "fallback",
     "version",
     "crate",
     "allow_secret",
@@ -65,6 +66,7 @@ mod kw {
     syn::custom_keyword!(max_ttl);
     syn::custom_keyword!(batch);
     syn::custom_keyword!(max_batch);
+    syn::custom_keyword!(fallback);
     syn::custom_keyword!(__service);
     syn::custom_keyword!(allow_secret);
 }
@@ -104,6 +106,7 @@ pub(crate) struct Args {
     max_ttl: Option<Arg<Expr>>,
     batch: Option<Arg<Ident>>,
     max_batch: Option<Arg<Expr>>,
+    fallback: Option<Arg<Expr>>,
     allow_secret: Option<Arg<Vec<Ident>>>,
     /// The `impl`'s defaults (`__service(..)`), merged by [`Args::inherit`].
     service: Option<Box<Args>>,
@@ -159,6 +162,8 @@ impl Args {
                 set::<kw::batch, _>(input, &mut args.batch, e, eq)?;
             } else if lookahead.peek(kw::max_batch) {
                 set::<kw::max_batch, _>(input, &mut args.max_batch, e, eq)?;
+            } else if lookahead.peek(kw::fallback) {
+                set::<kw::fallback, _>(input, &mut args.fallback, e, eq)?;
             } else if input.peek(kw::prefix) {
                 set::<kw::prefix, _>(input, &mut args.prefix, e, eq)?;
             } else if input.peek(kw::__service) && level == Level::Method && args.service.is_none() {
@@ -192,6 +197,7 @@ impl Args {
                     ("skip", args.skip.as_ref().map(|a| a.span)),
                     ("batch", args.batch.as_ref().map(|a| a.span)),
                     ("max_batch", args.max_batch.as_ref().map(|a| a.span)),
+                    ("fallback", args.fallback.as_ref().map(|a| a.span)),
                     ("allow_secret", args.allow_secret.as_ref().map(|a| a.span)),
                 ] {
                     if let Some(span) = span {
@@ -237,6 +243,7 @@ impl Args {
             max_ttl,
             batch: _,
             max_batch: _,
+            fallback: _,
             allow_secret: _,
             service: _,
         } = *defaults;
@@ -344,6 +351,8 @@ pub(crate) struct Config {
     /// `batch = param`: the collection parameter whose items are cached one by one.
     pub(crate) batch: Option<Ident>,
     pub(crate) max_batch: Option<Expr>,
+    /// `fallback = EXPR`: a future answering for the function when its own answer is an error.
+    pub(crate) fallback: Option<Arg<Expr>>,
     /// Parameters whose secret-looking names are not secrets (see `secret.rs`).
     pub(crate) allow_secret: Vec<Ident>,
 }
@@ -476,6 +485,7 @@ impl Args {
             max_ttl,
             batch: self.batch.map(|arg| arg.value),
             max_batch: self.max_batch.map(|arg| arg.value),
+            fallback: self.fallback,
             allow_secret: self.allow_secret.map(|arg| arg.value).unwrap_or_default(),
         })
     }
@@ -734,10 +744,10 @@ mod tests {
         assert_eq!(
             message(quote::quote!(ttl = 1, foo = 1 + 2, bar)),
             "unknown argument `foo`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
-             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `version`, `crate`, \
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `fallback`, `version`, `crate`, \
              `allow_secret`\n\
              unknown argument `bar`; expected one of `ttl`, `key`, `skip`, `cache`, `ttls`, `format`, `none_ttl`, \
-             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `version`, `crate`, \
+             `stale`, `refresh`, `jitter`, `budget`, `weight`, `max_ttl`, `batch`, `max_batch`, `fallback`, `version`, `crate`, \
              `allow_secret`"
         );
         assert!(message(quote::quote!()).starts_with("missing `ttl`"));

@@ -51,7 +51,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> Result<TokenStream> {
 //
 // A plain `-> T` caches `Plain<T>`: `cached::<Plain<T>, _>(.., async move { Plain(async move {..}.await) }).await.0`.
 fn generate(plan: &Plan) -> TokenStream {
-    let Plan { func, ret, kind, site, key, policy, cache, krate, batch } = plan;
+    let Plan { func, ret, kind, site, key, policy, cache, krate, batch, fallback } = plan;
     let CachedFn { attrs, vis, sig, brace_token, inner_attrs, body } = func;
     let private = quote!(#krate::__private);
     let ret_span = ret.span();
@@ -116,6 +116,19 @@ fn generate(plan: &Plan) -> TokenStream {
             };
             let call = quote_spanned! {ret_span=>
                 #call(&__CACHE_SITE, __cache_handle, __cache_key.finish(), __cache_policy, #future).await #unwrap
+            };
+            // `fallback = EXPR`: a lazy future made before the body takes the parameters (it
+            // borrows them), awaited only when the answer is an error.
+            let call = match fallback {
+                Some(expr) => {
+                    let private = private_at(krate, expr.span());
+                    let fallback = quote_spanned!(expr.span()=> async { (#expr).await });
+                    quote_spanned! {ret_span=>
+                        let __cache_fallback = #fallback;
+                        #private::fallback::<#ret, _>(&__CACHE_SITE, __cache_handle, #call, __cache_fallback).await
+                    }
+                }
+                None => call,
             };
             let key_writer = quote! {
                 let mut __cache_key = #private::KeyWriter::new(__cache_handle, &__CACHE_SITE, #type_name);

@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) krate: Path,
     /// `batch = param`: a batch function.
     pub(crate) batch: Option<BatchPlan>,
+    /// `fallback = EXPR`: the future that answers when the function's answer is an error.
+    pub(crate) fallback: Option<Expr>,
 }
 
 /// A batch function: `param` is the collection whose items are cached one by one.
@@ -112,6 +114,10 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         Some(param) => Some(batch(param, config.max_batch.clone(), &func, &ret, &key)?),
         None => None,
     };
+    let fallback = match &config.fallback {
+        Some(arg) => Some(fallback(arg, &ret, batch.is_some())?),
+        None => None,
+    };
     let Config {
         ttl,
         none_ttl,
@@ -130,6 +136,7 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         max_ttl,
         batch: _,
         max_batch: _,
+        fallback: _,
         allow_secret: _,
     } = config;
     let site = site(&func, template.as_ref().map(|arg| &arg.value.1), format, version);
@@ -143,7 +150,25 @@ pub(crate) fn plan(func: CachedFn, config: Result<Config>) -> Result<Plan> {
         budget,
         max_ttl: max_ttl.map(|arg| arg.value),
     };
-    Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func, batch })
+    Ok(Plan { kind: return_kind(&ret), ret, site, key, policy, cache, krate, func, batch, fallback })
+}
+
+/// `fallback = EXPR` answers for a function whose answer can be an error: one returning
+/// `Result`, not a batch (whose items fail one by one).
+fn fallback(arg: &Arg<Expr>, ret: &Type, batch: bool) -> Result<Expr> {
+    if batch {
+        return Err(Error::new(
+            arg.span,
+            "`fallback` is not supported with `batch`: a batch's items fail one by one; give the single-item function the fallback",
+        ));
+    }
+    if return_kind(ret) != ReturnKind::Result {
+        return Err(Error::new(
+            arg.span,
+            "`fallback` answers when the function returns an error: it needs a function returning `Result<T, E>`",
+        ));
+    }
+    Ok(arg.value.clone())
 }
 
 /// Under an `impl`'s `prefix`, a method without `key` is keyed by its name and parameters:

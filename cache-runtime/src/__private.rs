@@ -448,6 +448,31 @@ where
     }
 }
 
+/// The expansion of `#[cached(fallback = ..)]`: `out` is the cached call's answer; when it is
+/// an error (upstream failed or a budget said no, and nothing cached was served), the answer of
+/// `fallback` instead if that one is not an error too. The fallback's answer is not cached
+/// under this function's key (it has its own source and, usually, its own cache).
+pub async fn fallback<R, G>(site: &'static Site, cache: &Cache, out: R, fallback: G) -> R
+where
+    R: Outcome,
+    G: Future<Output = R>,
+{
+    if !matches!(out.verdict(), Verdict::Skip) || !cache.inner.enabled {
+        return out;
+    }
+    let counters = site.counters(cache);
+    let (service, method) = (site.service(None), site.info.method);
+    let alt = fallback.await;
+    if matches!(alt.verdict(), Verdict::Skip) {
+        counters.fallback_errors.fetch_add(1, Relaxed);
+        tracing::debug!(target: "syntra_cache", service, method, "Cache FALLBACK: {service}::{method} failed and its fallback failed too");
+        return out;
+    }
+    counters.fallbacks.fetch_add(1, Relaxed);
+    tracing::debug!(target: "syntra_cache", service, method, "Cache FALLBACK: {service}::{method} failed; answered by its fallback source");
+    alt
+}
+
 /// The expansion of `#[cached(batch = ..)]`: `items` cached one by one under `key(item)`, the
 /// missing ones loaded by `load` in chunks of `max_batch` (see
 /// [`Cache::get_or_compute_many`]).

@@ -21,6 +21,9 @@ pub(crate) struct Counters {
     pub(crate) coalesced: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) budget_denied: AtomicU64,
+    /// Failed calls answered by the function's `fallback`, and fallbacks that failed too.
+    pub(crate) fallbacks: AtomicU64,
+    pub(crate) fallback_errors: AtomicU64,
     pub(crate) conflicts: AtomicU64,
     pub(crate) tampered: AtomicU64,
     pub(crate) oversized: AtomicU64,
@@ -47,6 +50,8 @@ impl Counters {
             coalesced: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             budget_denied: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            fallback_errors: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             tampered: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
@@ -265,6 +270,11 @@ pub struct MethodStats {
     pub upstream_errors: u64,
     /// Upstream calls the budget refused (never sent; served stale or returned as an error).
     pub budget_denied: u64,
+    /// Calls whose own answer was an error (nothing cached to serve) and that the function's
+    /// `fallback` source answered instead.
+    pub fallbacks: u64,
+    /// Calls whose `fallback` failed too (the caller got the function's own error).
+    pub fallback_errors: u64,
     /// Store failures (Redis down, timeouts, undecodable values); the body ran instead.
     pub cache_errors: u64,
     /// Misses that waited for a concurrent caller's result instead of calling upstream.
@@ -366,6 +376,8 @@ fn add(into: &mut MethodStats, m: &MethodStats) {
     into.coalesced += m.coalesced;
     into.refreshes += m.refreshes;
     into.budget_denied += m.budget_denied;
+    into.fallbacks += m.fallbacks;
+    into.fallback_errors += m.fallback_errors;
     into.conflicts += m.conflicts;
     into.tampered += m.tampered;
     into.oversized += m.oversized;
@@ -422,6 +434,8 @@ impl Registry {
                     coalesced: c.coalesced.load(Relaxed),
                     refreshes: c.refreshes.load(Relaxed),
                     budget_denied: c.budget_denied.load(Relaxed),
+                    fallbacks: c.fallbacks.load(Relaxed),
+                    fallback_errors: c.fallback_errors.load(Relaxed),
                     conflicts: c.conflicts.load(Relaxed),
                     tampered: c.tampered.load(Relaxed),
                     oversized: c.oversized.load(Relaxed),

@@ -44,6 +44,8 @@ pub struct MethodView {
     pub upstream_calls: u64,
     pub upstream_errors: u64,
     pub budget_denied: u64,
+    pub fallbacks: u64,
+    pub fallback_errors: u64,
     pub cache_errors: u64,
     pub calls_saved: u64,
     /// (hits + stale) / calls.
@@ -123,6 +125,8 @@ fn method(m: &MethodStats) -> MethodView {
         upstream_calls: m.upstream_calls,
         upstream_errors: m.upstream_errors,
         budget_denied: m.budget_denied,
+        fallbacks: m.fallbacks,
+        fallback_errors: m.fallback_errors,
         cache_errors: m.cache_errors,
         calls_saved: m.calls_saved(),
         hit_rate: m.hit_rate(),

@@ -195,6 +195,7 @@ impl Collector for CacheCollector {
         // Per method.
         let (mut gets, mut upstream, mut saved, mut coalesced, mut refreshes, mut expired) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut fallbacks = vec![];
         let mut latency = vec![];
         for m in &stats.methods {
             let (s, me) = (m.service.as_str(), m.method.as_str());
@@ -211,6 +212,8 @@ impl Collector for CacheCollector {
             saved.push((sm.clone(), m.calls_saved()));
             coalesced.push((sm.clone(), m.coalesced));
             refreshes.push((sm.clone(), m.refreshes));
+            fallbacks.push((with("outcome", "ok"), m.fallbacks));
+            fallbacks.push((with("outcome", "error"), m.fallback_errors));
             expired.push((sm, m.expired));
             for (path, hit) in [("hit", true), ("miss", false)] {
                 latency.push((with("path", path), m.latency_histogram(hit, &LATENCY_BUCKETS)));
@@ -221,6 +224,7 @@ impl Collector for CacheCollector {
         counters(e, "cache_upstream_calls", "Upstream calls by outcome: ok (cacheable result), error (not cacheable), denied (refused by the budget, never sent).", &upstream)?;
         counters(e, "cache_calls_saved", "Calls answered without calling upstream.", &saved)?;
         counters(e, "cache_refreshes", "Early and forced refreshes.", &refreshes)?;
+        counters(e, "cache_fallbacks", "Failed calls (nothing cached to serve) handed to the function's fallback source, by its outcome: ok (it answered), error (the caller got the function's own error).", &fallbacks)?;
         counters(e, "cache_expired", "Misses that found an expired value.", &expired)?;
         family(
             e,
