@@ -16,21 +16,32 @@ pub fn klines_weight(limit: u32) -> u32 {
     }
 }
 
+/// Request weight (Binance's `weight` of each endpoint) and items asked for. The weight limit
+/// counts weight; the raw-request limit counts 1 per request whatever the weight.
 pub(crate) fn route(rest: &str, q: &Query) -> Route {
-    let (endpoint, weight) = match rest.trim_end_matches('/') {
-        "/api/v3/ping" => ("/api/v3/ping", 1),
-        "/api/v3/time" => ("/api/v3/time", 1),
+    let one = usize::from(q.get("symbol").is_some());
+    let (endpoint, weight, items) = match rest.trim_end_matches('/') {
+        "/api/v3/ping" => ("/api/v3/ping", 1, 0),
+        "/api/v3/time" => ("/api/v3/time", 1, 0),
         "/api/v3/klines" => {
             let limit = q.get("limit").and_then(|l| l.parse::<u32>().ok()).unwrap_or(500);
-            ("/api/v3/klines", klines_weight(limit))
+            ("/api/v3/klines", klines_weight(limit), 1)
         }
-        "/api/v3/ticker/price" => ("/api/v3/ticker/price", if q.get("symbol").is_some() { 2 } else { 4 }),
-        "/fapi/v1/fundingRate" => ("/fapi/v1/fundingRate", 1),
-        "/fapi/v1/premiumIndex" => ("/fapi/v1/premiumIndex", 1),
-        "/fapi/v1/openInterest" => ("/fapi/v1/openInterest", 1),
+        // Weight 2 for one `symbol`, 4 for `symbols=[...]` (any length) or for every symbol.
+        "/api/v3/ticker/price" => match (q.get("symbol"), q.get("symbols")) {
+            (Some(_), _) => ("/api/v3/ticker/price", 2, 1),
+            (None, Some(list)) => {
+                let n = serde_json::from_str::<Vec<String>>(list).map_or(0, |v| v.len());
+                ("/api/v3/ticker/price", 4, n)
+            }
+            (None, None) => ("/api/v3/ticker/price", 4, 0),
+        },
+        "/fapi/v1/fundingRate" => ("/fapi/v1/fundingRate", 1, 1),
+        "/fapi/v1/premiumIndex" => ("/fapi/v1/premiumIndex", 1, one),
+        "/fapi/v1/openInterest" => ("/fapi/v1/openInterest", 1, 1),
         _ => return Route::unknown(rest).cost(1),
     };
-    Route::new(endpoint).cost(weight)
+    Route::new(endpoint).cost(weight).items(items)
 }
 
 fn err(code: i32, msg: &str) -> Reply {

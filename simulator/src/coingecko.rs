@@ -6,20 +6,22 @@ use crate::market::{coin_by_id, round_dp, round_sig, unit, Coin, COINS, VS_CURRE
 use crate::util::{iso_ms, num, Query, Reply};
 use crate::{Ctx, Route};
 
-pub(crate) fn route(rest: &str) -> Route {
+/// One call per request whatever its size (CoinGecko counts calls, not items: a
+/// `/simple/price` for 50 `ids` is one call against the minute and month limits).
+pub(crate) fn route(rest: &str, q: &Query) -> Route {
     let seg: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let endpoint = match seg.as_slice() {
-        ["ping"] => "/ping",
-        ["simple", "price"] => "/simple/price",
-        ["coins", "list"] => "/coins/list",
-        ["coins", _] => "/coins/{id}",
-        ["coins", _, "market_chart"] => "/coins/{id}/market_chart",
-        ["search", "trending"] => "/search/trending",
-        ["search"] => "/search",
-        ["global"] => "/global",
+    let (endpoint, items) = match seg.as_slice() {
+        ["ping"] => ("/ping", 0),
+        ["simple", "price"] => ("/simple/price", q.list("ids").len()),
+        ["coins", "list"] => ("/coins/list", 0),
+        ["coins", _] => ("/coins/{id}", 1),
+        ["coins", _, "market_chart"] => ("/coins/{id}/market_chart", 1),
+        ["search", "trending"] => ("/search/trending", 0),
+        ["search"] => ("/search", 0),
+        ["global"] => ("/global", 0),
         _ => return Route::unknown(rest),
     };
-    Route::new(endpoint)
+    Route::new(endpoint).items(items)
 }
 
 pub(crate) fn not_found() -> Reply {

@@ -6,12 +6,30 @@ use crate::market::{coin_by_id, coin_by_symbol, round_sig, Coin};
 use crate::util::{iso_ms, Query, Reply};
 use crate::{Ctx, Route};
 
-pub(crate) fn route(rest: &str) -> Route {
-    match rest.trim_end_matches('/') {
-        "/v1/cryptocurrency/quotes/latest" => Route::new("/v1/cryptocurrency/quotes/latest"),
-        "/v2/cryptocurrency/quotes/latest" => Route::new("/v2/cryptocurrency/quotes/latest"),
-        _ => Route::unknown(rest),
-    }
+pub(crate) fn route(rest: &str, q: &Query) -> Route {
+    let endpoint = match rest.trim_end_matches('/') {
+        "/v1/cryptocurrency/quotes/latest" => "/v1/cryptocurrency/quotes/latest",
+        "/v2/cryptocurrency/quotes/latest" => "/v2/cryptocurrency/quotes/latest",
+        _ => return Route::unknown(rest),
+    };
+    Route::new(endpoint).items(requested(q).len()).cost(credits(q))
+}
+
+/// The coins a quotes request names: the `symbol` list, else `slug`, else `id` (the order the
+/// handler reads them in).
+fn requested(q: &Query) -> Vec<String> {
+    ["symbol", "slug", "id"].iter().map(|k| q.list(k)).find(|l| !l.is_empty()).unwrap_or_default()
+}
+
+/// Call credits of a quotes request, per CoinMarketCap's docs ("API Key Usage Credits"; the
+/// quotes endpoints' "Plan credit use"): 1 credit per 100 cryptocurrencies, rounded up (at least
+/// 1), and each `convert` currency beyond the first charged like another call. Modelled as
+/// `ceil(items / 100) * max(1, converts)`, which for up to 100 items equals the docs' "+1 credit
+/// per convert option beyond the first" and is above it when both are larger.
+pub(crate) fn credits(q: &Query) -> u32 {
+    let items = requested(q).len() as u32;
+    let converts = q.list("convert").len() as u32;
+    items.div_ceil(100).max(1).saturating_mul(converts.max(1))
 }
 
 /// The `status` object every CoinMarketCap response carries.
@@ -84,7 +102,7 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         let v = quote(ctx, c, &convert);
         data.insert(k.clone(), if v2 { json!([v]) } else { v });
     }
-    Reply::ok(&json!({"status": status(ctx, 0, None, 1), "data": data}))
+    Reply::ok(&json!({"status": status(ctx, 0, None, credits(q)), "data": data}))
 }
 
 fn quote(ctx: &Ctx, c: &Coin, convert: &[String]) -> Value {

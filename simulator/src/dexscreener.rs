@@ -12,12 +12,23 @@ pub(crate) fn route(rest: &str) -> Route {
     let seg: Vec<&str> = rest.trim_matches('/').split('/').collect();
     match seg.as_slice() {
         ["latest", "dex", "search"] => Route::new("/latest/dex/search"),
-        ["latest", "dex", "pairs", _, _] => Route::new("/latest/dex/pairs/{chainId}/{pairId}"),
-        ["token-pairs", "v1", _, _] => Route::new("/token-pairs/v1/{chainId}/{tokenAddress}"),
-        ["tokens", "v1", _, _] => Route::new("/tokens/v1/{chainId}/{tokenAddresses}"),
+        ["latest", "dex", "pairs", _, _] => Route::new("/latest/dex/pairs/{chainId}/{pairId}").items(1),
+        ["token-pairs", "v1", _, _] => Route::new("/token-pairs/v1/{chainId}/{tokenAddress}").items(1),
+        ["tokens", "v1", _, addresses] => {
+            Route::new("/tokens/v1/{chainId}/{tokenAddresses}").items(token_addresses(addresses).len())
+        }
         ["token-profiles", "latest", "v1"] => Route::new("/token-profiles/latest/v1").profiles(),
         _ => Route::unknown(rest),
     }
+}
+
+/// Most addresses one `/tokens/v1/{chainId}/{tokenAddresses}` call accepts (DexScreener API
+/// reference: "One or multiple, comma-separated token addresses (up to 30 addresses)").
+pub(crate) const MAX_TOKEN_ADDRESSES: usize = 30;
+
+/// The comma-separated addresses of a `/tokens/v1` path segment.
+fn token_addresses(segment: &str) -> Vec<&str> {
+    segment.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
 }
 
 pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
@@ -46,7 +57,12 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
             Reply::ok(&Value::Array(pairs_of(chain, &[address]).iter().map(|p| p.json(ctx)).collect()))
         }
         ["tokens", "v1", chain, addresses] => {
-            let list: Vec<&str> = addresses.split(',').filter(|a| !a.is_empty()).take(30).collect();
+            let list = token_addresses(addresses);
+            if list.len() > MAX_TOKEN_ADDRESSES {
+                // The real API refuses the call rather than answering for the first 30.
+                let msg = format!("Too many token addresses: {} (at most {MAX_TOKEN_ADDRESSES})", list.len());
+                return Reply::json(400, &json!({"error": msg}));
+            }
             Reply::ok(&Value::Array(pairs_of(chain, &list).iter().map(|p| p.json(ctx)).collect()))
         }
         ["token-profiles", "latest", "v1"] => {

@@ -9,6 +9,13 @@
 //! `Retry-After`); every call is counted per provider and endpoint; faults and latency can be
 //! injected.
 //!
+//! Batch requests follow the providers' own rules: a CoinGecko `/simple/price` is one call
+//! whatever its `ids`; a CoinMarketCap quotes request costs call credits (1 per 100 coins, times
+//! the `convert` currencies) against the day and month quotas, 1 request against the minute
+//! limit; a Binance `/api/v3/ticker/price` weighs 2 with `symbol`, 4 with `symbols` or none;
+//! DexScreener's `/tokens/v1` refuses more than 30 addresses with a 400. [`EndpointCalls`]
+//! counts the items asked for and what each provider's quota was charged.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use syntra_sim::{Limits, SimConfig, Simulator};
@@ -189,6 +196,8 @@ impl Fault {
 }
 
 /// Per-endpoint counters.
+///
+/// New fields may be added; build values with `..Default::default()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointCalls {
     /// Requests received, whatever the answer.
@@ -197,6 +206,28 @@ pub struct EndpointCalls {
     pub rejected: u64,
     /// Other non-2xx answers (injected faults, 401, 404, 400 ...).
     pub failed: u64,
+    /// Items the requests asked for, whatever the answer (429s included): the batch size of
+    /// batch endpoints, 1 for endpoints about one item, 0 where it has no meaning.
+    ///
+    /// | endpoint | items |
+    /// | --- | --- |
+    /// | CoinGecko `/simple/price` | entries of `ids` |
+    /// | CoinGecko `/coins/{id}`, `/coins/{id}/market_chart` | 1 |
+    /// | CoinMarketCap `/v1`, `/v2` `.../quotes/latest` | entries of `symbol`, else `slug`, else `id` (the list the handler reads) |
+    /// | Binance `/api/v3/ticker/price` | 1 with `symbol`, the length of `symbols=[...]`, 0 for all symbols |
+    /// | Binance `/api/v3/klines`, `/fapi/v1/fundingRate`, `/fapi/v1/openInterest` | 1 |
+    /// | Binance `/fapi/v1/premiumIndex` | 1 with `symbol`, 0 for all symbols |
+    /// | DexScreener `/tokens/v1/{chainId}/{tokenAddresses}` | addresses in the path (also when more than 30) |
+    /// | DexScreener `/token-pairs/v1/...`, `/latest/dex/pairs/...` | 1 |
+    /// | everything else (search, lists, trending, global, news, Fear & Greed, ping ...) | 0 |
+    pub items: u64,
+    /// What the provider's quota was charged: CoinMarketCap call credits (see
+    /// [`Limits::coinmarketcap_per_day`]), Binance request weight, 1 per request elsewhere.
+    /// Nothing for answers that consume nothing: 429s (rate limit or injected), injected
+    /// faults, 401 (missing credentials), 405; nor for CoinMarketCap error answers, which
+    /// CoinMarketCap does not charge credits for (they still count against its per-minute
+    /// request limit).
+    pub cost: u64,
 }
 
 /// A snapshot of the call counters, keyed by `(provider, endpoint)`.
@@ -237,6 +268,13 @@ impl Calls {
         self.map.values().map(|c| c.rejected).sum()
     }
 
+    /// What `provider`'s quota was charged, all endpoints (see [`EndpointCalls::cost`]:
+    /// CoinMarketCap credits, Binance weight, requests elsewhere).
+    pub fn cost(&self, provider: impl AsRef<str>) -> u64 {
+        let p = self::provider(provider.as_ref()).name();
+        self.map.iter().filter(|((q, _), _)| q == p).map(|(_, c)| c.cost).sum()
+    }
+
     /// `((provider, endpoint), counters)` in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, EndpointCalls)> {
         self.map.iter().map(|((p, e), c)| (p.as_str(), e.as_str(), *c))
@@ -245,25 +283,40 @@ impl Calls {
 
 impl fmt::Display for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<14} {:<44} {:>7} {:>8} {:>6}", "provider", "endpoint", "calls", "rejected", "failed")?;
+        // `items` is the batch size asked for; `cost` is in the provider's own unit (CoinMarketCap
+        // credits, Binance weight, requests elsewhere), so it has no cross-provider total.
+        writeln!(
+            f,
+            "{:<14} {:<44} {:>7} {:>8} {:>6} {:>7} {:>7}",
+            "provider", "endpoint", "calls", "rejected", "failed", "items", "cost"
+        )?;
         for (p, e, c) in self.iter() {
-            writeln!(f, "{p:<14} {e:<44} {:>7} {:>8} {:>6}", c.total, c.rejected, c.failed)?;
+            writeln!(
+                f,
+                "{p:<14} {e:<44} {:>7} {:>8} {:>6} {:>7} {:>7}",
+                c.total, c.rejected, c.failed, c.items, c.cost
+            )?;
         }
-        write!(f, "{:<14} {:<44} {:>7} {:>8}", "total", "", self.total(), self.rejected())
+        let failed: u64 = self.map.values().map(|c| c.failed).sum();
+        write!(f, "{:<14} {:<44} {:>7} {:>8} {:>6}", "total", "", self.total(), self.rejected(), failed)
     }
 }
 
-/// A matched route: endpoint label, rate-limit group and cost.
+/// A matched route: endpoint label, rate-limit group, cost and items asked for.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     pub endpoint: String,
+    /// Charge against the provider's quota: Binance request weight, CoinMarketCap credits
+    /// (day and month limits), 1 elsewhere.
     pub cost: u32,
     pub profiles: bool,
+    /// Items asked for (see [`EndpointCalls::items`]).
+    pub items: u64,
 }
 
 impl Route {
     pub fn new(endpoint: &str) -> Self {
-        Route { endpoint: endpoint.to_string(), cost: 1, profiles: false }
+        Route { endpoint: endpoint.to_string(), cost: 1, profiles: false, items: 0 }
     }
 
     pub fn unknown(path: &str) -> Self {
@@ -277,6 +330,11 @@ impl Route {
 
     pub fn profiles(mut self) -> Self {
         self.profiles = true;
+        self
+    }
+
+    pub fn items(mut self, items: usize) -> Self {
+        self.items = items as u64;
         self
     }
 }
@@ -340,9 +398,10 @@ impl State {
                 add(BucketId::CoinGeckoMonth, MONTH_MS, limits.coingecko_per_month, 1);
             }
             Provider::CoinMarketCap => {
+                // The minute limit counts requests; the day and month quotas count credits.
                 add(BucketId::CmcMinute, MINUTE_MS, limits.coinmarketcap_per_minute, 1);
-                add(BucketId::CmcDay, DAY_MS, limits.coinmarketcap_per_day, 1);
-                add(BucketId::CmcMonth, MONTH_MS, limits.coinmarketcap_per_month, 1);
+                add(BucketId::CmcDay, DAY_MS, limits.coinmarketcap_per_day, route.cost);
+                add(BucketId::CmcMonth, MONTH_MS, limits.coinmarketcap_per_month, route.cost);
             }
             Provider::DexScreener => {
                 if route.profiles {
@@ -376,10 +435,10 @@ impl State {
         };
         let rest = &path[p.prefix().len()..];
         let route = match p {
-            Provider::CoinGecko => coingecko::route(rest),
+            Provider::CoinGecko => coingecko::route(rest, q),
             Provider::Binance => binance::route(rest, q),
             Provider::DexScreener => dexscreener::route(rest),
-            Provider::CoinMarketCap => coinmarketcap::route(rest),
+            Provider::CoinMarketCap => coinmarketcap::route(rest, q),
             Provider::CryptoPanic => cryptopanic::route(rest),
             Provider::FearGreed => feargreed::route(rest),
         };
@@ -437,7 +496,8 @@ impl State {
                 None
             };
             if let Some(r) = &early {
-                Self::record(&mut inner, p, &route.endpoint, r.status);
+                // Nothing was charged: the request never passed the limits.
+                Self::record(&mut inner, p, &route, r.status, 0);
             }
             (ctx, early, latency, weight)
         };
@@ -453,7 +513,18 @@ impl State {
                     Provider::CryptoPanic => cryptopanic::handle(&ctx, rest, q),
                     Provider::FearGreed => feargreed::handle(&ctx, rest, q),
                 };
-                Self::record(&mut self.lock(), p, &route.endpoint, r.status);
+                let mut inner = self.lock();
+                let mut charged = u64::from(route.cost);
+                if p == Provider::CoinMarketCap && !(200..300).contains(&r.status) {
+                    // CoinMarketCap charges credits for successful calls only: give back the
+                    // day and month credits taken at admission (the minute's request stays).
+                    let buckets = Self::buckets(&inner.limits, p, &route);
+                    let credit_buckets: Vec<Bucket> =
+                        buckets.into_iter().filter(|b| matches!(b.id, BucketId::CmcDay | BucketId::CmcMonth)).collect();
+                    inner.windows.refund(&credit_buckets, ctx.now_ms as u64);
+                    charged = 0;
+                }
+                Self::record(&mut inner, p, &route, r.status, charged);
                 r
             }
         };
@@ -463,9 +534,11 @@ impl State {
         (reply, latency)
     }
 
-    fn record(inner: &mut Inner, p: Provider, endpoint: &str, status: u16) {
-        let c = inner.calls.entry((p.name().to_string(), endpoint.to_string())).or_default();
+    fn record(inner: &mut Inner, p: Provider, route: &Route, status: u16, charged: u64) {
+        let c = inner.calls.entry((p.name().to_string(), route.endpoint.clone())).or_default();
         c.total += 1;
+        c.items += route.items;
+        c.cost += charged;
         if status == 429 {
             c.rejected += 1;
         } else if !(200..300).contains(&status) {

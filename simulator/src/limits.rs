@@ -8,6 +8,12 @@ use std::collections::HashMap;
 /// day windows at 00:00 UTC, "month" windows are 30-day blocks), so a test can cross a window
 /// with [`Simulator::advance`](crate::Simulator::advance). Rejected calls consume nothing.
 ///
+/// Each limit counts in its provider's unit: CoinGecko, DexScreener, CryptoPanic and Fear & Greed
+/// count requests; Binance's weight limit counts request weight (e.g. `/api/v3/ticker/price` is 2
+/// with `symbol`, 4 with `symbols` or for all symbols); CoinMarketCap's per-minute limit counts
+/// requests but its day and month quotas count call credits (see
+/// [`coinmarketcap_per_day`](Self::coinmarketcap_per_day)).
+///
 /// Build small limits for tests with struct update syntax:
 /// `Limits { coingecko_per_minute: Some(3), ..Limits::unlimited() }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +22,18 @@ pub struct Limits {
     pub coingecko_per_minute: Option<u32>,
     /// CoinGecko Demo: 10,000 calls/month.
     pub coingecko_per_month: Option<u32>,
-    /// CoinMarketCap Basic: 30 calls/min.
+    /// CoinMarketCap Basic: 30 requests/min (requests, whatever their credits).
     pub coinmarketcap_per_minute: Option<u32>,
-    /// CoinMarketCap Basic: ~333 calls/day (10,000 credits/month spread over 30 days).
+    /// CoinMarketCap Basic: ~333 credits/day (10,000 credits/month spread over 30 days).
+    ///
+    /// Counts call credits, not requests. `/v1` and `/v2` `cryptocurrency/quotes/latest`
+    /// charge `ceil(items / 100)` credits (at least 1), where items are the entries of the
+    /// `symbol`, `slug` or `id` list, times the number of `convert` currencies (at least 1);
+    /// the answer's `status.credit_count` carries the credits charged. Error answers (400, 401,
+    /// 429 ...) charge no credit.
     pub coinmarketcap_per_day: Option<u32>,
-    /// CoinMarketCap Basic: 10,000 calls/month.
+    /// CoinMarketCap Basic: 10,000 credits/month (counted like
+    /// [`coinmarketcap_per_day`](Self::coinmarketcap_per_day)).
     pub coinmarketcap_per_month: Option<u32>,
     /// DexScreener search / pairs / tokens endpoints: 300 calls/min.
     pub dexscreener_per_minute: Option<u32>,
@@ -156,6 +169,18 @@ impl Windows {
             e.1 += u64::from(b.cost);
         }
         Verdict::Allowed
+    }
+
+    /// Gives back what [`check`](Self::check) took from `buckets` at `now_ms`, in the windows
+    /// that are still current.
+    pub fn refund(&mut self, buckets: &[Bucket], now_ms: u64) {
+        for b in buckets {
+            if let Some(e) = self.used.get_mut(&b.id) {
+                if e.0 == now_ms / b.window_ms {
+                    e.1 = e.1.saturating_sub(u64::from(b.cost));
+                }
+            }
+        }
     }
 
     pub fn clear(&mut self) {

@@ -353,3 +353,173 @@ async fn latency_and_shutdown() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(TcpStream::connect(a).await.is_err());
 }
+
+/// `n` CoinMarketCap ids (or symbols), cycling through the catalogue.
+fn cmc_list(n: usize, f: impl Fn(&syntra_sim::market::Coin) -> String) -> String {
+    let coins = syntra_sim::market::COINS;
+    (0..n).map(|i| f(&coins[i % coins.len()])).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test]
+async fn coingecko_batch_is_one_call_whatever_the_ids() {
+    let limits = Limits { coingecko_per_minute: Some(2), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let ids: Vec<String> = (0..50).map(|i| format!("coin-{i}")).collect();
+    let path = format!("/coingecko/api/v3/simple/price?ids=bitcoin,ethereum,{}&vs_currencies=usd", ids[2..].join(","));
+    let r = get(a, &path).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(r.body["bitcoin"]["usd"].is_number());
+    let c = sim.calls().endpoint("coingecko", "/simple/price");
+    assert_eq!((c.total, c.items, c.cost, c.rejected), (1, 50, 1, 0), "50 ids are one call");
+
+    // The second 50-id request fits a minute limit of 2 calls; the third does not.
+    assert_eq!(get(a, &path).await.status, 200);
+    assert_eq!(get(a, &path).await.status, 429);
+    let c = sim.calls().endpoint("coingecko", "/simple/price");
+    assert_eq!((c.total, c.rejected, c.items, c.cost), (3, 1, 150, 2), "a 429 asks for items but costs nothing");
+
+    sim.advance(Duration::from_secs(60));
+    get(a, "/coingecko/api/v3/coins/bitcoin").await;
+    get(a, "/coingecko/api/v3/global").await;
+    let calls = sim.calls();
+    let c = calls.endpoint("coingecko", "/coins/{id}");
+    assert_eq!((c.total, c.items, c.cost), (1, 1, 1));
+    let c = calls.endpoint("coingecko", "/global");
+    assert_eq!((c.total, c.items, c.cost), (1, 0, 1));
+    assert_eq!(calls.cost("coingecko"), 4);
+    let table = calls.to_string();
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("items") && header.contains("cost"), "{table}");
+    let row = table.lines().find(|l| l.contains("/simple/price")).unwrap();
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["coingecko", "/simple/price", "3", "1", "0", "150", "2"]);
+}
+
+#[tokio::test]
+async fn cmc_quotes_charge_credits_against_the_day_quota() {
+    let limits = Limits { coinmarketcap_per_day: Some(5), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let quotes = "/coinmarketcap/v1/cryptocurrency/quotes/latest";
+    let ids250 = format!("{quotes}?id={}", cmc_list(250, |c| c.cmc_id.to_string()));
+
+    // 250 ids: ceil(250 / 100) = 3 credits.
+    let r = get_h(a, &ids250, &[CMC_KEY]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["status"]["credit_count"], 3);
+    assert!(r.body["data"]["1"]["quote"]["USD"]["price"].is_number());
+    // 3 + 3 > 5: the day quota refuses the second one.
+    let r = get_h(a, &ids250, &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1009)), "{}", r.raw);
+    assert_eq!(r.body["status"]["credit_count"], 0);
+    let c = sim.calls().endpoint("coinmarketcap", "/v1/cryptocurrency/quotes/latest");
+    assert_eq!((c.total, c.rejected, c.items, c.cost), (2, 1, 500, 3));
+
+    // Up to 100 items is 1 credit: 3 + 1 = 4.
+    let r = get_h(a, &format!("{quotes}?symbol=BTC,ETH"), &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["credit_count"].as_u64()), (200, Some(1)));
+    // Each convert currency counts: 2 symbols in USD and EUR are 2 credits, 4 + 2 > 5.
+    let r = get_h(a, &format!("{quotes}?symbol=BTC,ETH&convert=USD,EUR"), &[CMC_KEY]).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    // An error answer charges no credit: 4 + 0, then 4 + 1 = 5 still fits.
+    let r = get_h(a, &format!("{quotes}?symbol=NOPE"), &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["credit_count"].as_u64()), (400, Some(0)));
+    assert_eq!(get_h(a, &format!("{quotes}?slug=bitcoin"), &[CMC_KEY]).await.status, 200);
+    assert_eq!(get_h(a, &format!("{quotes}?slug=bitcoin"), &[CMC_KEY]).await.status, 429);
+
+    // Next day: 150 symbols in 2 currencies = ceil(150 / 100) * 2 = 4 credits, on v2 too.
+    sim.advance(Duration::from_secs(86_400));
+    let v2 = format!(
+        "/coinmarketcap/v2/cryptocurrency/quotes/latest?symbol={}&convert=USD,EUR",
+        cmc_list(150, |c| c.symbol.to_string())
+    );
+    let r = get_h(a, &v2, &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["credit_count"].as_u64()), (200, Some(4)), "{}", r.raw);
+    assert!(r.body["data"]["BTC"][0]["quote"]["EUR"]["price"].is_number());
+    let calls = sim.calls();
+    let c = calls.endpoint("coinmarketcap", "/v2/cryptocurrency/quotes/latest");
+    assert_eq!((c.total, c.items, c.cost), (1, 150, 4));
+    let c = calls.endpoint("coinmarketcap", "/v1/cryptocurrency/quotes/latest");
+    assert_eq!((c.total, c.rejected, c.failed, c.items, c.cost), (7, 3, 1, 507, 5));
+    assert_eq!(calls.cost("coinmarketcap"), 9);
+}
+
+#[tokio::test]
+async fn cmc_month_quota_counts_credits_and_minute_limit_counts_requests() {
+    let quotes = "/coinmarketcap/v1/cryptocurrency/quotes/latest";
+    let ids250 = format!("{quotes}?id={}", cmc_list(250, |c| c.cmc_id.to_string()));
+
+    let month = Limits { coinmarketcap_per_month: Some(4), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, month)).await.unwrap();
+    assert_eq!(get_h(sim.addr(), &ids250, &[CMC_KEY]).await.status, 200);
+    let r = get_h(sim.addr(), &format!("{quotes}?symbol=BTC&convert=USD,EUR"), &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1010)), "3 + 2 credits > 4");
+    assert_eq!(get_h(sim.addr(), &format!("{quotes}?symbol=BTC"), &[CMC_KEY]).await.status, 200, "3 + 1 fits");
+
+    // The minute limit counts requests: two 3-credit requests fit a limit of 2, a third does not.
+    let minute = Limits { coinmarketcap_per_minute: Some(2), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, minute)).await.unwrap();
+    assert_eq!(get_h(sim.addr(), &ids250, &[CMC_KEY]).await.status, 200);
+    assert_eq!(get_h(sim.addr(), &ids250, &[CMC_KEY]).await.status, 200);
+    let r = get_h(sim.addr(), &format!("{quotes}?symbol=BTC"), &[CMC_KEY]).await;
+    assert_eq!((r.status, r.body["status"]["error_code"].as_i64()), (429, Some(1008)));
+}
+
+#[tokio::test]
+async fn binance_ticker_price_weighs_symbols_4_and_symbol_2() {
+    let limits = Limits { binance_weight_per_minute: Some(10), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let symbols = "/binance/api/v3/ticker/price?symbols=%5B%22BTCUSDT%22,%22ETHUSDT%22%5D";
+    let r = get(a, symbols).await;
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "4"), "{}", r.raw);
+    assert_eq!(r.body.as_array().unwrap().len(), 2);
+    let r = get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await;
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "6"));
+    let r = get(a, "/binance/api/v3/ticker/price").await;
+    assert_eq!((r.status, r.headers["x-mbx-used-weight-1m"].as_str()), (200, "10"), "every symbol weighs 4");
+    assert!(r.body.as_array().unwrap().len() > 2);
+    let r = get(a, "/binance/api/v3/ticker/price?symbol=ETHUSDT").await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (429, Some(-1003)));
+    let c = sim.calls().endpoint("binance", "/api/v3/ticker/price");
+    assert_eq!((c.total, c.rejected, c.items, c.cost), (4, 1, 4, 10));
+
+    // With weight 4 the next window admits two `symbols` calls and refuses a `symbol` one
+    // (8 + 2 = 10 fits, a third `symbols` would not).
+    sim.advance(Duration::from_secs(60));
+    assert_eq!(get(a, symbols).await.status, 200);
+    assert_eq!(get(a, symbols).await.status, 200);
+    assert_eq!(get(a, symbols).await.status, 429, "4 + 4 + 4 > 10");
+    assert_eq!(get(a, "/binance/api/v3/ticker/price?symbol=BTCUSDT").await.status, 200, "4 + 4 + 2 = 10");
+
+    // The raw-request limit counts 1 per request, whatever the weight.
+    let limits = Limits { binance_requests_per_minute: Some(3), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(sim.addr(), symbols).await.status, 200);
+    }
+    assert_eq!(get(sim.addr(), symbols).await.status, 429);
+    assert_eq!(sim.calls().endpoint("binance", "/api/v3/ticker/price").cost, 12);
+}
+
+#[tokio::test]
+async fn dexscreener_tokens_refuses_more_than_30_addresses() {
+    let limits = Limits { dexscreener_per_minute: Some(2), ..Limits::unlimited() };
+    let sim = Simulator::start(frozen(1, limits)).await.unwrap();
+    let a = sim.addr();
+    let addresses = |n: usize| {
+        let mut v = vec!["0x2260fac5e5542a773aa44fbcfedf7c193bc2c599".to_string()];
+        v.extend((1..n).map(|i| format!("0x{i:040x}")));
+        v.join(",")
+    };
+    let r = get(a, &format!("/dexscreener/tokens/v1/ethereum/{}", addresses(30))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(!r.body.as_array().unwrap().is_empty());
+    let r = get(a, &format!("/dexscreener/tokens/v1/ethereum/{}", addresses(31))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "Too many token addresses: 31 (at most 30)");
+    let c = sim.calls().endpoint("dexscreener", "/tokens/v1/{chainId}/{tokenAddresses}");
+    assert_eq!((c.total, c.failed, c.rejected, c.items, c.cost), (2, 1, 0, 61, 2));
+    // The refused call still counted against the minute's 2 requests.
+    assert_eq!(get(a, &format!("/dexscreener/tokens/v1/ethereum/{}", addresses(1))).await.status, 429);
+}
