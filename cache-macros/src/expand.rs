@@ -122,7 +122,8 @@ fn generate(plan: &Plan) -> TokenStream {
             let call = match fallback {
                 Some(expr) => {
                     let private = private_at(krate, expr.span());
-                    let fallback = quote_spanned!(expr.span()=> async { (#expr).await });
+                    // The annotated `let` reports a fallback of another type at the expression.
+                    let fallback = quote_spanned!(expr.span()=> async { let __cache_alt: #ret = (#expr).await; __cache_alt });
                     quote_spanned! {ret_span=>
                         let __cache_fallback = #fallback;
                         #private::fallback::<#ret, _>(&__CACHE_SITE, __cache_handle, #call, __cache_fallback).await

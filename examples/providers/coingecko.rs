@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use syntra_cache::engine::Coalescer;
 use syntra_cache::{cached, Cache};
 
+use super::binance::{Binance, Interval};
 use super::config::{CoinGeckoTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
@@ -263,6 +264,16 @@ pub struct CoinGecko {
     ttls: CoinGeckoTtls,
     /// Concurrent price misses merged into one `/simple/price` call (`None`: one call per coin).
     prices_window: Option<Arc<PriceWindow>>,
+    /// Where a price or a chart comes from when CoinGecko gives none and nothing is cached.
+    fallback: Option<Arc<Fallback>>,
+}
+
+/// Binance's spot market as the fallback source of [`CoinGecko::price`] (its ticker, USDT as
+/// USD) and [`CoinGecko::market_chart`] (its candles), for the coins it lists against USDT.
+struct Fallback {
+    binance: Binance,
+    /// CoinGecko id → Binance symbol (`bitcoin` → `BTCUSDT`).
+    symbols: HashMap<String, String>,
 }
 
 /// Merges concurrent single-coin price loads: `(id, vs)` pairs into one `/simple/price` call.
@@ -272,6 +283,15 @@ type PriceWindow = Coalescer<(String, String), Price, ApiError>;
 const PRICE_WINDOW: Duration = Duration::from_millis(5);
 /// `/simple/price` takes up to 250 ids per call (the free tier counts one call whatever the ids).
 const MAX_IDS: usize = 250;
+/// Refresh in batches: every `/simple/price` call also loads the coins asked most recently, and
+/// a later miss of one of them takes that value while it is younger than its TTL (the entry
+/// then lives for what is left of it, so all expire together and the next call refreshes all).
+const PRICE_COMPANIONS: usize = 200;
+const PRICE_SHARE: f64 = 1.0;
+
+fn price_window() -> Arc<PriceWindow> {
+    Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS).companions(PRICE_COMPANIONS, PRICE_SHARE))
+}
 
 impl fmt::Debug for CoinGecko {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,14 +315,66 @@ impl CoinGecko {
             api_key: super::env_key("COINGECKO_API_KEY"),
             cache,
             ttls: ttls.coingecko,
-            prices_window: Some(Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS))),
+            prices_window: Some(price_window()),
+            fallback: None,
         }
+    }
+
+    /// Answers prices and charts from Binance (`symbols`: CoinGecko id → Binance USDT symbol)
+    /// when CoinGecko gives none (its budget said no, or it failed) and nothing is cached.
+    pub fn with_fallback(mut self, binance: Binance, symbols: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.fallback = Some(Arc::new(Fallback { binance, symbols: symbols.into_iter().collect() }));
+        self
+    }
+
+    /// The fallback's Binance and symbol for `id` quoted in `vs` (USDT stands for USD).
+    fn fallback_for(&self, id: &str, vs: &str) -> Result<(&Binance, &str), ApiError> {
+        let none = || ApiError::NotFound(format!("no fallback source for {id:?} in {vs:?}"));
+        let fb = self.fallback.as_deref().ok_or_else(none)?;
+        if !vs.eq_ignore_ascii_case("usd") {
+            return Err(none());
+        }
+        let symbol = fb.symbols.get(id).ok_or_else(none)?;
+        Ok((&fb.binance, symbol))
+    }
+
+    /// [`price`](Self::price)'s fallback: Binance's last traded price against USDT.
+    async fn price_from_binance(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
+        let (binance, symbol) = self.fallback_for(id, vs)?;
+        let ticker = binance.current_price(symbol).await?;
+        Ok(Price {
+            id: id.to_owned(),
+            vs: vs.to_lowercase(),
+            price: ticker.price,
+            market_cap: None,
+            volume_24h: None,
+            change_24h: None,
+            last_updated_at: None,
+        })
+    }
+
+    /// [`market_chart`](Self::market_chart)'s fallback: Binance's candles over `days` (closes as
+    /// prices, quote volumes as volumes; no market caps).
+    async fn chart_from_binance(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
+        let (binance, symbol) = self.fallback_for(id, vs)?;
+        let (interval, limit) = match days {
+            0..=1 => (Interval::M15, 96),
+            2..=7 => (Interval::H1, 24 * days),
+            8..=90 => (Interval::H4, 6 * days),
+            _ => (Interval::D1, days.min(1000)),
+        };
+        let candles = binance.klines(symbol, interval, limit).await?;
+        Ok(MarketChart {
+            prices: candles.iter().map(|k| (k.close_time, k.close)).collect(),
+            market_caps: Vec::new(),
+            total_volumes: candles.iter().map(|k| (k.close_time, k.quote_volume)).collect(),
+        })
     }
 
     /// Batching on (the default: concurrent price misses share one upstream call, charged once
     /// to the budget) or off (one call per coin, for comparison: the demo's `--no-batch`).
     pub fn with_batching(mut self, on: bool) -> Self {
-        self.prices_window = on.then(|| Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS)));
+        self.prices_window = on.then(price_window);
         self
     }
 
@@ -312,9 +384,10 @@ impl CoinGecko {
         u32::from(self.prices_window.is_none())
     }
 
-    /// Upstream price calls made through the batching window, and the coins they priced.
-    pub fn batched_price_calls(&self) -> (u64, u64) {
-        self.prices_window.as_ref().map_or((0, 0), |w| (w.calls(), w.items()))
+    /// Upstream price calls made through the batching window, the coins they priced, how many
+    /// of those were companions (refresh in batches) and how many misses those answered.
+    pub fn batched_price_calls(&self) -> (u64, u64, u64, u64) {
+        self.prices_window.as_ref().map_or((0, 0, 0, 0), |w| (w.calls(), w.items(), w.companions_loaded(), w.served_ahead()))
     }
 
     /// Another base URL (a simulator, a proxy, the Pro API).
@@ -342,7 +415,14 @@ impl CoinGecko {
     /// Hot: `jitter` spreads the expiries of prices fetched together; `stale`: see
     /// `CoinGeckoTtls::price_stale`. Concurrent misses for other coins share one upstream call
     /// (see [`with_batching`](Self::with_batching)).
-    #[cached(ttl = "price", jitter = HOT_JITTER, stale = "price_stale", weight = self.price_weight())]
+    #[cached(
+        ttl = "price",
+        max_ttl = "price_max",
+        jitter = HOT_JITTER,
+        stale = "price_stale",
+        weight = self.price_weight(),
+        fallback = self.price_from_binance(id, vs)
+    )]
     pub async fn price(&self, id: &str, vs: &str) -> Result<Price, ApiError> {
         let pair = (id.to_owned(), vs.to_lowercase());
         let found = match &self.prices_window {
@@ -355,7 +435,14 @@ impl CoinGecko {
     /// Prices of many coins in `vs`: the cached ones from the cache (one `MGET`), the rest in one
     /// `/simple/price` call per 250 coins. Each coin is cached under the key [`price`](Self::price)
     /// uses, so the two share entries.
-    #[cached(ttl = "price", key = "price:<ids>_<vs>", batch = ids, max_batch = MAX_IDS, stale = "price_stale")]
+    #[cached(
+        ttl = "price",
+        max_ttl = "price_max",
+        key = "price:<ids>_<vs>",
+        batch = ids,
+        max_batch = MAX_IDS,
+        stale = "price_stale"
+    )]
     pub async fn prices(&self, ids: &[String], vs: &str) -> Result<HashMap<String, Price>, ApiError> {
         let vs = vs.to_lowercase();
         let pairs: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), vs.clone())).collect();
@@ -426,7 +513,7 @@ impl CoinGecko {
     }
 
     /// Market statistics of a coin (prices, caps, volumes, changes).
-    #[cached(ttl = "market_data", jitter = HOT_JITTER, stale = "market_data_stale")]
+    #[cached(ttl = "market_data", max_ttl = "market_data_max", jitter = HOT_JITTER, stale = "market_data_stale")]
     pub async fn market_data(&self, id: &str) -> Result<MarketData, ApiError> {
         let req = self.get(&format!("/coins/{id}")).query(&[
             ("localization", "false"),
@@ -440,7 +527,12 @@ impl CoinGecko {
     }
 
     /// Price, market-cap and volume history over `days`.
-    #[cached(ttl = "market_chart", jitter = HOT_JITTER, stale = "market_chart_stale")]
+    #[cached(
+        ttl = "market_chart",
+        jitter = HOT_JITTER,
+        stale = "market_chart_stale",
+        fallback = self.chart_from_binance(id, vs, days)
+    )]
     pub async fn market_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
         let days_s = days.to_string();
         let req =

@@ -91,6 +91,13 @@ const QUOTE_WINDOW: Duration = Duration::from_millis(5);
 /// CoinMarketCap charges one credit per 100 symbols of a call.
 const SYMBOLS_PER_CREDIT: usize = 100;
 
+/// Concurrent quote misses merged into one call of at most one credit; the symbols asked most
+/// recently ride along (refresh in batches), and a later miss takes such a quote while it is
+/// younger than half its TTL.
+fn quote_window() -> Arc<Coalescer<String, Quote, ApiError>> {
+    Arc::new(Coalescer::new(QUOTE_WINDOW, SYMBOLS_PER_CREDIT).companions(SYMBOLS_PER_CREDIT, 0.5))
+}
+
 /// The credits a call for `n` symbols costs.
 fn credits(n: usize) -> u32 {
     n.div_ceil(SYMBOLS_PER_CREDIT).max(1) as u32
@@ -118,14 +125,14 @@ impl CoinMarketCap {
             api_key: super::env_key("CMC_API_KEY"),
             cache,
             ttls: ttls.coinmarketcap,
-            quotes_window: Some(Arc::new(Coalescer::new(QUOTE_WINDOW, SYMBOLS_PER_CREDIT))),
+            quotes_window: Some(quote_window()),
         }
     }
 
     /// Batching on (the default: concurrent quote misses share one call, charged by its
     /// credits) or off (one call per symbol, for comparison: the demo's `--no-batch`).
     pub fn with_batching(mut self, on: bool) -> Self {
-        self.quotes_window = on.then(|| Arc::new(Coalescer::new(QUOTE_WINDOW, SYMBOLS_PER_CREDIT)));
+        self.quotes_window = on.then(quote_window);
         self
     }
 
@@ -135,9 +142,12 @@ impl CoinMarketCap {
         u32::from(self.quotes_window.is_none())
     }
 
-    /// Upstream quote calls made through the batching window, and the symbols they quoted.
-    pub fn batched_quote_calls(&self) -> (u64, u64) {
-        self.quotes_window.as_ref().map_or((0, 0), |w| (w.calls(), w.items()))
+    /// Upstream quote calls made through the batching window, the symbols they quoted, how many
+    /// of those were companions (refresh in batches) and how many misses those answered.
+    pub fn batched_quote_calls(&self) -> (u64, u64, u64, u64) {
+        self.quotes_window
+            .as_ref()
+            .map_or((0, 0, 0, 0), |w| (w.calls(), w.items(), w.companions_loaded(), w.served_ahead()))
     }
 
     /// Another base URL.
@@ -162,7 +172,7 @@ impl CoinMarketCap {
     ///
     /// Draws from the `coinmarketcap` budget (333/day, 10,000/month: the scarcest quota, so the
     /// one pacing stretches first); `stale`: see `CoinMarketCapTtls::quote_stale`.
-    #[cached(ttl = "quote", jitter = HOT_JITTER, stale = "quote_stale", weight = self.quote_weight())]
+    #[cached(ttl = "quote", max_ttl = "quote_max", jitter = HOT_JITTER, stale = "quote_stale", weight = self.quote_weight())]
     pub async fn quote(&self, symbol: &str) -> Result<Quote, ApiError> {
         let found = match &self.quotes_window {
             Some(window) => window.load(symbol.to_owned(), |symbols| self.load_quotes(symbols)).await?,
@@ -173,7 +183,14 @@ impl CoinMarketCap {
 
     /// Quotes of many symbols: the cached ones from the cache (one `MGET`), the rest in one call
     /// per 100 symbols (one credit each). Cached under the key [`quote`](Self::quote) uses.
-    #[cached(ttl = "quote", key = "quote:<symbols>", batch = symbols, max_batch = SYMBOLS_PER_CREDIT, stale = "quote_stale")]
+    #[cached(
+        ttl = "quote",
+        max_ttl = "quote_max",
+        key = "quote:<symbols>",
+        batch = symbols,
+        max_batch = SYMBOLS_PER_CREDIT,
+        stale = "quote_stale"
+    )]
     pub async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Quote>, ApiError> {
         self.fetch_quotes(symbols).await
     }

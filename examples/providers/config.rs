@@ -30,10 +30,10 @@
 //!
 //! | provider | endpoints (default seconds) |
 //! |---|---|
-//! | `coingecko` | `price` 90, `coin_data` 3600, `market_data` 300, `market_chart` 600, `trending` 900, `global` 300, `search` 1800; stale windows `price_stale` 300, `market_data_stale` 1800, `market_chart_stale` 3600 |
+//! | `coingecko` | `price` 90, `coin_data` 3600, `market_data` 300, `market_chart` 600, `trending` 900, `global` 300, `search` 1800; stale windows `price_stale` 300, `market_data_stale` 1800, `market_chart_stale` 3600; freshness floors under pacing `price_max` 900, `market_data_max` 7200 |
 //! | `binance` | `klines_1m` 60, `klines_5m` 180, `klines_15m` 300, `klines_1h` 600, `klines_4h` 1800, `klines_1d` 3600, `current_price` 30, `funding_rate` 3600, `open_interest` 300; stale window `current_price_stale` 120 (klines: one more TTL of the interval) |
 //! | `dexscreener` | `search` 300, `token_pairs` 300, `token_price` 60; stale window `token_price_stale` 300 |
-//! | `coinmarketcap` | `quote` 300; stale window `quote_stale` 1800 |
+//! | `coinmarketcap` | `quote` 300; stale window `quote_stale` 1800; freshness floor under pacing `quote_max` 1800 |
 //! | `cryptopanic` | `news` 900 |
 //! | `feargreed` | `current` 3600 |
 //!
@@ -144,6 +144,11 @@ pub struct CoinGeckoTtls {
     /// Stale window of `market_chart`, 1 h: a 1 to 30 day history barely changes in an hour
     /// (its last point is at most that late).
     pub market_chart_stale: Duration,
+    /// Freshness floor of `price` under budget pacing, 15 min: however far the month quota
+    /// stretches TTLs, a price is at most this old (minutes, never hours).
+    pub price_max: Duration,
+    /// Freshness floor of `market_data` under pacing, 2 h (caps and 24 h changes move slowly).
+    pub market_data_max: Duration,
 }
 
 /// Binance TTLs.
@@ -199,6 +204,8 @@ pub struct CoinMarketCapTtls {
     /// a quote up to 35 min old is served rather than an error when a call fails or the
     /// budget says no.
     pub quote_stale: Duration,
+    /// Freshness floor of `quote` under budget pacing, 30 min.
+    pub quote_max: Duration,
 }
 
 /// CryptoPanic TTLs.
@@ -242,6 +249,8 @@ impl Default for Ttls {
                 price_stale: secs(300),
                 market_data_stale: secs(1_800),
                 market_chart_stale: secs(3_600),
+                price_max: secs(900),
+                market_data_max: secs(7_200),
             },
             binance: BinanceTtls {
                 klines_1m: secs(60),
@@ -261,7 +270,7 @@ impl Default for Ttls {
                 token_price: secs(60),
                 token_price_stale: secs(300),
             },
-            coinmarketcap: CoinMarketCapTtls { quote: secs(300), quote_stale: secs(1_800) },
+            coinmarketcap: CoinMarketCapTtls { quote: secs(300), quote_stale: secs(1_800), quote_max: secs(1_800) },
             cryptopanic: CryptoPanicTtls { news: secs(900) },
             feargreed: FearGreedTtls { current: secs(3_600) },
         }
@@ -306,6 +315,8 @@ ttl_table!(
     coingecko.price_stale,
     coingecko.market_data_stale,
     coingecko.market_chart_stale,
+    coingecko.price_max,
+    coingecko.market_data_max,
     binance.klines_1m,
     binance.klines_5m,
     binance.klines_15m,
@@ -322,6 +333,7 @@ ttl_table!(
     dexscreener.token_price_stale,
     coinmarketcap.quote,
     coinmarketcap.quote_stale,
+    coinmarketcap.quote_max,
     cryptopanic.news,
     feargreed.current,
 );
@@ -469,8 +481,10 @@ fn per_clock_minute(budget: Budget, limit: u32) -> Budget {
 pub fn default_budgets() -> Budgets {
     let minute = Duration::from_secs(60);
     Budgets::new(vec![
-        // CoinGecko Demo: 30 calls/min, 10,000/month.
-        per_clock_minute(Budget::new("coingecko"), 30).quota_month(10_000),
+        // CoinGecko Demo: 30 calls/min, 10,000/month. Pacing may stretch its TTLs up to 256x
+        // so that the month lasts: the freshness floors (`price_max`, `market_data_max`) keep
+        // prices and market data within minutes; charts, metadata and search go further.
+        per_clock_minute(Budget::new("coingecko"), 30).quota_month(10_000).max_ttl_stretch(256.0),
         // CoinMarketCap Basic: ~333 calls/day, 10,000/month (credits; one per quote call).
         Budget::new("coinmarketcap").quota_day(333).quota_month(10_000),
         // DexScreener: 300/min for search, pairs and tokens; 60/min for token profiles.

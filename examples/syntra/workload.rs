@@ -414,10 +414,17 @@ pub struct CallOutcome {
     pub provider: &'static str,
     pub method: &'static str,
     pub error: Option<ApiError>,
+    /// A CoinGecko price's `last_updated_at` (unix seconds): how old the answer was.
+    pub priced_at: Option<i64>,
 }
 
 fn outcome<T>(provider: &'static str, method: &'static str, r: Result<T, ApiError>) -> CallOutcome {
-    CallOutcome { provider, method, error: r.err() }
+    CallOutcome { provider, method, error: r.err(), priced_at: None }
+}
+
+fn price_outcome(r: Result<crate::providers::coingecko::Price, ApiError>) -> CallOutcome {
+    let priced_at = r.as_ref().ok().and_then(|p| p.last_updated_at);
+    CallOutcome { priced_at, ..outcome("coingecko", "price", r) }
 }
 
 /// Composes the answer to one question: 1-3 provider calls, concurrent where independent.
@@ -428,9 +435,9 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
             match binance_symbol(coin) {
                 Some(sym) => {
                     let (a, b) = tokio::join!(cg, p.binance.current_price(sym));
-                    vec![outcome("coingecko", "price", a), outcome("binance", "current_price", b)]
+                    vec![price_outcome(a), outcome("binance", "current_price", b)]
                 }
-                None => vec![outcome("coingecko", "price", cg.await)],
+                None => vec![price_outcome(cg.await)],
             }
         }
         Question::Chart { coin, interval, vs } => {
@@ -559,11 +566,14 @@ struct Tally {
     by_kind: BTreeMap<&'static str, (u64, u64)>,
     providers: BTreeMap<&'static str, BotCalls>,
     errors: BTreeMap<(String, String), u64>,
+    /// Ages of the CoinGecko prices answered, in simulated seconds.
+    price_ages: Vec<u64>,
 }
 
 impl Tally {
-    fn record(&mut self, p: &Planned, calls: &[CallOutcome], took: Duration) {
+    fn record(&mut self, p: &Planned, calls: &[CallOutcome], took: Duration, now_s: i64) {
         self.latencies.push(took);
+        self.price_ages.extend(calls.iter().filter_map(|c| c.priced_at).map(|at| now_s.saturating_sub(at).max(0) as u64));
         self.users.insert(p.user);
         let failed = calls.iter().any(|c| c.error.is_some());
         let k = self.by_kind.entry(p.question.kind()).or_default();
@@ -635,6 +645,8 @@ struct Minutes {
     peak: HashMap<String, u64>,
     /// Minutes with more calls (or weight) than the per-minute limit.
     over: HashMap<String, u64>,
+    /// Each budget's TTL stretch at every simulated minute.
+    stretch: HashMap<String, Vec<f64>>,
 }
 
 impl Minutes {
@@ -653,6 +665,15 @@ impl Minutes {
 
 // ---------------------------------------------------------------------------------------------
 // The report
+
+/// `95 s`, `12 min`, `3.5 h`.
+fn secs(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{:.0} min", s as f64 / 60.0),
+        _ => format!("{:.1} h", s as f64 / 3600.0),
+    }
+}
 
 /// One provider's line of the report.
 #[derive(Debug, Clone)]
@@ -739,6 +760,26 @@ pub struct Report {
     pub declared: Option<Budgets>,
     /// The simulated unix second the run started at (`None` live).
     pub window_start: Option<u64>,
+    /// Each budget's TTL stretch sampled at every simulated minute.
+    pub stretch: Vec<(String, Vec<f64>)>,
+    /// The batching windows' figures (zero with `--no-batch`).
+    pub batching: Vec<BatchRow>,
+    /// Ages of the CoinGecko prices answered (simulated seconds, sorted).
+    pub price_ages: Vec<u64>,
+}
+
+/// One batching window's figures.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    pub what: &'static str,
+    /// Upstream calls the window made.
+    pub calls: u64,
+    /// Items those calls loaded, companions included.
+    pub items: u64,
+    /// Items loaded along with other items' calls (refresh in batches).
+    pub companions: u64,
+    /// Misses answered from a companion load (no upstream call of their own).
+    pub ahead: u64,
 }
 
 impl Report {
@@ -1153,10 +1194,18 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         }
     }
 
-    let batched = |p: Providers| Providers {
-        coingecko: p.coingecko.with_batching(config.batch),
-        coinmarketcap: p.coinmarketcap.with_batching(config.batch),
-        ..p
+    // Batching on (or off: `--no-batch`); CoinGecko's prices and charts fall back on Binance's
+    // spot market for the coins it lists against USDT.
+    let batched = |p: Providers| {
+        let symbols = BINANCE_SYMBOLS
+            .iter()
+            .filter(|s| s.quote == "tether")
+            .map(|s| (s.base.to_string(), s.symbol.to_string()));
+        Providers {
+            coingecko: p.coingecko.with_batching(config.batch).with_fallback(p.binance.clone(), symbols),
+            coinmarketcap: p.coinmarketcap.with_batching(config.batch),
+            ..p
+        }
     };
     let (sim, providers, upstream) = match sim {
         None => {
@@ -1204,13 +1253,18 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     };
     // Samples upstream calls at each simulated minute boundary.
     let sampler = {
-        let (counts, minutes) = (counts.clone(), minutes.clone());
+        let (counts, minutes, cache) = (counts.clone(), minutes.clone(), cache.clone());
         tokio::spawn(async move {
             let mut k = 1u32;
             loop {
                 let due = start + Duration::from_secs_f64(60.0 * f64::from(k) / speed);
                 tokio::time::sleep_until(due.into()).await;
-                minutes.lock().unwrap().sample(counts());
+                let mut m = minutes.lock().unwrap();
+                for b in cache.budget_stats() {
+                    m.stretch.entry(b.name.to_string()).or_default().push(b.stretch);
+                }
+                m.sample(counts());
+                drop(m);
                 k += 1;
             }
         })
@@ -1279,7 +1333,8 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
                     tracing::debug!(question = %item.question, provider = c.provider, method = c.method, error = %c.error.as_ref().unwrap(), "answer failed");
                 }
             }
-            tally.lock().unwrap().record(&item, &calls, took);
+            let now_s = epoch as i64 + (start.elapsed().as_secs_f64() * speed) as i64;
+            tally.lock().unwrap().record(&item, &calls, took, now_s);
             answered.fetch_add(1, Ordering::Relaxed);
         });
         while let Some(r) = tasks.try_join_next() {
@@ -1308,10 +1363,22 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     let budget_stats = cache.budget_stats();
     let sim_calls = sim.as_ref().map(|s| s.calls());
     let tally = std::mem::take(&mut *tally.lock().unwrap());
-    let (peaks, over) = {
+    let (peaks, over, stretch) = {
         let mut m = minutes.lock().unwrap();
-        (std::mem::take(&mut m.peak), std::mem::take(&mut m.over))
+        (std::mem::take(&mut m.peak), std::mem::take(&mut m.over), std::mem::take(&mut m.stretch))
     };
+    let mut stretch: Vec<(String, Vec<f64>)> = stretch.into_iter().collect();
+    stretch.sort_by(|a, b| a.0.cmp(&b.0));
+    let batching = {
+        let (cg_calls, cg_items, cg_companions, cg_ahead) = providers.coingecko.batched_price_calls();
+        let (cmc_calls, cmc_items, cmc_companions, cmc_ahead) = providers.coinmarketcap.batched_quote_calls();
+        vec![
+            BatchRow { what: "coingecko /simple/price", calls: cg_calls, items: cg_items, companions: cg_companions, ahead: cg_ahead },
+            BatchRow { what: "coinmarketcap quotes", calls: cmc_calls, items: cmc_items, companions: cmc_companions, ahead: cmc_ahead },
+        ]
+    };
+    let mut price_ages = tally.price_ages.clone();
+    price_ages.sort_unstable();
     let by_service = stats.by_service();
 
     let mut providers_rows = Vec::new();
@@ -1420,6 +1487,9 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         budgets: budget_stats,
         declared,
         window_start: sim.as_ref().map(|_| epoch),
+        stretch,
+        batching,
+        price_ages,
         upstream,
         cache: cache_label,
         cache_enabled: cache.is_enabled(),
@@ -1766,6 +1836,24 @@ impl fmt::Display for Report {
                 thousands(self.budget_denied())
             )?;
         }
+        if self.cache_enabled {
+            let fb: Vec<String> = self
+                .stats
+                .methods
+                .iter()
+                .filter(|m| m.fallbacks + m.fallback_errors > 0)
+                .map(|m| format!("{} {}: {} ({} failed too)", m.service, m.method, m.fallbacks, m.fallback_errors))
+                .collect();
+            let (ok, failed): (u64, u64) =
+                self.stats.methods.iter().fold((0, 0), |(a, b), m| (a + m.fallbacks, b + m.fallback_errors));
+            writeln!(
+                f,
+                "  answered by a fallback  {} calls   (its own source failed or was refused, nothing cached; {})",
+                thousands(ok),
+                if fb.is_empty() { "none needed".to_string() } else { fb.join(", ") }
+            )?;
+            let _ = failed;
+        }
         writeln!(
             f,
             "  answer latency          p50 {}   p99 {}   max {}",
@@ -1844,6 +1932,51 @@ impl fmt::Display for Report {
         self.fmt_budgets(f, minutes)?;
 
         // Cache.
+        if self.cache_enabled {
+            writeln!(f, "BATCHING AND FRESHNESS")?;
+            for b in &self.batching {
+                if b.calls == 0 {
+                    writeln!(f, "  {:<24} no batched calls (batching off: one upstream call per item)", b.what)?;
+                    continue;
+                }
+                writeln!(
+                    f,
+                    "  {:<24} {} calls for {} items ({:.1} per call; {} companions loaded ahead, {} misses answered by them)",
+                    b.what,
+                    thousands(b.calls),
+                    thousands(b.items),
+                    b.items as f64 / b.calls as f64,
+                    thousands(b.companions),
+                    thousands(b.ahead)
+                )?;
+            }
+            for (name, samples) in self.stretch.iter().filter(|(_, v)| v.iter().any(|&x| x > 1.0)) {
+                let mut v = samples.clone();
+                v.sort_by(f64::total_cmp);
+                let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+                writeln!(
+                    f,
+                    "  TTL stretch {:<12} min {:.2}  median {:.2}  max {:.2}  (sampled every simulated minute; pacing for the quotas)",
+                    name,
+                    v[0],
+                    at(0.5),
+                    v[v.len() - 1]
+                )?;
+            }
+            if !self.price_ages.is_empty() {
+                let v = &self.price_ages;
+                let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+                writeln!(
+                    f,
+                    "  coingecko price age      median {}  p90 {}  max {}  ({} answers; simulated time since CoinGecko's last_updated_at, minute resolution)",
+                    secs(at(0.5)),
+                    secs(at(0.9)),
+                    secs(v[v.len() - 1]),
+                    thousands(v.len() as u64)
+                )?;
+            }
+            writeln!(f)?;
+        }
         writeln!(f, "CACHE")?;
         let t = self.stats.total();
         match self.hit_rate() {
