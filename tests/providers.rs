@@ -315,7 +315,7 @@ async fn keys_and_ttls_follow_the_strategy() {
 
     // The table the services read is the strategy's.
     let ttls = Ttls::default();
-    assert_eq!(ttls.entries().len(), 28, "22 TTLs and 6 stale windows");
+    assert_eq!(ttls.entries().len(), 31, "22 TTLs, 6 stale windows and 3 freshness floors");
     assert_eq!(ttls.get("coingecko", "price"), Some(Duration::from_secs(90)));
     assert_eq!(ProviderLimits::get("coingecko").unwrap().per_minute, Some(30));
     assert_eq!(ProviderLimits::get("coinmarketcap").unwrap().per_day, Some(333));

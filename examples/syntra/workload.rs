@@ -611,7 +611,7 @@ pub fn minute_limit(name: &str) -> Option<u64> {
 
 /// Request weight of each Binance endpoint the bot calls, as the simulator (and Binance)
 /// weighs it: klines by the chart's `limit`, the ticker price with a symbol 2, the futures
-/// endpoints 1.
+/// endpoints 1 (for refused calls, which the simulator's `cost` does not count).
 fn binance_endpoint_weight(endpoint: &str) -> u64 {
     match endpoint {
         "/api/v3/klines" => u64::from(syntra_sim::klines_weight(KLINES_LIMIT)),
@@ -625,8 +625,14 @@ fn binance_endpoint_weight(endpoint: &str) -> u64 {
 fn sim_counts(calls: &Calls) -> Vec<(String, u64)> {
     let mut counts: Vec<(String, u64)> =
         Limits::ALL.iter().map(|l| (l.provider.to_string(), calls.provider(l.provider))).collect();
-    let weight =
-        calls.iter().filter(|(p, _, _)| *p == "binance").map(|(_, e, c)| c.total * binance_endpoint_weight(e)).sum();
+    // The simulator's own weight count (`cost`: klines by each call's `limit`, the fallback's
+    // candles included), plus the weight the 429-refused calls asked for (they cost nothing there,
+    // but the budget granted them).
+    let weight = calls
+        .iter()
+        .filter(|(p, _, _)| *p == "binance")
+        .map(|(_, e, c)| c.cost + c.rejected * binance_endpoint_weight(e))
+        .sum();
     counts.push((BINANCE_WEIGHT.to_string(), weight));
     counts
 }
