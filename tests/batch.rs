@@ -523,6 +523,12 @@ async fn a_failed_call_is_answered_by_its_fallback_which_is_counted_and_not_cach
     // The exporter shows both outcomes.
     let exporter = syntra_cache::export::Exporter::builder(&svc.cache).redis_poll_interval(Duration::ZERO).build();
     let text = exporter.render();
-    assert!(text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="ok"} 1"#), "{text}");
-    assert!(text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="error"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"syntra_cache_fallbacks_total{service="coingecko",method="price",outcome="error"} 1"#),
+        "{text}"
+    );
 }

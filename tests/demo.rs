@@ -156,8 +156,7 @@ async fn budgets_keep_every_provider_inside_its_limits_and_the_seed_ttls_do_not(
     let engine_stale = budgeted.stats.by_service().iter().find(|s| s.service == "coingecko").map_or(0, |s| s.stale);
     // A denied call may also be answered by its fallback source.
     let fallbacks = budgeted.stats.by_service().iter().find(|s| s.service == "coingecko").map_or(0, |s| s.fallbacks);
-    let answered =
-        cg.stale_served + engine_stale + fallbacks + budgeted.provider("coingecko").unwrap().budget_denied;
+    let answered = cg.stale_served + engine_stale + fallbacks + budgeted.provider("coingecko").unwrap().budget_denied;
     assert!(cg.denied <= answered, "{budgeted}");
     let text = budgeted.to_string();
     for needle in ["BUDGETS (", "inside limits", "budgets:        ON", "window:         simulated 2025-01-15 01:00"] {

@@ -123,7 +123,8 @@ fn generate(plan: &Plan) -> TokenStream {
                 Some(expr) => {
                     let private = private_at(krate, expr.span());
                     // The annotated `let` reports a fallback of another type at the expression.
-                    let fallback = quote_spanned!(expr.span()=> async { let __cache_alt: #ret = (#expr).await; __cache_alt });
+                    let fallback =
+                        quote_spanned!(expr.span()=> async { let __cache_alt: #ret = (#expr).await; __cache_alt });
                     quote_spanned! {ret_span=>
                         let __cache_fallback = #fallback;
                         #private::fallback::<#ret, _>(&__CACHE_SITE, __cache_handle, #call, __cache_fallback).await

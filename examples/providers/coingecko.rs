@@ -387,7 +387,9 @@ impl CoinGecko {
     /// Upstream price calls made through the batching window, the coins they priced, how many
     /// of those were companions (refresh in batches) and how many misses those answered.
     pub fn batched_price_calls(&self) -> (u64, u64, u64, u64) {
-        self.prices_window.as_ref().map_or((0, 0, 0, 0), |w| (w.calls(), w.items(), w.companions_loaded(), w.served_ahead()))
+        self.prices_window
+            .as_ref()
+            .map_or((0, 0, 0, 0), |w| (w.calls(), w.items(), w.companions_loaded(), w.served_ahead()))
     }
 
     /// Another base URL (a simulator, a proxy, the Pro API).

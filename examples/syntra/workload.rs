@@ -573,7 +573,8 @@ struct Tally {
 impl Tally {
     fn record(&mut self, p: &Planned, calls: &[CallOutcome], took: Duration, now_s: i64) {
         self.latencies.push(took);
-        self.price_ages.extend(calls.iter().filter_map(|c| c.priced_at).map(|at| now_s.saturating_sub(at).max(0) as u64));
+        self.price_ages
+            .extend(calls.iter().filter_map(|c| c.priced_at).map(|at| now_s.saturating_sub(at).max(0) as u64));
         self.users.insert(p.user);
         let failed = calls.iter().any(|c| c.error.is_some());
         let k = self.by_kind.entry(p.question.kind()).or_default();
@@ -1203,10 +1204,8 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     // Batching on (or off: `--no-batch`); CoinGecko's prices and charts fall back on Binance's
     // spot market for the coins it lists against USDT.
     let batched = |p: Providers| {
-        let symbols = BINANCE_SYMBOLS
-            .iter()
-            .filter(|s| s.quote == "tether")
-            .map(|s| (s.base.to_string(), s.symbol.to_string()));
+        let symbols =
+            BINANCE_SYMBOLS.iter().filter(|s| s.quote == "tether").map(|s| (s.base.to_string(), s.symbol.to_string()));
         Providers {
             coingecko: p.coingecko.with_batching(config.batch).with_fallback(p.binance.clone(), symbols),
             coinmarketcap: p.coinmarketcap.with_batching(config.batch),
@@ -1379,8 +1378,20 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         let (cg_calls, cg_items, cg_companions, cg_ahead) = providers.coingecko.batched_price_calls();
         let (cmc_calls, cmc_items, cmc_companions, cmc_ahead) = providers.coinmarketcap.batched_quote_calls();
         vec![
-            BatchRow { what: "coingecko /simple/price", calls: cg_calls, items: cg_items, companions: cg_companions, ahead: cg_ahead },
-            BatchRow { what: "coinmarketcap quotes", calls: cmc_calls, items: cmc_items, companions: cmc_companions, ahead: cmc_ahead },
+            BatchRow {
+                what: "coingecko /simple/price",
+                calls: cg_calls,
+                items: cg_items,
+                companions: cg_companions,
+                ahead: cg_ahead,
+            },
+            BatchRow {
+                what: "coinmarketcap quotes",
+                calls: cmc_calls,
+                items: cmc_items,
+                companions: cmc_companions,
+                ahead: cmc_ahead,
+            },
         ]
     };
     let mut price_ages = tally.price_ages.clone();
