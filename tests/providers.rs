@@ -701,3 +701,37 @@ fn budgets_are_declared_once_and_overridden_like_the_ttls() {
     let e = err(None, &[("SYNTRA_BUDGET_COINGECKO_RATE", "0/min")]);
     assert!(e.contains("SYNTRA_BUDGET_COINGECKO"), "{e}");
 }
+
+#[tokio::test]
+async fn binance_and_dexscreener_batch_functions_share_entries_and_keep_the_limits() {
+    use syntra_sim::market::{BINANCE_SYMBOLS, DEX_TOKENS};
+    let sim = sim(Limits::unlimited()).await;
+    let p = Providers::with_simulator(&sim, Cache::memory());
+
+    // Binance: one `symbols=[...]` call of weight 4 for three symbols.
+    let symbols: Vec<String> =
+        BINANCE_SYMBOLS.iter().filter(|s| s.quote == "tether").take(3).map(|s| s.symbol.to_string()).collect();
+    let got = p.binance.current_prices(&symbols).await.unwrap();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let calls = sim.calls().endpoint("binance", "/api/v3/ticker/price");
+    assert_eq!((calls.total, calls.items, calls.cost), (1, 3, 4), "{calls:?}");
+    // The single-item function reads the batch's entries (and the batch reads its own).
+    assert_eq!(p.binance.current_price(&symbols[1]).await.unwrap(), got[&symbols[1]]);
+    assert_eq!(p.binance.current_prices(&symbols).await.unwrap(), got);
+    assert_eq!(sim.calls().endpoint("binance", "/api/v3/ticker/price").total, 1, "all hits");
+
+    // DexScreener: 35 addresses of one chain go as 30 + 5, never 31 (which it refuses).
+    let chain = DEX_TOKENS[0].chain;
+    let known: Vec<String> = DEX_TOKENS.iter().filter(|t| t.chain == chain).map(|t| t.address.to_string()).collect();
+    let mut addresses = known.clone();
+    addresses.extend((addresses.len()..35).map(|i| format!("0x{i:040x}")));
+    let got = p.dexscreener.token_prices(chain, &addresses).await.unwrap();
+    let calls = sim.calls().endpoint("dexscreener", "/tokens/v1/{chainId}/{tokenAddresses}");
+    assert_eq!((calls.total, calls.failed, calls.items), (2, 0, 35), "{calls:?}");
+    for a in &known {
+        let one = p.dexscreener.token_price(chain, a).await.unwrap();
+        assert_eq!(got.get(a), Some(&one), "{a}: the batch's entry is the single function's");
+    }
+    assert_eq!(got.len(), known.len(), "unknown addresses are left out");
+    assert_eq!(sim.calls().endpoint("dexscreener", "/tokens/v1/{chainId}/{tokenAddresses}").total, 2, "all hits");
+}

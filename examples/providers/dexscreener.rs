@@ -1,6 +1,6 @@
 //! DexScreener public API (300 calls/min for search and pairs; no key needed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,6 +11,8 @@ use super::config::{DexScreenerTtls, Ttls, HOT_JITTER};
 use super::error::{fetch_json, ApiError};
 
 const PROVIDER: &str = "dexscreener";
+/// `/tokens/v1/{chain}/{addresses}` takes at most 30 addresses.
+const MAX_ADDRESSES: usize = 30;
 
 /// `baseToken` / `quoteToken` of a pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,38 +208,59 @@ impl DexScreener {
     pub async fn token_price(&self, chain: &str, address: &str) -> Result<TokenPrice, ApiError> {
         let req = self.get(&format!("/tokens/v1/{chain}/{address}"));
         let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;
-        // Prefer pairs where the token is the base; a quote-side pair gives its price as
-        // priceUsd / priceNative.
-        let mut best: Option<(f64, f64, &Pair, &Token)> = None;
-        for p in &pairs {
-            let (price, token) = if same_address(&p.base_token.address, address) {
-                (p.price_usd(), &p.base_token)
-            } else if same_address(&p.quote_token.address, address) {
-                let price = match (p.price_usd(), p.price_native()) {
-                    (Some(u), Some(n)) if n > 0.0 => Some(u / n),
-                    _ => None,
-                };
-                (price, &p.quote_token)
-            } else {
-                continue;
-            };
-            let Some(price) = price else { continue };
-            let liq = p.liquidity_usd();
-            if best.as_ref().is_none_or(|b| liq > b.1) {
-                best = Some((price, liq, p, token));
-            }
-        }
-        let (price, liq, pair, token) =
-            best.ok_or_else(|| ApiError::NotFound(format!("dexscreener price of {chain}/{address}")))?;
-        Ok(TokenPrice {
-            chain_id: pair.chain_id.clone(),
-            address: token.address.clone(),
-            symbol: token.symbol.clone(),
-            name: token.name.clone(),
-            price_usd: price,
-            liquidity_usd: liq,
-            dex_id: pair.dex_id.clone(),
-            pair_address: pair.pair_address.clone(),
-        })
+        best_price(&pairs, address).ok_or_else(|| ApiError::NotFound(format!("dexscreener price of {chain}/{address}")))
     }
+
+    /// Prices of many tokens of one chain: the cached ones from the cache (one `MGET`), the rest
+    /// in one `/tokens/v1/{chain}/{a,b,...}` call per 30 addresses (DexScreener's limit). Each
+    /// token is cached under the key [`token_price`](Self::token_price) uses; tokens without a
+    /// priced pair are left out.
+    #[cached(
+        ttl = "token_price",
+        key = "token_price:<chain>_<addresses>",
+        batch = addresses,
+        max_batch = MAX_ADDRESSES,
+        jitter = HOT_JITTER,
+        stale = "token_price_stale"
+    )]
+    pub async fn token_prices(&self, chain: &str, addresses: &[String]) -> Result<HashMap<String, TokenPrice>, ApiError> {
+        let req = self.get(&format!("/tokens/v1/{chain}/{}", addresses.join(",")));
+        let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;
+        Ok(addresses.iter().filter_map(|a| Some((a.clone(), best_price(&pairs, a)?))).collect())
+    }
+}
+
+/// `address`'s price among `pairs`: from the most liquid pair where it is the base token (its
+/// `priceUsd`), or the quote token (`priceUsd / priceNative`).
+fn best_price(pairs: &[Pair], address: &str) -> Option<TokenPrice> {
+    let mut best: Option<(f64, f64, &Pair, &Token)> = None;
+    for p in pairs {
+        let (price, token) = if same_address(&p.base_token.address, address) {
+            (p.price_usd(), &p.base_token)
+        } else if same_address(&p.quote_token.address, address) {
+            let price = match (p.price_usd(), p.price_native()) {
+                (Some(u), Some(n)) if n > 0.0 => Some(u / n),
+                _ => None,
+            };
+            (price, &p.quote_token)
+        } else {
+            continue;
+        };
+        let Some(price) = price else { continue };
+        let liq = p.liquidity_usd();
+        if best.as_ref().is_none_or(|b| liq > b.1) {
+            best = Some((price, liq, p, token));
+        }
+    }
+    let (price, liq, pair, token) = best?;
+    Some(TokenPrice {
+        chain_id: pair.chain_id.clone(),
+        address: token.address.clone(),
+        symbol: token.symbol.clone(),
+        name: token.name.clone(),
+        price_usd: price,
+        liquidity_usd: liq,
+        dex_id: pair.dex_id.clone(),
+        pair_address: pair.pair_address.clone(),
+    })
 }
