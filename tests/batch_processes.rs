@@ -18,7 +18,6 @@ use syntra_cache::Cache;
 use syntra_sim::market::COINS;
 use syntra_sim::{Limits, SimConfig, Simulator};
 
-
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }

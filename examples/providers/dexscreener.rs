@@ -223,7 +223,11 @@ impl DexScreener {
         jitter = HOT_JITTER,
         stale = "token_price_stale"
     )]
-    pub async fn token_prices(&self, chain: &str, addresses: &[String]) -> Result<HashMap<String, TokenPrice>, ApiError> {
+    pub async fn token_prices(
+        &self,
+        chain: &str,
+        addresses: &[String],
+    ) -> Result<HashMap<String, TokenPrice>, ApiError> {
         let req = self.get(&format!("/tokens/v1/{chain}/{}", addresses.join(",")));
         let pairs: Vec<Pair> = fetch_json(PROVIDER, req).await?;
         Ok(addresses.iter().filter_map(|a| Some((a.clone(), best_price(&pairs, a)?))).collect())
