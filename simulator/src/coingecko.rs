@@ -14,6 +14,8 @@ pub(crate) fn route(rest: &str, q: &Query) -> Route {
         ["ping"] => ("/ping", 0),
         ["simple", "price"] => ("/simple/price", q.list("ids").len()),
         ["coins", "list"] => ("/coins/list", 0),
+        // Before `["coins", _]`, which would take "markets" for a coin id.
+        ["coins", "markets"] => ("/coins/markets", q.list("ids").len()),
         ["coins", _] => ("/coins/{id}", 1),
         ["coins", _, "market_chart"] => ("/coins/{id}/market_chart", 1),
         ["search", "trending"] => ("/search/trending", 0),
@@ -40,6 +42,7 @@ pub(crate) fn handle(ctx: &Ctx, rest: &str, q: &Query) -> Reply {
         ["coins", "list"] => Reply::ok(&Value::Array(
             COINS.iter().map(|c| json!({"id": c.id, "symbol": c.symbol.to_lowercase(), "name": c.name})).collect(),
         )),
+        ["coins", "markets"] => coins_markets(ctx, q),
         ["coins", id] => match coin_by_id(id) {
             Some(c) => Reply::ok(&coin(ctx, c, q)),
             None => not_found(),
@@ -177,43 +180,126 @@ fn change(ctx: &Ctx, c: &Coin, vs: &str, secs: i64) -> Option<f64> {
     Some(round_sig((now / then - 1.0) * 100.0, 7))
 }
 
+/// A coin's figures at the simulated instant, in USD. `/coins/{id}` (`market_data`) and
+/// `/coins/markets` both derive their numbers from it, so they agree for the same coin,
+/// currency and instant.
+struct Figures {
+    t: i64,
+    usd: f64,
+    prev_usd: f64,
+    /// Daily extremes from a 24-point sampling of the last day.
+    hi: f64,
+    lo: f64,
+    ath: f64,
+    atl: f64,
+    mc: f64,
+    prev_mc: f64,
+    fdv: f64,
+    volume: f64,
+    ath_date: String,
+    atl_date: String,
+}
+
+impl Figures {
+    fn new(ctx: &Ctx, c: &Coin) -> Self {
+        let m = &ctx.market;
+        let t = ctx.now_s();
+        let usd = m.coin_usd(c, t);
+        let samples: Vec<f64> = (0..=24).map(|h| m.coin_usd(c, t - h * 3600)).collect();
+        let prev_usd = m.coin_usd(c, t - 86_400);
+        Figures {
+            t,
+            usd,
+            prev_usd,
+            hi: samples.iter().cloned().fold(f64::MIN, f64::max),
+            lo: samples.iter().cloned().fold(f64::MAX, f64::min),
+            ath: usd.max(c.base_usd * 1.45),
+            atl: c.base_usd * 0.004,
+            mc: usd * c.circulating,
+            prev_mc: prev_usd * c.circulating,
+            fdv: usd * c.max_supply.unwrap_or(c.circulating),
+            volume: m.volume_usd(c, t),
+            ath_date: iso_ms(1_710_460_800_000 + (c.cmc_id as i64 % 97) * 86_400_000),
+            atl_date: iso_ms(1_400_000_000_000 + (c.cmc_id as i64 % 89) * 86_400_000),
+        }
+    }
+
+    fn ath_change_percentage(&self) -> f64 {
+        round_sig((self.usd / self.ath - 1.0) * 100.0, 7)
+    }
+
+    fn atl_change_percentage(&self) -> f64 {
+        round_sig((self.usd / self.atl - 1.0) * 100.0, 7)
+    }
+
+    fn market_cap_change_percentage_24h(&self) -> f64 {
+        round_sig((self.mc / self.prev_mc - 1.0) * 100.0, 7)
+    }
+
+    /// The figures in `vs`, rounded as CoinGecko prints them; `None` for an unknown currency.
+    fn convert(&self, ctx: &Ctx, c: &Coin, vs: &str) -> Option<InCurrency> {
+        let m = &ctx.market;
+        let rate = m.usd_in(vs, self.t)?;
+        Some(InCurrency {
+            current_price: num(self.usd * rate),
+            ath: num(self.ath * rate),
+            atl: num(self.atl * rate),
+            market_cap: (self.mc * rate).round(),
+            fully_diluted_valuation: (self.fdv * rate).round(),
+            total_volume: (self.volume * rate).round(),
+            high_24h: num(self.hi * rate),
+            low_24h: num(self.lo * rate),
+            price_change_24h: num(m.coin_in(c, vs, self.t)? - m.coin_in(c, vs, self.t - 86_400)?),
+            market_cap_change_24h: round_dp((self.mc - self.prev_mc) * rate, 2),
+        })
+    }
+}
+
+/// [`Figures`] in one currency.
+struct InCurrency {
+    current_price: Value,
+    ath: Value,
+    atl: Value,
+    market_cap: f64,
+    fully_diluted_valuation: f64,
+    total_volume: f64,
+    high_24h: Value,
+    low_24h: Value,
+    price_change_24h: Value,
+    market_cap_change_24h: f64,
+}
+
 fn market_data(ctx: &Ctx, c: &Coin) -> Value {
-    let m = &ctx.market;
-    let t = ctx.now_s();
-    let usd = m.coin_usd(c, t);
-    let rate = |vs: &str| m.usd_in(vs, t);
-    // Daily extremes from a 24-point sampling of the last day.
-    let samples: Vec<f64> = (0..=24).map(|h| m.coin_usd(c, t - h * 3600)).collect();
-    let hi = samples.iter().cloned().fold(f64::MIN, f64::max);
-    let lo = samples.iter().cloned().fold(f64::MAX, f64::min);
-    let ath = usd.max(c.base_usd * 1.45);
-    let atl = c.base_usd * 0.004;
-    let mc = usd * c.circulating;
-    let prev_usd = m.coin_usd(c, t - 86_400);
-    let prev_mc = prev_usd * c.circulating;
-    let fdv = usd * c.max_supply.unwrap_or(c.circulating);
-    let ath_date = iso_ms(1_710_460_800_000 + (c.cmc_id as i64 % 97) * 86_400_000);
-    let atl_date = iso_ms(1_400_000_000_000 + (c.cmc_id as i64 % 89) * 86_400_000);
+    let f = Figures::new(ctx, c);
+    let by = |g: &dyn Fn(InCurrency) -> Value| {
+        let mut m = Map::new();
+        for v in VS_CURRENCIES {
+            if let Some(x) = f.convert(ctx, c, v) {
+                m.insert(v.to_string(), g(x));
+            }
+        }
+        Value::Object(m)
+    };
     json!({
-        "current_price": per_currency(|v| Some(usd * rate(v)?), num),
+        "current_price": by(&|x| x.current_price),
         "total_value_locked": null,
         "mcap_to_tvl_ratio": null,
         "fdv_to_tvl_ratio": null,
         "roi": null,
-        "ath": per_currency(|v| Some(ath * rate(v)?), num),
-        "ath_change_percentage": per_currency(|_| Some(round_sig((usd / ath - 1.0) * 100.0, 7)), Value::from),
-        "ath_date": per_currency(|_| Some(0.0), |_| Value::from(ath_date.clone())),
-        "atl": per_currency(|v| Some(atl * rate(v)?), num),
-        "atl_change_percentage": per_currency(|_| Some(round_sig((usd / atl - 1.0) * 100.0, 7)), Value::from),
-        "atl_date": per_currency(|_| Some(0.0), |_| Value::from(atl_date.clone())),
-        "market_cap": per_currency(|v| Some((mc * rate(v)?).round()), Value::from),
+        "ath": by(&|x| x.ath),
+        "ath_change_percentage": per_currency(|_| Some(f.ath_change_percentage()), Value::from),
+        "ath_date": per_currency(|_| Some(0.0), |_| Value::from(f.ath_date.clone())),
+        "atl": by(&|x| x.atl),
+        "atl_change_percentage": per_currency(|_| Some(f.atl_change_percentage()), Value::from),
+        "atl_date": per_currency(|_| Some(0.0), |_| Value::from(f.atl_date.clone())),
+        "market_cap": by(&|x| Value::from(x.market_cap)),
         "market_cap_rank": c.rank,
-        "fully_diluted_valuation": per_currency(|v| Some((fdv * rate(v)?).round()), Value::from),
-        "market_cap_fdv_ratio": round_dp(mc / fdv, 2),
-        "total_volume": per_currency(|v| Some((m.volume_usd(c, t) * rate(v)?).round()), Value::from),
-        "high_24h": per_currency(|v| Some(hi * rate(v)?), num),
-        "low_24h": per_currency(|v| Some(lo * rate(v)?), num),
-        "price_change_24h": round_sig(usd - prev_usd, 8),
+        "fully_diluted_valuation": by(&|x| Value::from(x.fully_diluted_valuation)),
+        "market_cap_fdv_ratio": round_dp(f.mc / f.fdv, 2),
+        "total_volume": by(&|x| Value::from(x.total_volume)),
+        "high_24h": by(&|x| x.high_24h),
+        "low_24h": by(&|x| x.low_24h),
+        "price_change_24h": round_sig(f.usd - f.prev_usd, 8),
         "price_change_percentage_24h": change(ctx, c, "usd", 86_400),
         "price_change_percentage_7d": change(ctx, c, "usd", 7 * 86_400),
         "price_change_percentage_14d": change(ctx, c, "usd", 14 * 86_400),
@@ -221,21 +307,124 @@ fn market_data(ctx: &Ctx, c: &Coin) -> Value {
         "price_change_percentage_60d": change(ctx, c, "usd", 60 * 86_400),
         "price_change_percentage_200d": change(ctx, c, "usd", 200 * 86_400),
         "price_change_percentage_1y": change(ctx, c, "usd", 365 * 86_400),
-        "market_cap_change_24h": round_dp(mc - prev_mc, 2),
-        "market_cap_change_percentage_24h": round_sig((mc / prev_mc - 1.0) * 100.0, 7),
-        "price_change_24h_in_currency": per_currency(|v| Some(m.coin_in(c, v, t)? - m.coin_in(c, v, t - 86_400)?), num),
+        "market_cap_change_24h": round_dp(f.mc - f.prev_mc, 2),
+        "market_cap_change_percentage_24h": f.market_cap_change_percentage_24h(),
+        "price_change_24h_in_currency": by(&|x| x.price_change_24h),
         "price_change_percentage_1h_in_currency": per_currency(|v| change(ctx, c, v, 3_600), Value::from),
         "price_change_percentage_24h_in_currency": per_currency(|v| change(ctx, c, v, 86_400), Value::from),
         "price_change_percentage_7d_in_currency": per_currency(|v| change(ctx, c, v, 7 * 86_400), Value::from),
         "price_change_percentage_30d_in_currency": per_currency(|v| change(ctx, c, v, 30 * 86_400), Value::from),
-        "market_cap_change_24h_in_currency": per_currency(|v| Some(round_dp((mc - prev_mc) * rate(v)?, 2)), Value::from),
-        "market_cap_change_percentage_24h_in_currency": per_currency(|_| Some(round_sig((mc / prev_mc - 1.0) * 100.0, 7)), Value::from),
+        "market_cap_change_24h_in_currency": by(&|x| Value::from(x.market_cap_change_24h)),
+        "market_cap_change_percentage_24h_in_currency": per_currency(|_| Some(f.market_cap_change_percentage_24h()), Value::from),
         "total_supply": c.max_supply.unwrap_or(c.circulating),
         "max_supply": c.max_supply,
         "max_supply_infinite": c.max_supply.is_none(),
         "circulating_supply": c.circulating,
         "last_updated": iso_ms(ctx.now_ms),
     })
+}
+
+/// `price_change_percentage` windows `/coins/markets` accepts, with their length.
+const CHANGE_WINDOWS: &[(&str, i64)] = &[
+    ("1h", 3_600),
+    ("24h", 86_400),
+    ("7d", 7 * 86_400),
+    ("14d", 14 * 86_400),
+    ("30d", 30 * 86_400),
+    ("200d", 200 * 86_400),
+    ("1y", 365 * 86_400),
+];
+
+/// `/coins/markets`: one row per coin, all money in `vs_currency`, sorted by `order` and paged.
+fn coins_markets(ctx: &Ctx, q: &Query) -> Reply {
+    let Some(vs) = q.get("vs_currency").map(str::to_lowercase) else {
+        return bad_request("Missing parameter vs_currency");
+    };
+    if ctx.market.usd_in(&vs, 0).is_none() {
+        return bad_request("invalid vs_currency");
+    }
+    let order = q.get("order").unwrap_or("market_cap_desc");
+    if !["market_cap_desc", "market_cap_asc", "volume_desc", "volume_asc", "id_asc", "id_desc"].contains(&order) {
+        return bad_request("invalid order");
+    }
+    let per_page = match q.get("per_page").map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=250).contains(&n) => n,
+        Some(_) => return bad_request("invalid per_page"),
+    };
+    let page = match q.get("page").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return bad_request("invalid page"),
+    };
+    // `sparkline` is accepted and ignored (no `sparkline_in_7d`).
+    let windows: Vec<(&str, i64)> = {
+        let asked = q.list("price_change_percentage");
+        CHANGE_WINDOWS.iter().copied().filter(|(p, _)| asked.iter().any(|a| a.eq_ignore_ascii_case(p))).collect()
+    };
+    let ids = q.list("ids");
+    // Real CoinGecko silently omits unknown ids; no `ids` means every coin.
+    let coins: Vec<&Coin> = if ids.is_empty() {
+        COINS.iter().collect()
+    } else {
+        COINS.iter().filter(|c| ids.iter().any(|id| id == c.id)).collect()
+    };
+    let mut rows: Vec<(&Coin, Figures)> = coins.into_iter().map(|c| (c, Figures::new(ctx, c))).collect();
+    rows.sort_by(|(a, fa), (b, fb)| {
+        let by = match order {
+            "market_cap_asc" => fa.mc.total_cmp(&fb.mc),
+            "market_cap_desc" => fb.mc.total_cmp(&fa.mc),
+            "volume_asc" => fa.volume.total_cmp(&fb.volume),
+            "volume_desc" => fb.volume.total_cmp(&fa.volume),
+            "id_desc" => b.id.cmp(a.id),
+            _ => a.id.cmp(b.id),
+        };
+        by.then(a.rank.cmp(&b.rank))
+    });
+    let out: Vec<Value> = rows
+        .iter()
+        .skip(per_page.saturating_mul(page - 1))
+        .take(per_page)
+        .filter_map(|(c, f)| market_row(ctx, c, f, &vs, &windows))
+        .collect();
+    Reply::ok(&Value::Array(out))
+}
+
+fn market_row(ctx: &Ctx, c: &Coin, f: &Figures, vs: &str, windows: &[(&str, i64)]) -> Option<Value> {
+    let x = f.convert(ctx, c, vs)?;
+    let mut row = json!({
+        "id": c.id,
+        "symbol": c.symbol.to_lowercase(),
+        "name": c.name,
+        "image": image(c, "large"),
+        "current_price": x.current_price,
+        // Whole numbers, as the real API prints them (same values as `market_data`'s).
+        "market_cap": x.market_cap as i64,
+        "market_cap_rank": c.rank,
+        "fully_diluted_valuation": x.fully_diluted_valuation as i64,
+        "total_volume": x.total_volume as i64,
+        "high_24h": x.high_24h,
+        "low_24h": x.low_24h,
+        "price_change_24h": x.price_change_24h,
+        "price_change_percentage_24h": change(ctx, c, vs, 86_400),
+        "market_cap_change_24h": x.market_cap_change_24h,
+        "market_cap_change_percentage_24h": f.market_cap_change_percentage_24h(),
+        "circulating_supply": c.circulating,
+        "total_supply": c.max_supply.unwrap_or(c.circulating),
+        "max_supply": c.max_supply,
+        "ath": x.ath,
+        "ath_change_percentage": f.ath_change_percentage(),
+        "ath_date": f.ath_date,
+        "atl": x.atl,
+        "atl_change_percentage": f.atl_change_percentage(),
+        "atl_date": f.atl_date,
+        "roi": null,
+        "last_updated": iso_ms(ctx.now_ms),
+    });
+    for (p, secs) in windows {
+        row[format!("price_change_percentage_{p}_in_currency")] = Value::from(change(ctx, c, vs, *secs));
+    }
+    Some(row)
 }
 
 fn market_chart(ctx: &Ctx, c: &Coin, q: &Query) -> Reply {

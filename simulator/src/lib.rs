@@ -213,6 +213,7 @@ pub struct EndpointCalls {
     /// | --- | --- |
     /// | CoinGecko `/simple/price` | entries of `ids` |
     /// | CoinGecko `/coins/{id}`, `/coins/{id}/market_chart` | 1 |
+    /// | CoinGecko `/coins/markets` | entries of `ids` (0 when absent) |
     /// | CoinMarketCap `/v1`, `/v2` `.../quotes/latest` | entries of `symbol`, else `slug`, else `id` (the list the handler reads) |
     /// | Binance `/api/v3/ticker/price` | 1 with `symbol`, the length of `symbols=[...]`, 0 for all symbols |
     /// | Binance `/api/v3/klines`, `/fapi/v1/fundingRate`, `/fapi/v1/openInterest` | 1 |

@@ -68,6 +68,7 @@ const PATHS: &[&str] = &[
     "/coinmarketcap/v1/cryptocurrency/quotes/latest?symbol=BTC,ETH",
     "/cryptopanic/api/v1/posts/?auth_token=t0k&currencies=BTC&public=true",
     "/feargreed/fng/?limit=3",
+    "/coingecko/api/v3/coins/markets?vs_currency=eur&price_change_percentage=1h,7d",
 ];
 
 async fn snapshot(sim: &Simulator) -> Vec<String> {
@@ -522,4 +523,243 @@ async fn dexscreener_tokens_refuses_more_than_30_addresses() {
     assert_eq!((c.total, c.failed, c.rejected, c.items, c.cost), (2, 1, 0, 61, 2));
     // The refused call still counted against the minute's 2 requests.
     assert_eq!(get(a, &format!("/dexscreener/tokens/v1/ethereum/{}", addresses(1))).await.status, 429);
+}
+
+/// The fields of a real `/coins/markets` row (without `price_change_percentage_*_in_currency`).
+const MARKET_ROW_FIELDS: &[&str] = &[
+    "id",
+    "symbol",
+    "name",
+    "image",
+    "current_price",
+    "market_cap",
+    "market_cap_rank",
+    "fully_diluted_valuation",
+    "total_volume",
+    "high_24h",
+    "low_24h",
+    "price_change_24h",
+    "price_change_percentage_24h",
+    "market_cap_change_24h",
+    "market_cap_change_percentage_24h",
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+    "ath",
+    "ath_change_percentage",
+    "ath_date",
+    "atl",
+    "atl_change_percentage",
+    "atl_date",
+    "roi",
+    "last_updated",
+];
+
+fn body_rows(r: &Resp) -> &Vec<Value> {
+    r.body.as_array().unwrap_or_else(|| panic!("not an array: {}", r.raw))
+}
+
+fn ids_of(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+fn f64s(rows: &[Value], field: &str) -> Vec<f64> {
+    rows.iter().map(|r| r[field].as_f64().unwrap_or_else(|| panic!("{field} of {r}"))).collect()
+}
+
+fn non_increasing(xs: &[f64]) -> bool {
+    xs.windows(2).all(|w| w[0] >= w[1])
+}
+
+#[tokio::test]
+async fn coingecko_markets_is_one_call_with_the_real_row_shape() {
+    let sim = Simulator::start(frozen(1, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    let r = get(a, "/coingecko/api/v3/coins/markets?vs_currency=usd&ids=bitcoin,ethereum,solana,nope").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let rows = body_rows(&r);
+    // The unknown id is omitted; the rest come in market-cap order.
+    assert_eq!(ids_of(rows), ["bitcoin", "ethereum", "solana"]);
+    assert!(non_increasing(&f64s(rows, "market_cap")), "{}", r.raw);
+    for row in rows {
+        let mut keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = MARKET_ROW_FIELDS.to_vec();
+        keys.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(keys, want, "{row}");
+        for f in ["current_price", "high_24h", "low_24h", "price_change_24h", "ath", "atl", "circulating_supply"] {
+            assert!(row[f].is_number(), "{f} of {row}");
+        }
+        for f in ["market_cap", "fully_diluted_valuation", "total_volume"] {
+            assert!(row[f].is_u64(), "{f} is a whole number: {row}");
+        }
+        assert!(row["high_24h"].as_f64() >= row["current_price"].as_f64());
+        assert!(row["low_24h"].as_f64() <= row["current_price"].as_f64());
+        assert!(row["roi"].is_null());
+        assert!(row["ath_date"].as_str().unwrap().ends_with('Z') && row["last_updated"].is_string());
+    }
+    assert_eq!(rows[0]["symbol"], "btc");
+    assert_eq!(rows[0]["name"], "Bitcoin");
+    assert_eq!(rows[0]["market_cap_rank"], 1);
+    assert_eq!(rows[0]["max_supply"], 21_000_000.0);
+    assert!(rows[1]["max_supply"].is_null(), "Ethereum has no max supply");
+    assert!(rows[2]["image"].as_str().unwrap().contains("/large/solana.png"));
+
+    // One call against CoinGecko's limits, whatever the ids; not taken for `/coins/{id}`.
+    let calls = sim.calls();
+    let c = calls.endpoint("coingecko", "/coins/markets");
+    assert_eq!((c.total, c.items, c.cost, c.failed), (1, 4, 1, 0));
+    assert_eq!(calls.get("coingecko", "/coins/{id}"), 0);
+
+    // Same simulated instant: the prices are `/simple/price`'s.
+    let p = get(a, "/coingecko/api/v3/simple/price?ids=bitcoin,ethereum,solana&vs_currencies=usd").await.body;
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        assert_eq!(row["current_price"].as_f64(), p[id]["usd"].as_f64(), "{id}");
+    }
+
+    // `price_change_percentage` adds the windows asked for and ignores unknown ones.
+    let r =
+        get(a, "/coingecko/api/v3/coins/markets?vs_currency=usd&ids=bitcoin&price_change_percentage=1h,24h,7d,bogus")
+            .await;
+    let rows1 = rows_owned(&r);
+    let row = &rows1[0];
+    assert_eq!(row.as_object().unwrap().len(), MARKET_ROW_FIELDS.len() + 3, "{row}");
+    for p in ["1h", "24h", "7d"] {
+        assert!(row[format!("price_change_percentage_{p}_in_currency")].is_number(), "{p}: {row}");
+    }
+    assert_eq!(row["price_change_percentage_24h_in_currency"], row["price_change_percentage_24h"]);
+    assert!(row.get("price_change_percentage_14d_in_currency").is_none());
+    // `sparkline` is accepted.
+    let r = get(a, "/coingecko/api/v3/coins/markets?vs_currency=usd&ids=bitcoin&sparkline=true").await;
+    assert_eq!((r.status, body_rows(&r).len()), (200, 1));
+}
+
+fn rows_owned(r: &Resp) -> Vec<Value> {
+    body_rows(r).clone()
+}
+
+#[tokio::test]
+async fn coingecko_markets_agree_with_coin_market_data() {
+    let sim = Simulator::start(frozen(9, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    for _ in 0..2 {
+        let r = get(a, "/coingecko/api/v3/coins/markets?vs_currency=eur&ids=bitcoin,ethereum,pepe").await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        assert_eq!(body_rows(&r).len(), 3);
+        for row in body_rows(&r) {
+            let id = row["id"].as_str().unwrap();
+            let coin = get(a, &format!("/coingecko/api/v3/coins/{id}?localization=false&tickers=false")).await.body;
+            let md = &coin["market_data"];
+            for f in [
+                "current_price",
+                "market_cap",
+                "total_volume",
+                "high_24h",
+                "low_24h",
+                "ath",
+                "atl",
+                "fully_diluted_valuation",
+            ] {
+                assert_eq!(row[f].as_f64(), md[f]["eur"].as_f64(), "{id} {f}");
+                assert!(row[f].as_f64().is_some(), "{id} {f}");
+            }
+            let pairs = [
+                ("price_change_24h", "price_change_24h_in_currency"),
+                ("price_change_percentage_24h", "price_change_percentage_24h_in_currency"),
+                ("market_cap_change_24h", "market_cap_change_24h_in_currency"),
+                ("market_cap_change_percentage_24h", "market_cap_change_percentage_24h_in_currency"),
+                ("ath_change_percentage", "ath_change_percentage"),
+                ("atl_date", "atl_date"),
+            ];
+            for (f, g) in pairs {
+                assert_eq!(row[f], md[g]["eur"], "{id} {f}");
+            }
+            for f in ["circulating_supply", "total_supply", "max_supply", "market_cap_rank", "last_updated"] {
+                assert_eq!(row[f], md[f], "{id} {f}");
+            }
+            // EUR, not USD.
+            assert_ne!(row["current_price"], md["current_price"]["usd"], "{id}");
+        }
+        sim.advance(Duration::from_secs(5 * 3_600 + 17));
+    }
+}
+
+#[tokio::test]
+async fn coingecko_markets_pages_orders_and_refuses_bad_parameters() {
+    let sim = Simulator::start(frozen(2, Limits::unlimited())).await.unwrap();
+    let a = sim.addr();
+    let markets = "/coingecko/api/v3/coins/markets?vs_currency=usd";
+    // No `ids`: every coin, 100 a page by default.
+    let all = rows_owned(&get(a, markets).await);
+    assert_eq!(all.len(), syntra_sim::market::COINS.len());
+    assert!(non_increasing(&f64s(&all, "market_cap")));
+
+    let p1 = rows_owned(&get(a, &format!("{markets}&per_page=2")).await);
+    let p1b = rows_owned(&get(a, &format!("{markets}&per_page=2&page=1")).await);
+    let p2 = rows_owned(&get(a, &format!("{markets}&per_page=2&page=2")).await);
+    assert_eq!(p1, p1b);
+    assert_eq!((p1.len(), p2.len()), (2, 2));
+    assert_ne!(ids_of(&p1), ids_of(&p2));
+    let both: Vec<&str> = ids_of(&p1).into_iter().chain(ids_of(&p2)).collect();
+    assert_eq!(both, ids_of(&all[..4]), "pages follow the order");
+    assert!(f64s(&p1, "market_cap")[1] >= f64s(&p2, "market_cap")[0]);
+    let last = rows_owned(&get(a, &format!("{markets}&per_page=5&page=3")).await);
+    assert_eq!(ids_of(&last), ids_of(&all[10..]));
+    assert!(body_rows(&get(a, &format!("{markets}&per_page=5&page=4")).await).is_empty(), "past the end");
+    assert_eq!(body_rows(&get(a, &format!("{markets}&per_page=250")).await).len(), all.len());
+
+    // Orders.
+    let asc = rows_owned(&get(a, &format!("{markets}&order=market_cap_asc")).await);
+    assert_eq!(ids_of(&asc).into_iter().rev().collect::<Vec<_>>(), ids_of(&all));
+    let vol = rows_owned(&get(a, &format!("{markets}&order=volume_desc")).await);
+    assert!(non_increasing(&f64s(&vol, "total_volume")));
+    let vol = rows_owned(&get(a, &format!("{markets}&order=volume_asc")).await);
+    assert!(non_increasing(&f64s(&vol, "total_volume").into_iter().rev().collect::<Vec<_>>()));
+    let by_id = rows_owned(&get(a, &format!("{markets}&order=id_asc&per_page=3")).await);
+    assert_eq!(ids_of(&by_id), ["binancecoin", "bitcoin", "cardano"]);
+    let by_id = rows_owned(&get(a, &format!("{markets}&order=id_desc&per_page=2")).await);
+    assert_eq!(ids_of(&by_id), ["usd-coin", "tether"]);
+    let calls_ok = sim.calls().endpoint("coingecko", "/coins/markets");
+    assert_eq!((calls_ok.failed, calls_ok.items), (0, 0), "no ids: 0 items");
+
+    // Bad parameters.
+    for (path, error) in [
+        ("/coingecko/api/v3/coins/markets?ids=bitcoin", "Missing parameter vs_currency"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=xyz", "invalid vs_currency"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=usd&order=price_desc", "invalid order"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=usd&per_page=251", "invalid per_page"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=usd&per_page=0", "invalid per_page"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=usd&per_page=ten", "invalid per_page"),
+        ("/coingecko/api/v3/coins/markets?vs_currency=usd&page=0", "invalid page"),
+    ] {
+        let r = get(a, path).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (400, Some(error)), "{path}: {}", r.raw);
+    }
+    let c = sim.calls().endpoint("coingecko", "/coins/markets");
+    assert_eq!((c.failed, c.items), (7, 1));
+}
+
+#[tokio::test]
+async fn coingecko_markets_counts_against_the_30_per_minute_limit() {
+    let sim = Simulator::start(frozen(1, Limits::free_tier())).await.unwrap();
+    let a = sim.addr();
+    let ids: Vec<&str> = syntra_sim::market::COINS.iter().map(|c| c.id).collect();
+    let markets = format!("/coingecko/api/v3/coins/markets?vs_currency=usd&ids={}", ids.join(","));
+    for i in 0..30 {
+        // The minute's 30 calls, shared with the other CoinGecko endpoints.
+        let path = if i % 3 == 0 { "/coingecko/api/v3/simple/price?ids=bitcoin&vs_currencies=usd" } else { &markets };
+        let r = get(a, path).await;
+        assert_eq!(r.status, 200, "call {i}: {}", r.raw);
+    }
+    let r = get(a, &markets).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    assert_eq!(r.body["status"]["error_code"], 429);
+    let retry: u64 = r.headers["retry-after"].parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let c = sim.calls().endpoint("coingecko", "/coins/markets");
+    let n = ids.len() as u64;
+    assert_eq!((c.total, c.rejected, c.items, c.cost), (21, 1, 21 * n, 20), "every coin is still one call");
+    sim.advance(Duration::from_secs(retry));
+    assert_eq!(get(a, &markets).await.status, 200);
 }
