@@ -467,6 +467,63 @@ async fn items_loaded_together_are_refreshed_by_one_call_and_expire_together() {
     assert_eq!(svc.up.calls.load(SeqCst), 4, "one call refreshed both");
 }
 
+/// `/simple/price`-like: one call prices every asked id in every asked currency.
+struct CrossProduct {
+    cache: Cache,
+    calls: AtomicUsize,
+    window: syntra_cache::engine::Coalescer<(String, String), f64, String>,
+}
+
+fn price_in(id: &str, vs: &str) -> f64 {
+    price(id) * price(vs)
+}
+
+impl CrossProduct {
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>_<vs>", cache = self.cache)]
+    async fn price(&self, id: &str, vs: &str) -> Result<f64, String> {
+        let pair = (id.to_owned(), vs.to_owned());
+        self.window.load(pair, |pairs| self.load(pairs)).await?.ok_or_else(|| format!("{id}/{vs}: not found"))
+    }
+
+    async fn load(&self, pairs: Vec<(String, String)>) -> Result<HashMap<(String, String), f64>, String> {
+        self.calls.fetch_add(1, SeqCst);
+        let mut ids: Vec<&String> = pairs.iter().map(|(id, _)| id).collect();
+        let mut vss: Vec<&String> = pairs.iter().map(|(_, vs)| vs).collect();
+        ids.sort();
+        ids.dedup();
+        vss.sort();
+        vss.dedup();
+        let all =
+            ids.iter().flat_map(|id| vss.iter().map(move |vs| ((id.to_string(), vs.to_string()), price_in(id, vs))));
+        Ok(all.collect())
+    }
+}
+
+#[tokio::test]
+async fn values_a_load_returns_beyond_the_items_asked_answer_later_misses() {
+    let server = RedisServer::start();
+    let window = syntra_cache::engine::Coalescer::new(Duration::from_millis(5), 250).companions(10, 1.0);
+    let svc = CrossProduct { cache: redis_cache(&server, "b14"), calls: AtomicUsize::new(0), window };
+    assert_eq!(svc.price("a", "usd").await, Ok(price_in("a", "usd")));
+    // (a, usd) rides along; the call answers a and b in usd and eur: four values.
+    assert_eq!(svc.price("b", "eur").await, Ok(price_in("b", "eur")));
+    assert_eq!(svc.calls.load(SeqCst), 2);
+    // The two pairs nobody asked for yet come from that call, each value its own.
+    assert_eq!(svc.price("a", "eur").await, Ok(price_in("a", "eur")));
+    assert_eq!(svc.price("b", "usd").await, Ok(price_in("b", "usd")));
+    assert_eq!(svc.calls.load(SeqCst), 2, "answered ahead, no call of their own");
+    assert_eq!(svc.window.served_ahead(), 2);
+    let s = svc.cache.stats().get("coingecko", "price").unwrap().clone();
+    assert_eq!((s.misses, s.upstream_calls), (4, 2), "{s:?}");
+    // Each is cached under its own key with its own value.
+    assert_eq!(svc.price("a", "eur").await, Ok(price_in("a", "eur")));
+    assert_eq!(svc.calls.load(SeqCst), 2);
+    assert!(server.get_bytes("b14:coingecko:price:a_eur").is_some());
+    // A pair outside the cross product still costs a call.
+    assert_eq!(svc.price("c", "usd").await, Ok(price_in("c", "usd")));
+    assert_eq!(svc.calls.load(SeqCst), 3);
+}
+
 // ---- fallback sources --------------------------------------------------------------------------
 
 struct WithFallback {

@@ -16,7 +16,8 @@
 //! A later miss of such an item is answered from that load, without an upstream call, while
 //! its value is younger than a share of the TTL in force; the engine stores it for what is
 //! left of its TTL. The entries of items loaded together thus expire together, and the next
-//! refresh of all of them is one call instead of one call per item.
+//! refresh of all of them is one call instead of one call per item. Values a load returns
+//! beyond the items it was given (a cross product of ids and currencies) are kept the same way.
 //!
 //! **Cancellation.** The caller that sends a queue runs the load in its own future. If it is
 //! dropped mid-load, the other callers of that load see their reply channel close and queue
@@ -277,6 +278,28 @@ where
         answer
     }
 
+    /// Values a load returned beyond the items it was given (an upstream answering a cross
+    /// product: `/simple/price?ids=a,b&vs_currencies=usd,eur` prices `(a, eur)` too when asked
+    /// for `(a, usd)` and `(b, eur)`) answer later misses like companions. At most twice `keep`
+    /// values are held; the oldest go first.
+    fn keep_extras(&self, extras: HashMap<I, V>, now: Instant) {
+        if extras.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for (id, v) in extras {
+            st.ready.insert(id, (v, now));
+        }
+        let over = st.ready.len().saturating_sub(self.keep.saturating_mul(2));
+        if over > 0 {
+            let mut by_age: Vec<(I, Instant)> = st.ready.iter().map(|(i, (_, at))| (i.clone(), *at)).collect();
+            by_age.sort_unstable_by_key(|(_, at)| *at);
+            for (id, _) in by_age.into_iter().take(over) {
+                st.ready.remove(&id);
+            }
+        }
+    }
+
     /// Takes up to `max_batch` queued items and loads them in one call; whether there was any.
     async fn send<L, F>(&self, load: &L) -> bool
     where
@@ -304,7 +327,7 @@ where
             let st = self.lock();
             let mut recent: Vec<(&I, u64)> =
                 st.asked.iter().filter(|(i, _)| !seen.contains(i)).map(|(i, &n)| (i, n)).collect();
-            recent.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            recent.sort_unstable_by_key(|r| std::cmp::Reverse(r.1));
             let room = self.max_batch - ids.len();
             ids.extend(recent.into_iter().take(room).map(|(i, _)| i.clone()));
         }
@@ -316,8 +339,8 @@ where
         }
         match load(ids).await {
             Ok(mut found) => {
+                let now = Instant::now();
                 if !companions.is_empty() {
-                    let now = Instant::now();
                     let mut st = self.lock();
                     for id in companions {
                         // Only items still remembered (one asked meanwhile may have gone).
@@ -326,8 +349,16 @@ where
                         }
                     }
                 }
+                let mut answered = Vec::with_capacity(batch.len());
                 for (id, tx) in batch {
                     let _ = tx.send(Ok(found.get(&id).cloned()));
+                    answered.push(id);
+                }
+                if self.keep > 0 {
+                    for id in &answered {
+                        found.remove(id);
+                    }
+                    self.keep_extras(found, now);
                 }
             }
             Err(e) => {
