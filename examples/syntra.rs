@@ -70,8 +70,8 @@ Options:
   --no-budgets      the same workload without the providers' budgets: the seed's plain TTLs,
                     no rate limits, quotas, pacing or stale windows
   --no-cache        the same workload uncached (Cache::builder().enabled(false))
-  --no-batch        one upstream call per coin: concurrent CoinGecko price and CoinMarketCap
-                    quote misses are not merged into batch calls
+  --no-batch        one upstream call per coin: concurrent CoinGecko price and market-row and
+                    CoinMarketCap quote misses are not merged into batch calls
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
   --disk PATH       keep the embedded cache in a disk file too, so a restart starts warm

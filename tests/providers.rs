@@ -271,7 +271,8 @@ async fn keys_and_ttls_follow_the_strategy() {
         ("coingecko:price:bitcoin_usd", 90, true, 300),
         ("coingecko:coin_data:bitcoin", 3_600, false, 0),
         ("coingecko:market_data:bitcoin", 300, true, 1_800),
-        ("coingecko:market_chart:bitcoin_usd_30", 600, true, 3_600),
+        // 2 to 90 days: the hourly series charts are cut from.
+        ("coingecko:market_chart:bitcoin_usd_hourly", 600, true, 3_600),
         ("coingecko:trending", 900, false, 0),
         ("coingecko:global", 300, false, 0),
         ("coingecko:search:bitcoin", 1_800, false, 0),
@@ -310,7 +311,9 @@ async fn keys_and_ttls_follow_the_strategy() {
     let ck = key_of(p.binance.klines("ETHUSDT", Interval::D1, 7)).unwrap();
     assert_eq!(ck.key, "syntra:binance:klines:ETHUSDT_1d_7");
     let ck = key_of(p.coingecko.market_chart("usd-coin", "eur", 90)).unwrap();
-    assert_eq!(ck.key, "syntra:coingecko:market_chart:usd-coin_eur_90");
+    assert_eq!(ck.key, "syntra:coingecko:market_chart:usd-coin_eur_hourly");
+    let ck = key_of(p.coingecko.market_chart("usd-coin", "eur", 365)).unwrap();
+    assert_eq!(ck.key, "syntra:coingecko:market_chart:usd-coin_eur_365");
     assert_eq!(sim.count("binance", "/api/v3/klines"), 1, "key_of ran no body");
 
     // The table the services read is the strategy's.
@@ -734,4 +737,63 @@ async fn binance_and_dexscreener_batch_functions_share_entries_and_keep_the_limi
     }
     assert_eq!(got.len(), known.len(), "unknown addresses are left out");
     assert_eq!(sim.calls().endpoint("dexscreener", "/tokens/v1/{chainId}/{tokenAddresses}").total, 2, "all hits");
+}
+
+#[tokio::test]
+async fn market_rows_load_many_coins_per_call_and_charts_share_one_hourly_series() {
+    use syntra_sim::market::COINS;
+    let sim = sim(Limits::unlimited()).await;
+    let p = Providers::with_simulator(&sim, Cache::memory());
+    let markets = |sim: &Simulator| sim.calls().endpoint("coingecko", "/coins/markets");
+
+    // Concurrent single-coin misses from different users: a few `/coins/markets` calls, not one
+    // per coin (the first goes at once, the others queue behind it and go together).
+    let ids: Vec<String> = COINS.iter().take(6).map(|c| c.id.to_string()).collect();
+    let rows = futures_util::future::join_all(ids.iter().map(|id| p.coingecko.market(id, "usd"))).await;
+    for (id, row) in ids.iter().zip(&rows) {
+        let row = row.as_ref().unwrap();
+        assert_eq!(&row.id, id);
+        assert!(row.current_price.unwrap() > 0.0 && row.market_cap.unwrap() > 0.0, "{row:?}");
+        assert!(row.price_change_percentage_7d_in_currency.is_some(), "{row:?}");
+    }
+    let first = markets(&sim);
+    assert!((1..=2).contains(&first.total), "{first:?}");
+    // The batch function answers those six from the cache and loads the other coins in one call.
+    let all: Vec<String> = COINS.iter().map(|c| c.id.to_string()).collect();
+    let got = p.coingecko.markets(&all, "usd").await.unwrap();
+    assert_eq!(got.len(), COINS.len());
+    assert_eq!(got["bitcoin"], *rows[ids.iter().position(|i| i == "bitcoin").unwrap()].as_ref().unwrap());
+    assert_eq!(markets(&sim).total, first.total + 1);
+    assert_eq!(markets(&sim).items, first.items + (COINS.len() - 6) as u64, "only the missing coins");
+    // ... and the single-coin function reads the batch's entries.
+    let last = &all[COINS.len() - 1];
+    assert_eq!(p.coingecko.market(last, "usd").await.unwrap(), got[last]);
+    assert_eq!(markets(&sim).total, first.total + 1, "a hit");
+
+    // Charts from 2 to 90 days are cut from one hourly series: one upstream call for 7 and 30 days.
+    let week = p.coingecko.market_chart("bitcoin", "usd", 7).await.unwrap();
+    let month = p.coingecko.market_chart("bitcoin", "usd", 30).await.unwrap();
+    assert_eq!(sim.calls().endpoint("coingecko", "/coins/{id}/market_chart").total, 1);
+    assert!((168..=169).contains(&week.prices.len()), "hourly points of 7 days: {}", week.prices.len());
+    assert!((720..=721).contains(&month.prices.len()), "hourly points of 30 days: {}", month.prices.len());
+    let end = week.prices.last().unwrap().0;
+    assert_eq!(end, month.prices.last().unwrap().0, "cut from the same series");
+    assert!(week.prices[0].0 > end - 7 * 86_400_000 && week.prices[0].0 <= end - 7 * 86_400_000 + 3_600_000);
+    assert_eq!(&month.prices[month.prices.len() - week.prices.len()..], &week.prices[..], "the last week of the month");
+    assert_eq!((week.market_caps.len(), week.total_volumes.len()), (week.prices.len(), week.prices.len()));
+    // A 1-day chart is 5-minutely: a call of its own.
+    let day = p.coingecko.market_chart("bitcoin", "usd", 1).await.unwrap();
+    assert!(day.prices.len() >= 288);
+    assert_eq!(sim.calls().endpoint("coingecko", "/coins/{id}/market_chart").total, 2);
+
+    // A name one listed coin has, a symbol, an id: resolved from the cached `/coins/list` (one
+    // call for all); a partial name goes to `/search`.
+    assert_eq!(p.coingecko.find_id("Bitcoin").await.unwrap().as_deref(), Some("bitcoin"));
+    assert_eq!(p.coingecko.find_id("SOL").await.unwrap().as_deref(), Some("solana"));
+    assert_eq!(p.coingecko.find_id("usd-coin").await.unwrap().as_deref(), Some("usd-coin"));
+    assert_eq!(sim.calls().endpoint("coingecko", "/coins/list").total, 1);
+    assert_eq!(sim.calls().endpoint("coingecko", "/search").total, 0);
+    assert_eq!(p.coingecko.find_id("dogec").await.unwrap().as_deref(), Some("dogecoin"));
+    assert_eq!(p.coingecko.find_id("no such coin").await.unwrap(), None);
+    assert_eq!(sim.calls().endpoint("coingecko", "/search").total, 2);
 }

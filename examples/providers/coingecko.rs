@@ -150,6 +150,63 @@ pub struct MarketData {
     pub last_updated: Option<String>,
 }
 
+/// One row of `/coins/markets`: a coin's market figures in one currency (`vs_currency`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketRow {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub current_price: Option<f64>,
+    #[serde(default)]
+    pub market_cap: Option<f64>,
+    #[serde(default)]
+    pub market_cap_rank: Option<u32>,
+    #[serde(default)]
+    pub fully_diluted_valuation: Option<f64>,
+    #[serde(default)]
+    pub total_volume: Option<f64>,
+    #[serde(default)]
+    pub high_24h: Option<f64>,
+    #[serde(default)]
+    pub low_24h: Option<f64>,
+    #[serde(default)]
+    pub price_change_24h: Option<f64>,
+    #[serde(default)]
+    pub price_change_percentage_24h: Option<f64>,
+    #[serde(default)]
+    pub market_cap_change_24h: Option<f64>,
+    #[serde(default)]
+    pub market_cap_change_percentage_24h: Option<f64>,
+    #[serde(default)]
+    pub circulating_supply: Option<f64>,
+    #[serde(default)]
+    pub total_supply: Option<f64>,
+    #[serde(default)]
+    pub max_supply: Option<f64>,
+    #[serde(default)]
+    pub ath: Option<f64>,
+    #[serde(default)]
+    pub ath_change_percentage: Option<f64>,
+    #[serde(default)]
+    pub ath_date: Option<String>,
+    #[serde(default)]
+    pub atl: Option<f64>,
+    #[serde(default)]
+    pub atl_change_percentage: Option<f64>,
+    #[serde(default)]
+    pub atl_date: Option<String>,
+    /// Asked for with `price_change_percentage=7d,30d`.
+    #[serde(default)]
+    pub price_change_percentage_7d_in_currency: Option<f64>,
+    #[serde(default)]
+    pub price_change_percentage_30d_in_currency: Option<f64>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
 /// `/coins/{id}/market_chart`: `[unix ms, value]` series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarketChart {
@@ -159,6 +216,25 @@ pub struct MarketChart {
     pub market_caps: Vec<(i64, f64)>,
     #[serde(default)]
     pub total_volumes: Vec<(i64, f64)>,
+}
+
+/// CoinGecko's charts are hourly from 2 to 90 days: [`CoinGecko::market_chart`] cuts all of
+/// them from one series of this many days.
+pub const HOURLY_DAYS: u32 = 90;
+
+impl MarketChart {
+    /// The points of the last `days` before the series' last point, as CoinGecko sends a chart
+    /// of `days` at that time (the hourly points after its start, and the last point).
+    pub fn last_days(&self, days: u32) -> MarketChart {
+        let end = self.prices.last().map_or(i64::MIN, |&(t, _)| t);
+        let start = end.saturating_sub(i64::from(days) * 86_400_000);
+        let cut = |series: &[(i64, f64)]| series.iter().copied().filter(|&(t, _)| t > start).collect();
+        MarketChart {
+            prices: cut(&self.prices),
+            market_caps: cut(&self.market_caps),
+            total_volumes: cut(&self.total_volumes),
+        }
+    }
 }
 
 /// `item.data` of `/search/trending`.
@@ -245,6 +321,14 @@ pub struct SearchCoin {
     pub large: Option<String>,
 }
 
+/// One coin of `/coins/list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedCoin {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+}
+
 /// `/search` (coins only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Search {
@@ -264,6 +348,8 @@ pub struct CoinGecko {
     ttls: CoinGeckoTtls,
     /// Concurrent price misses merged into one `/simple/price` call (`None`: one call per coin).
     prices_window: Option<Arc<PriceWindow>>,
+    /// Concurrent market-row misses merged into one `/coins/markets` call (`None`: one per coin).
+    markets_window: Option<Arc<MarketsWindow>>,
     /// Where a price or a chart comes from when CoinGecko gives none and nothing is cached.
     fallback: Option<Arc<Fallback>>,
 }
@@ -293,6 +379,17 @@ fn price_window() -> Arc<PriceWindow> {
     Arc::new(Coalescer::new(PRICE_WINDOW, MAX_IDS).companions(PRICE_COMPANIONS, PRICE_SHARE))
 }
 
+/// Merges concurrent single-coin market-row loads: `(id, vs)` pairs into one `/coins/markets`
+/// call per currency.
+type MarketsWindow = Coalescer<(String, String), MarketRow, ApiError>;
+
+/// `/coins/markets` takes up to 250 rows per page (`per_page`), one call whatever the ids.
+const MAX_ROWS: usize = 250;
+
+fn markets_window() -> Arc<MarketsWindow> {
+    Arc::new(Coalescer::new(PRICE_WINDOW, MAX_ROWS).companions(PRICE_COMPANIONS, PRICE_SHARE))
+}
+
 impl fmt::Debug for CoinGecko {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CoinGecko")
@@ -316,6 +413,7 @@ impl CoinGecko {
             cache,
             ttls: ttls.coingecko,
             prices_window: Some(price_window()),
+            markets_window: Some(markets_window()),
             fallback: None,
         }
     }
@@ -375,6 +473,7 @@ impl CoinGecko {
     /// to the budget) or off (one call per coin, for comparison: the demo's `--no-batch`).
     pub fn with_batching(mut self, on: bool) -> Self {
         self.prices_window = on.then(price_window);
+        self.markets_window = on.then(markets_window);
         self
     }
 
@@ -382,6 +481,18 @@ impl CoinGecko {
     /// charged once, by [`load_prices`](Self::load_prices)), one call otherwise.
     fn price_weight(&self) -> u32 {
         u32::from(self.prices_window.is_none())
+    }
+
+    /// As [`price_weight`](Self::price_weight), for market rows.
+    fn market_weight(&self) -> u32 {
+        u32::from(self.markets_window.is_none())
+    }
+
+    /// As [`batched_price_calls`](Self::batched_price_calls), for `/coins/markets`.
+    pub fn batched_market_calls(&self) -> (u64, u64, u64, u64) {
+        self.markets_window
+            .as_ref()
+            .map_or((0, 0, 0, 0), |w| (w.calls(), w.items(), w.companions_loaded(), w.served_ahead()))
     }
 
     /// Upstream price calls made through the batching window, the coins they priced, how many
@@ -463,7 +574,9 @@ impl CoinGecko {
         self.fetch_prices(&pairs).await
     }
 
-    /// One `/simple/price` call for every id and currency of `pairs`; the requested pairs found.
+    /// One `/simple/price` call for every id and currency of `pairs`; every pair it priced: the
+    /// cross product of those ids and currencies (the coalescer keeps the pairs nobody asked
+    /// for yet to answer their misses later).
     async fn fetch_prices(&self, pairs: &[(String, String)]) -> Result<HashMap<(String, String), Price>, ApiError> {
         let mut ids: Vec<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
         let mut vss: Vec<&str> = pairs.iter().map(|(_, vs)| vs.as_str()).collect();
@@ -482,20 +595,23 @@ impl CoinGecko {
         ]);
         let all: BTreeMap<String, BTreeMap<String, Option<f64>>> = fetch_json(PROVIDER, req).await?;
         let mut found = HashMap::with_capacity(pairs.len());
-        for (id, vs) in pairs {
-            let Some(fields) = all.get(id) else { continue };
+        let wanted = |id: &String| ids.split(',').any(|i| i == id);
+        for (id, fields) in all.iter().filter(|(id, _)| wanted(id)) {
             let field = |name: String| fields.get(&name).copied().flatten();
-            let Some(price) = field(vs.clone()) else { continue };
-            let quote = Price {
-                id: id.clone(),
-                vs: vs.clone(),
-                price,
-                market_cap: field(format!("{vs}_market_cap")),
-                volume_24h: field(format!("{vs}_24h_vol")),
-                change_24h: field(format!("{vs}_24h_change")),
-                last_updated_at: field("last_updated_at".into()).map(|t| t as i64),
-            };
-            found.insert((id.clone(), vs.clone()), quote);
+            for vs in vss.split(',') {
+                let vs = vs.to_owned();
+                let Some(price) = field(vs.clone()) else { continue };
+                let quote = Price {
+                    id: id.clone(),
+                    vs: vs.clone(),
+                    price,
+                    market_cap: field(format!("{vs}_market_cap")),
+                    volume_24h: field(format!("{vs}_24h_vol")),
+                    change_24h: field(format!("{vs}_24h_change")),
+                    last_updated_at: field("last_updated_at".into()).map(|t| t as i64),
+                };
+                found.insert((id.clone(), vs), quote);
+            }
         }
         Ok(found)
     }
@@ -528,14 +644,133 @@ impl CoinGecko {
         fetch_json(PROVIDER, req).await
     }
 
-    /// Price, market-cap and volume history over `days`.
+    /// A coin's market figures in `vs` (price, cap, volume, 24 h range, changes over 24 h, 7 d
+    /// and 30 d, supplies, all-time high and low): its row of `/coins/markets`. Concurrent
+    /// misses for other coins share one upstream call (see [`with_batching`](Self::with_batching)),
+    /// and that call also refreshes the coins asked recently.
+    #[cached(
+        ttl = "market_data",
+        max_ttl = "market_data_max",
+        jitter = HOT_JITTER,
+        stale = "market_data_stale",
+        weight = self.market_weight()
+    )]
+    pub async fn market(&self, id: &str, vs: &str) -> Result<MarketRow, ApiError> {
+        let pair = (id.to_owned(), vs.to_lowercase());
+        let found = match &self.markets_window {
+            Some(window) => window.load(pair.clone(), |pairs| self.load_markets(pairs)).await?,
+            None => self.fetch_markets(std::slice::from_ref(&pair)).await?.remove(&pair),
+        };
+        found.ok_or_else(|| ApiError::NotFound(format!("coingecko market row of {id:?} in {vs:?}")))
+    }
+
+    /// Market rows of many coins in `vs`: the cached ones from the cache (one `MGET`), the rest
+    /// in one `/coins/markets` call per 250 coins. Cached under the keys [`market`](Self::market)
+    /// uses.
+    #[cached(
+        ttl = "market_data",
+        max_ttl = "market_data_max",
+        key = "market:<ids>_<vs>",
+        batch = ids,
+        max_batch = MAX_ROWS,
+        stale = "market_data_stale"
+    )]
+    pub async fn markets(&self, ids: &[String], vs: &str) -> Result<HashMap<String, MarketRow>, ApiError> {
+        let vs = vs.to_lowercase();
+        let pairs: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), vs.clone())).collect();
+        let found = self.fetch_markets(&pairs).await?;
+        Ok(found.into_iter().map(|((id, _), row)| (id, row)).collect())
+    }
+
+    /// The markets window's load: one budget permit per currency's call, then the calls.
+    async fn load_markets(
+        &self,
+        pairs: Vec<(String, String)>,
+    ) -> Result<HashMap<(String, String), MarketRow>, ApiError> {
+        let calls = pairs.iter().map(|(_, vs)| vs).collect::<std::collections::BTreeSet<_>>().len();
+        if let Some(budgets) = self.cache.budgets() {
+            let weight = u32::try_from(calls).unwrap_or(u32::MAX);
+            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, weight).await {
+                syntra_cache::engine::not_sent();
+                return Err(ApiError::Budget(denied));
+            }
+        }
+        self.fetch_markets(&pairs).await
+    }
+
+    /// One `/coins/markets` call per currency of `pairs` (the endpoint takes one `vs_currency`),
+    /// each for every id of `pairs`; every row returned (also for an id asked in another currency
+    /// only: the coalescer keeps it to answer that miss later).
+    async fn fetch_markets(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<HashMap<(String, String), MarketRow>, ApiError> {
+        let mut ids: Vec<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+        let mut vss: Vec<&str> = pairs.iter().map(|(_, vs)| vs.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        vss.sort_unstable();
+        vss.dedup();
+        let list = ids.join(",");
+        let per_page = ids.len().clamp(1, MAX_ROWS).to_string();
+        let mut found = HashMap::with_capacity(pairs.len());
+        for vs in vss {
+            let req = self.get("/coins/markets").query(&[
+                ("vs_currency", vs),
+                ("ids", list.as_str()),
+                ("per_page", per_page.as_str()),
+                ("page", "1"),
+                ("sparkline", "false"),
+                ("price_change_percentage", "7d,30d"),
+            ]);
+            let rows: Vec<MarketRow> = fetch_json(PROVIDER, req).await?;
+            for row in rows.into_iter().filter(|r| ids.binary_search(&r.id.as_str()).is_ok()) {
+                found.insert((row.id.clone(), vs.to_owned()), row);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Price, market-cap and volume history over `days`, at CoinGecko's automatic granularity
+    /// (5-minutely for 1 day, hourly from 2 to 90 days, daily beyond).
+    ///
+    /// Every chart from 2 to 90 days is cut from one cached 90-day hourly series of the coin in
+    /// `vs` ([`HOURLY_DAYS`]): the points CoinGecko would send for `days` at the time the series
+    /// was loaded, so a 7-day and a 30-day chart cost one upstream call between them.
+    pub async fn market_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
+        if (2..=HOURLY_DAYS).contains(&days) {
+            Ok(self.hourly_chart(id, vs).await?.last_days(days))
+        } else {
+            self.chart_of_days(id, vs, days).await
+        }
+    }
+
+    /// The [`HOURLY_DAYS`]-day hourly series [`market_chart`](Self::market_chart) cuts charts
+    /// from 2 to 90 days from.
     #[cached(
         ttl = "market_chart",
+        key = "market_chart:<id>_<vs>_hourly",
+        jitter = HOT_JITTER,
+        stale = "market_chart_stale",
+        fallback = self.chart_from_binance(id, vs, HOURLY_DAYS)
+    )]
+    async fn hourly_chart(&self, id: &str, vs: &str) -> Result<MarketChart, ApiError> {
+        self.fetch_chart(id, vs, HOURLY_DAYS).await
+    }
+
+    /// A chart of 1 day, or of more than 90, as CoinGecko sends it.
+    #[cached(
+        ttl = "market_chart",
+        key = "market_chart:<id>_<vs>_<days>",
         jitter = HOT_JITTER,
         stale = "market_chart_stale",
         fallback = self.chart_from_binance(id, vs, days)
     )]
-    pub async fn market_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
+    async fn chart_of_days(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
+        self.fetch_chart(id, vs, days).await
+    }
+
+    async fn fetch_chart(&self, id: &str, vs: &str, days: u32) -> Result<MarketChart, ApiError> {
         let days_s = days.to_string();
         let req =
             self.get(&format!("/coins/{id}/market_chart")).query(&[("vs_currency", vs), ("days", days_s.as_str())]);
@@ -553,6 +788,31 @@ impl CoinGecko {
     pub async fn global(&self) -> Result<Global, ApiError> {
         let env: GlobalEnvelope = fetch_json(PROVIDER, self.get("/global")).await?;
         Ok(env.data)
+    }
+
+    /// Every coin CoinGecko lists (id, symbol, name): `/coins/list`, one call for all of them,
+    /// cached as metadata.
+    #[cached(ttl = "coin_data")]
+    pub async fn coin_list(&self) -> Result<Vec<ListedCoin>, ApiError> {
+        fetch_json(PROVIDER, self.get("/coins/list")).await
+    }
+
+    /// The id of the coin a user named (`"Bitcoin"`, `"btc"`, `"bitcoin"`): an id, or a name or
+    /// symbol only one listed coin has, is resolved from the cached [`coin_list`](Self::coin_list)
+    /// without a call of its own; anything else (a name several coins share, a partial name)
+    /// goes to `/search`, which ranks by market cap. `None`: no coin matches. The list's error
+    /// (its budget said no and nothing is cached, say) is the caller's: no second call for it.
+    pub async fn find_id(&self, query: &str) -> Result<Option<String>, ApiError> {
+        let q = query.trim().to_lowercase();
+        let list = self.coin_list().await?;
+        if let Some(c) = list.iter().find(|c| c.id == q) {
+            return Ok(Some(c.id.clone()));
+        }
+        let mut named = list.iter().filter(|c| c.name.to_lowercase() == q || c.symbol.to_lowercase() == q);
+        if let (Some(only), None) = (named.next(), named.next()) {
+            return Ok(Some(only.id.clone()));
+        }
+        Ok(self.search(&q).await?.coins.into_iter().next().map(|c| c.id))
     }
 
     /// Coins matching `query`.

@@ -454,21 +454,19 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
             let mut calls = Vec::with_capacity(3);
             let mut id = coin.id.to_string();
             if by_name {
-                let found = p.coingecko.search(&coin.name.to_lowercase()).await;
-                if let Ok(s) = &found {
-                    if let Some(c) = s.coins.first() {
-                        id.clone_from(&c.id);
-                    }
+                let found = p.coingecko.find_id(coin.name).await;
+                if let Ok(Some(found)) = &found {
+                    id.clone_from(found);
                 }
                 let failed = found.is_err();
-                calls.push(outcome("coingecko", "search", found));
+                calls.push(outcome("coingecko", "find_id", found));
                 if failed {
                     return calls;
                 }
             }
-            let (a, b) = tokio::join!(p.coingecko.coin_data(&id), p.coingecko.market_data(&id));
+            let (a, b) = tokio::join!(p.coingecko.coin_data(&id), p.coingecko.market(&id, "usd"));
             calls.push(outcome("coingecko", "coin_data", a));
-            calls.push(outcome("coingecko", "market_data", b));
+            calls.push(outcome("coingecko", "market", b));
             calls
         }
         Question::Overview => {
@@ -1377,6 +1375,7 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
     let batching = {
         let (cg_calls, cg_items, cg_companions, cg_ahead) = providers.coingecko.batched_price_calls();
         let (cmc_calls, cmc_items, cmc_companions, cmc_ahead) = providers.coinmarketcap.batched_quote_calls();
+        let (mk_calls, mk_items, mk_companions, mk_ahead) = providers.coingecko.batched_market_calls();
         vec![
             BatchRow {
                 what: "coingecko /simple/price",
@@ -1384,6 +1383,13 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
                 items: cg_items,
                 companions: cg_companions,
                 ahead: cg_ahead,
+            },
+            BatchRow {
+                what: "coingecko /coins/markets",
+                calls: mk_calls,
+                items: mk_items,
+                companions: mk_companions,
+                ahead: mk_ahead,
             },
             BatchRow {
                 what: "coinmarketcap quotes",
