@@ -72,6 +72,8 @@ Options:
   --no-cache        the same workload uncached (Cache::builder().enabled(false))
   --no-batch        one upstream call per coin: concurrent CoinGecko price and market-row and
                     CoinMarketCap quote misses are not merged into batch calls
+  --cold            no warm-up: the first questions find the cache empty (by default the bot
+                    loads CoinGecko's coin list, global market and trending coins first: 3 calls)
   --redis URL       Redis behind the in-memory tier (default: SYNTRA_CACHE_REDIS_URL if set,
                     else the embedded in-memory cache)
   --disk PATH       keep the embedded cache in a disk file too, so a restart starts warm
@@ -118,7 +120,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, 
         };
         let switch = matches!(
             flag.as_str(),
-            "--no-cache" | "--no-budgets" | "--no-batch" | "--live" | "--quiet" | "-q" | "-h" | "--help"
+            "--no-cache" | "--no-budgets" | "--no-batch" | "--cold" | "--live" | "--quiet" | "-q" | "-h" | "--help"
         );
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
@@ -138,6 +140,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<(Config, 
             "--no-cache" => no_cache = true,
             "--no-budgets" => c.budgets = false,
             "--no-batch" => c.batch = false,
+            "--cold" => c.warm_up = false,
             "--redis" => redis = Some(val(&flag)?),
             "--disk" => disk = Some(val(&flag)?),
             "--live" => c.live = true,

@@ -31,6 +31,7 @@ fn short(cache: CacheMode) -> Config {
         sim_latency: Duration::from_millis(1),
         budgets: true,
         batch: true,
+        warm_up: true,
         on_cache: None,
     }
 }

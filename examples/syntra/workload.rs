@@ -90,6 +90,10 @@ pub struct Config {
     /// Batch upstream calls (concurrent price and quote misses share one call); `false`
     /// (`--no-batch`) makes one call per coin, for comparison.
     pub batch: bool,
+    /// Warm the cache before the first question (`false`: `--cold`): the three CoinGecko
+    /// answers every kind of question shares (the coin list names are resolved with, the global
+    /// market, the trending coins), one call each, as a bot does when it starts.
+    pub warm_up: bool,
     /// Called with the run's cache once it is built (the demo's `--listen` serves the dashboard
     /// of it).
     pub on_cache: Option<fn(&Cache)>,
@@ -113,6 +117,7 @@ impl Default for Config {
             sim_latency: Duration::from_millis(3),
             budgets: true,
             batch: true,
+            warm_up: true,
             on_cache: None,
         }
     }
@@ -505,6 +510,19 @@ pub async fn answer(p: &Providers, q: &Question) -> Vec<CallOutcome> {
     }
 }
 
+/// Loads what every kind of question shares before the first one arrives: CoinGecko's coin list
+/// (names are resolved from it), global market and trending coins, one call each. Without it the
+/// first minute's 30 CoinGecko calls go to whatever is asked first, and these three, asked by
+/// many users, are refused again and again until a permit is left.
+pub async fn warm_up(p: &Providers) -> Vec<CallOutcome> {
+    let (list, global, trending) = tokio::join!(p.coingecko.coin_list(), p.coingecko.global(), p.coingecko.trending());
+    vec![
+        outcome("coingecko", "coin_list", list),
+        outcome("coingecko", "global", global),
+        outcome("coingecko", "trending", trending),
+    ]
+}
+
 /// A short label of an error, for the error breakdown.
 fn error_label(e: &ApiError) -> String {
     match e {
@@ -566,21 +584,21 @@ struct Tally {
     errors: BTreeMap<(String, String), u64>,
     /// Ages of the CoinGecko prices answered, in simulated seconds.
     price_ages: Vec<u64>,
+    /// Calls of the warm-up, and how many of them failed.
+    warm_up_calls: u64,
+    warm_up_failed: u64,
 }
 
 impl Tally {
-    fn record(&mut self, p: &Planned, calls: &[CallOutcome], took: Duration, now_s: i64) {
-        self.latencies.push(took);
-        self.price_ages
-            .extend(calls.iter().filter_map(|c| c.priced_at).map(|at| now_s.saturating_sub(at).max(0) as u64));
-        self.users.insert(p.user);
-        let failed = calls.iter().any(|c| c.error.is_some());
-        let k = self.by_kind.entry(p.question.kind()).or_default();
-        k.0 += 1;
-        if failed {
-            k.1 += 1;
-            self.failed_answers += 1;
-        }
+    /// Calls made outside any answer (the warm-up): counted per provider, not as answers.
+    fn record_warm_up(&mut self, calls: &[CallOutcome]) {
+        self.count_calls(calls);
+        self.warm_up_calls += calls.len() as u64;
+        self.warm_up_failed += calls.iter().filter(|c| c.error.is_some()).count() as u64;
+    }
+
+    /// Per provider: calls asked, failed, and why.
+    fn count_calls(&mut self, calls: &[CallOutcome]) {
         for c in calls {
             let b = self.providers.entry(c.provider).or_default();
             b.asked += 1;
@@ -594,6 +612,21 @@ impl Tally {
                 *self.errors.entry((c.provider.to_string(), error_label(e))).or_default() += 1;
             }
         }
+    }
+
+    fn record(&mut self, p: &Planned, calls: &[CallOutcome], took: Duration, now_s: i64) {
+        self.latencies.push(took);
+        self.price_ages
+            .extend(calls.iter().filter_map(|c| c.priced_at).map(|at| now_s.saturating_sub(at).max(0) as u64));
+        self.users.insert(p.user);
+        let failed = calls.iter().any(|c| c.error.is_some());
+        let k = self.by_kind.entry(p.question.kind()).or_default();
+        k.0 += 1;
+        if failed {
+            k.1 += 1;
+            self.failed_answers += 1;
+        }
+        self.count_calls(calls);
     }
 }
 
@@ -771,6 +804,9 @@ pub struct Report {
     pub batching: Vec<BatchRow>,
     /// Ages of the CoinGecko prices answered (simulated seconds, sorted).
     pub price_ages: Vec<u64>,
+    /// Calls made to warm the cache before the first question ([`Config::warm_up`]), and how
+    /// many of them failed. They are in `asked` and `upstream` (not in the answers).
+    pub warm_up: (u64, u64),
 }
 
 /// One batching window's figures.
@@ -1316,6 +1352,11 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         })
     });
 
+    if config.warm_up {
+        let calls = warm_up(&providers).await;
+        tally.lock().unwrap().record_warm_up(&calls);
+    }
+
     // Dispatch the questions at their (simulated) arrival times.
     let sem = Arc::new(Semaphore::new(config.concurrency));
     let mut tasks = JoinSet::new();
@@ -1513,6 +1554,7 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         stretch,
         batching,
         price_ages,
+        warm_up: (tally.warm_up_calls, tally.warm_up_failed),
         upstream,
         cache: cache_label,
         cache_enabled: cache.is_enabled(),
@@ -1936,6 +1978,13 @@ impl fmt::Display for Report {
             thousands(self.rejected())
         )?;
         writeln!(f, "  asked = calls the answers made; upstream = calls that reached the provider (429s included);")?;
+        if self.warm_up.0 > 0 {
+            writeln!(
+                f,
+                "  asked includes the warm-up: {} calls before the first question ({} failed)",
+                self.warm_up.0, self.warm_up.1
+            )?;
+        }
         writeln!(
             f,
             "  peak/min = most upstream calls in one simulated minute; min>lim = minutes above the per-minute limit"
