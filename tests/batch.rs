@@ -534,7 +534,7 @@ struct WithFallback {
 }
 
 impl WithFallback {
-    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>", cache = self.cache, fallback = self.from_binance(id))]
+    #[syntra_cache::cached(ttl = 60, key = "coingecko:price:<id>", cache = self.cache, fallback = self.binance_price(id))]
     async fn price(&self, id: &str) -> Result<f64, String> {
         self.primary.fetch_add(1, SeqCst);
         if self.down.load(SeqCst) {
@@ -543,7 +543,7 @@ impl WithFallback {
         Ok(price(id))
     }
 
-    async fn from_binance(&self, id: &str) -> Result<f64, String> {
+    async fn binance_price(&self, id: &str) -> Result<f64, String> {
         self.backup.fetch_add(1, SeqCst);
         if id.starts_with("unlisted") {
             return Err(format!("{id}: not on binance"));

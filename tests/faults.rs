@@ -169,7 +169,7 @@ async fn kill_9_then_back_empty() {
     assert!(worst < FAULT_BOUND, "worst call {worst:?} while Redis is dead");
     assert!(s.cache.remote_circuit_open(), "the breaker opened");
     assert!(s.stats().cache_errors >= 2);
-    assert!(lines_with("Cache store circuit OPEN").len() >= 1);
+    assert!(!lines_with("Cache store circuit OPEN").is_empty());
     redis.restart();
     let recovery = until_writes_land(&s, &redis, 1000).await;
     assert!(recovery < COOLDOWN + Duration::from_secs(1), "recovery took {recovery:?}");

@@ -565,12 +565,7 @@ impl CoinGecko {
 
     /// The batching window's load: one budget permit for the merged call, then the call.
     async fn load_prices(&self, pairs: Vec<(String, String)>) -> Result<HashMap<(String, String), Price>, ApiError> {
-        if let Some(budgets) = self.cache.budgets() {
-            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, 1).await {
-                syntra_cache::engine::not_sent();
-                return Err(ApiError::Budget(denied));
-            }
-        }
+        super::merged_call_permit(&self.cache, PROVIDER, 1).await?;
         self.fetch_prices(&pairs).await
     }
 
@@ -688,13 +683,7 @@ impl CoinGecko {
         pairs: Vec<(String, String)>,
     ) -> Result<HashMap<(String, String), MarketRow>, ApiError> {
         let calls = pairs.iter().map(|(_, vs)| vs).collect::<std::collections::BTreeSet<_>>().len();
-        if let Some(budgets) = self.cache.budgets() {
-            let weight = u32::try_from(calls).unwrap_or(u32::MAX);
-            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, weight).await {
-                syntra_cache::engine::not_sent();
-                return Err(ApiError::Budget(denied));
-            }
-        }
+        super::merged_call_permit(&self.cache, PROVIDER, u32::try_from(calls).unwrap_or(u32::MAX)).await?;
         self.fetch_markets(&pairs).await
     }
 

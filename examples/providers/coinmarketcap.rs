@@ -197,12 +197,7 @@ impl CoinMarketCap {
 
     /// The batching window's load: the merged call's credits from the budget, then the call.
     async fn load_quotes(&self, symbols: Vec<String>) -> Result<HashMap<String, Quote>, ApiError> {
-        if let Some(budgets) = self.cache.budgets() {
-            if let Err(denied) = budgets.acquire_or_wait(PROVIDER, credits(symbols.len())).await {
-                syntra_cache::engine::not_sent();
-                return Err(ApiError::Budget(denied));
-            }
-        }
+        super::merged_call_permit(&self.cache, PROVIDER, credits(symbols.len())).await?;
         self.fetch_quotes(&symbols).await
     }
 

@@ -34,6 +34,17 @@ pub use dexscreener::DexScreener;
 pub use error::ApiError;
 pub use feargreed::FearGreed;
 
+/// A budget permit of `weight` for a merged call (a coalescer's load), which the engine does not
+/// charge for itself (`weight = 0` on the single-item function): a refusal becomes the callers'
+/// `ApiError::Budget`, and the engine is told nothing was sent. Without budgets, always granted.
+pub(crate) async fn merged_call_permit(cache: &Cache, provider: &str, weight: u32) -> Result<(), ApiError> {
+    let Some(budgets) = cache.budgets() else { return Ok(()) };
+    budgets.acquire_or_wait(provider, weight).await.map(drop).map_err(|denied| {
+        syntra_cache::engine::not_sent();
+        ApiError::Budget(denied)
+    })
+}
+
 /// Credentials sent to the simulator, which only checks that they are present.
 pub const SIMULATOR_KEY: &str = "simulator-key";
 
