@@ -579,10 +579,10 @@ impl CoinGecko {
         ids.dedup();
         vss.sort_unstable();
         vss.dedup();
-        let (ids, vss) = (ids.join(","), vss.join(","));
+        let (id_list, vs_list) = (ids.join(","), vss.join(","));
         let req = self.get("/simple/price").query(&[
-            ("ids", ids.as_str()),
-            ("vs_currencies", vss.as_str()),
+            ("ids", id_list.as_str()),
+            ("vs_currencies", vs_list.as_str()),
             ("include_market_cap", "true"),
             ("include_24hr_vol", "true"),
             ("include_24hr_change", "true"),
@@ -590,10 +590,9 @@ impl CoinGecko {
         ]);
         let all: BTreeMap<String, BTreeMap<String, Option<f64>>> = fetch_json(PROVIDER, req).await?;
         let mut found = HashMap::with_capacity(pairs.len());
-        let wanted = |id: &String| ids.split(',').any(|i| i == id);
-        for (id, fields) in all.iter().filter(|(id, _)| wanted(id)) {
+        for (id, fields) in all.iter().filter(|(id, _)| ids.binary_search(&id.as_str()).is_ok()) {
             let field = |name: String| fields.get(&name).copied().flatten();
-            for vs in vss.split(',') {
+            for &vs in &vss {
                 let vs = vs.to_owned();
                 let Some(price) = field(vs.clone()) else { continue };
                 let quote = Price {
