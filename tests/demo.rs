@@ -92,6 +92,15 @@ async fn demo_report_matches_the_simulator_and_the_cache_saves_calls() {
     assert!(t.hits + t.misses <= cached.asked() + fallbacks, "{cached}");
     assert!(t.stale <= t.misses);
     assert_eq!(cached.calls_saved(), cached.asked() - cached.upstream_calls());
+    // The warm-up's three CoinGecko calls went upstream before the first question, and are in
+    // the counts (the cross-check above agrees with the simulator with them).
+    assert_eq!(cached.warm_up, (3, 0), "{cached}");
+    let cg = cached.stats.methods.iter().filter(|m| m.service == "coingecko");
+    for method in ["coin_list", "global", "trending"] {
+        let m = cg.clone().find(|m| m.method == method).unwrap_or_else(|| panic!("{method}\n{cached}"));
+        assert!(m.upstream_calls >= 1 && m.hits >= 1, "{method} warmed, then hit: {m:?}");
+    }
+    assert!(cached.to_string().contains("3 calls before the first question"));
 
     let uncached = workload::run(short(CacheMode::Disabled)).await.expect("uncached run");
     check_against_simulator(&uncached);
